@@ -1,0 +1,76 @@
+"""eventvault: a durable, append-only event store for automated development loops.
+
+>>> from eventvault import open_store, NewEvent, Query
+>>> with open_store({"store": {"backend": "memory"}}) as store:
+...     res = store.append([NewEvent(type="task.completed", data={"task": "T1"})])
+...     [e.type for e in store.read(Query(types=["task.*"])).events]
+['task.completed']
+"""
+
+from __future__ import annotations
+
+from . import errors
+from .backends.memory import MemoryEventStore
+from .config import Config, load_config
+from .errors import (
+    ConfigError,
+    CorruptionError,
+    DuplicateEventError,
+    EventVaultError,
+    NotSupportedError,
+    StoreClosedError,
+    StoreUnavailableError,
+    ValidationError,
+    WrongExpectedRevision,
+    WrongExpectedRevisionError,
+)
+from .model import (
+    ANY,
+    NO_STREAM,
+    STREAM_EXISTS,
+    AppendResult,
+    ExpectedRevision,
+    NewEvent,
+    Page,
+    Query,
+    RecordedEvent,
+    StoreStats,
+    VerifyResult,
+)
+from .registry import backend_names, open_store, register_backend
+from .store import EventStore
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ANY",
+    "NO_STREAM",
+    "STREAM_EXISTS",
+    "AppendResult",
+    "Config",
+    "ConfigError",
+    "CorruptionError",
+    "DuplicateEventError",
+    "EventStore",
+    "EventVaultError",
+    "ExpectedRevision",
+    "MemoryEventStore",
+    "NewEvent",
+    "NotSupportedError",
+    "Page",
+    "Query",
+    "RecordedEvent",
+    "StoreClosedError",
+    "StoreStats",
+    "StoreUnavailableError",
+    "ValidationError",
+    "VerifyResult",
+    "WrongExpectedRevision",
+    "WrongExpectedRevisionError",
+    "__version__",
+    "backend_names",
+    "errors",
+    "load_config",
+    "open_store",
+    "register_backend",
+]

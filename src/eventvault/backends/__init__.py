@@ -1,0 +1,1 @@
+"""Storage backends. Each module registers itself with :mod:`eventvault.registry`."""

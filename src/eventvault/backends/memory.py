@@ -1,0 +1,136 @@
+"""The in-memory backend: the reference implementation of every semantic.
+
+Keeps everything in Python lists and dicts, so it is the yardstick the
+conformance suite and the stateful tests compare other backends against, and a
+real store users can use in their own tests. Nothing survives the process.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+import uuid
+from typing import Any
+from uuid import UUID
+
+from ..chain import GENESIS
+from ..config import Config
+from ..errors import ValidationError
+from ..model import ExpectedRevision, NewEvent, Query, RecordedEvent, StoreStats
+from ..sequencer import DEFAULT_MAX_EVENT_BYTES, ChainHead, stamp_batch
+
+from ..store import EventStore
+
+__all__ = ["MemoryEventStore"]
+
+
+def as_uuid(event_id: UUID | str) -> UUID | None:
+    """``event_id`` as a UUID, or None when it is not one (so it cannot be stored)."""
+    if isinstance(event_id, UUID):
+        return event_id
+    try:
+        return UUID(str(event_id))
+    except ValueError:
+        return None
+
+
+class MemoryEventStore(EventStore):
+    """All events in memory. Thread-safe."""
+
+    backend_name = "memory"
+
+    def __init__(self, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        super().__init__(max_event_bytes=max_event_bytes)
+        self._events: list[RecordedEvent] = []
+        self._positions: list[int] = []
+        self._by_id: dict[UUID, RecordedEvent] = {}
+        self._revisions: dict[str, int] = {}
+        self._head = ChainHead(position=0, hash=GENESIS, recorded_at=None)
+        self._lock = threading.Lock()
+        self._appended = threading.Condition(self._lock)
+        self._id = str(uuid.uuid4())
+
+    @property
+    def store_id(self) -> str:
+        return self._id
+
+    def _append(
+        self, batch: list[NewEvent], expected: int | ExpectedRevision
+    ) -> list[RecordedEvent]:
+        with self._lock:
+            stamped = stamp_batch(
+                batch,
+                expected,
+                self._head,
+                revision_of=self._revisions.get,
+                find=self._by_id.get,
+                max_event_bytes=self.max_event_bytes,
+            )
+            for rec in stamped.new:
+                self._events.append(rec)
+                self._positions.append(rec.position)
+                self._by_id[rec.id] = rec
+                self._revisions[rec.stream] = rec.stream_revision
+            self._head = stamped.head
+            if stamped.new:
+                self._appended.notify_all()
+            return stamped.results
+
+    def _read(self, query: Query, limit: int) -> list[RecordedEvent]:
+        with self._lock:
+            events = self._events
+            lo = 0 if query.after is None else bisect.bisect_right(self._positions, query.after)
+            hi = (
+                len(events)
+                if query.before is None
+                else bisect.bisect_left(self._positions, query.before)
+            )
+        out: list[RecordedEvent] = []
+        indexes = range(hi - 1, lo - 1, -1) if query.reverse else range(lo, hi)
+        for i in indexes:
+            ev = events[i]
+            if query.matches(ev):
+                out.append(ev)
+                if len(out) >= limit:
+                    break
+        return out
+
+    def get(self, event_id: UUID | str) -> RecordedEvent | None:
+        self._check_open()
+        key = as_uuid(event_id)
+        if key is None:
+            raise ValidationError(f"{event_id!r} is not an event id (UUID)")
+        return self._by_id.get(key)
+
+    def head(self) -> int:
+        return self._head.position
+
+    def stats(self) -> StoreStats:
+        self._check_open()
+        with self._lock:
+            events = self._events
+            details: dict[str, Any] = {}
+            return StoreStats(
+                backend=self.backend_name,
+                events=len(events),
+                head_position=self._head.position,
+                first_position=events[0].position if events else None,
+                streams=len(self._revisions),
+                oldest_recorded_at=events[0].recorded_at if events else None,
+                newest_recorded_at=events[-1].recorded_at if events else None,
+                size_bytes=None,
+                details=details,
+            )
+
+    def _wait(self, head: int, timeout: float) -> None:
+        with self._appended:
+            if self._head.position <= head and not self._closed:
+                self._appended.wait(timeout)
+
+    def _close(self) -> None:
+        with self._appended:
+            self._appended.notify_all()
+
+
+def from_config(config: Config) -> MemoryEventStore:
+    return MemoryEventStore(max_event_bytes=config.store.max_event_bytes)

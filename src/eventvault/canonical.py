@@ -1,0 +1,159 @@
+"""JSON payload checks and the canonical byte form that the hash chain covers.
+
+The canonical form must be recomputable from what *any* backend returns later.
+PostgreSQL JSONB is the hardest of them: it reorders object keys, and it stores
+numbers as ``numeric`` — ``1e300`` comes back as 301 digits (an ``int`` in
+Python), ``-0.0`` as ``0.0``, ``1.5e-7`` as ``0.00000015``. So the canonical form
+
+* sorts object keys (by code point), and
+* writes every number as the *normalised decimal* of the text that is stored:
+  integers and integral floats below 2**53 as plain digits, everything else as
+  ``Decimal(repr(x)).normalize()``. Floats are stored as their shortest
+  round-trip text, which is exactly the decimal value JSONB keeps, so the
+  normalised decimal of the stored value and of the value read back are equal.
+
+Strings containing NUL are rejected: JSONB cannot store them, and every backend
+must accept the same inputs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import msgspec
+
+from .errors import ValidationError
+
+__all__ = [
+    "CANONICAL_VERSION",
+    "MAX_JSON_DEPTH",
+    "canonical_event_bytes",
+    "check_json_object",
+    "format_time",
+]
+
+#: Bumped if the canonical layout ever changes; it is the first element hashed.
+CANONICAL_VERSION = 1
+#: Deeper payloads are rejected (each backend and client library has a limit).
+MAX_JSON_DEPTH = 64
+
+_EXACT = 2**53  # integers below this are exact in a float, so digits are canonical
+_encoder = msgspec.json.Encoder(order="sorted")
+
+
+def _number_text(value: int | float) -> msgspec.Raw:
+    if isinstance(value, float):
+        if value == 0.0:
+            return msgspec.Raw(b"0")  # JSONB has no negative zero
+        dec = Decimal(repr(value))
+    else:
+        dec = Decimal(value)
+    return msgspec.Raw(format(dec.normalize(), "").encode())
+
+
+def _check(value: Any, path: str, depth: int) -> Any:
+    """Validate one JSON value; return it, or a canonical copy where numbers change."""
+    kind = type(value)
+    if kind is str:
+        if "\x00" in value:
+            raise ValidationError(f"{path}: strings must not contain NUL (\\u0000)")
+        return value
+    if kind is int:
+        return value if -_EXACT < value < _EXACT else _number_text(value)
+    if kind is float:
+        if not math.isfinite(value):
+            raise ValidationError(f"{path}: {value!r} is not valid JSON (NaN/Infinity)")
+        if value.is_integer() and -_EXACT < value < _EXACT:
+            return int(value)
+        return _number_text(value)
+    if value is None or kind is bool:
+        return value
+    if depth >= MAX_JSON_DEPTH:
+        raise ValidationError(f"{path}: nested deeper than {MAX_JSON_DEPTH} levels")
+    if kind is dict:
+        out: dict[str, Any] | None = None
+        for key, item in value.items():
+            if type(key) is not str:
+                raise ValidationError(
+                    f"{path}: object keys must be strings, got {type(key).__name__} {key!r}"
+                )
+            if "\x00" in key:
+                raise ValidationError(f"{path}: object keys must not contain NUL (\\u0000)")
+            canon = _check(item, f"{path}.{key}", depth + 1)
+            if canon is not item:
+                if out is None:
+                    out = dict(value)
+                out[key] = canon
+        return value if out is None else out
+    if kind is list or kind is tuple:
+        items: list[Any] | None = None
+        for i, item in enumerate(value):
+            canon = _check(item, f"{path}[{i}]", depth + 1)
+            if canon is not item or kind is tuple:
+                if items is None:
+                    items = list(value)
+                items[i] = canon
+        return value if items is None else items
+    raise ValidationError(f"{path}: {kind.__name__} is not a JSON type")
+
+
+def check_json_object(value: Any, name: str) -> Any:
+    """Check that ``value`` is a JSON object fit for every backend.
+
+    Returns the canonical form of it (the same object when nothing needs
+    normalising, which is the common case and costs no copy).
+    """
+    if not isinstance(value, Mapping):
+        raise ValidationError(f"{name} must be a JSON object, got {type(value).__name__}")
+    if type(value) is not dict:
+        value = dict(value)
+    return _check(value, name, 0)
+
+
+def format_time(value: datetime) -> str:
+    """The canonical text of a UTC datetime: always microseconds, always ``+00:00``."""
+    return value.isoformat(timespec="microseconds")
+
+
+def canonical_event_bytes(
+    *,
+    id: UUID,
+    type: str,
+    stream: str,
+    stream_revision: int,
+    actor: str | None,
+    correlation_id: str | None,
+    causation_id: str | None,
+    source: str | None,
+    occurred_at: datetime,
+    recorded_at: datetime,
+    data: Mapping[str, Any],
+    metadata: Mapping[str, Any],
+) -> bytes:
+    """The bytes the chain hashes for one event.
+
+    Position is deliberately *not* covered: a store copied to a backend that
+    numbers differently (EventStoreDB commit positions) keeps the same chain.
+    """
+    return _encoder.encode(
+        [
+            CANONICAL_VERSION,
+            str(id),
+            type,
+            stream,
+            stream_revision,
+            actor,
+            correlation_id,
+            causation_id,
+            source,
+            format_time(occurred_at),
+            format_time(recorded_at),
+            _check(data, "data", 0),
+            _check(metadata, "metadata", 0),
+        ]
+    )

@@ -1,0 +1,293 @@
+"""Configuration: one TOML file, discovered, interpolated, overridden, validated.
+
+Discovery order: an explicit path (``--config``) > ``$EVENTVAULT_CONFIG`` >
+``./eventvault.toml`` > the built-in default (file backend in ``./eventvault-data``).
+
+* ``${VAR}`` (or ``${VAR:-fallback}``) in any string value is replaced from the
+  environment — the way to keep secrets out of the file. ``$$`` is a literal ``$``.
+* Environment overrides (:data:`ENV_OVERRIDES`) win over the file.
+* Relative paths in a file resolve against the file's directory, so a config works
+  from any working directory.
+* Unknown keys, wrong types and bad values fail at load with the key path, the
+  value and the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from .errors import ConfigError
+from .timeutil import parse_duration
+
+__all__ = [
+    "ENV_OVERRIDES",
+    "Config",
+    "FileConfig",
+    "PostgresConfig",
+    "EventStoreDBConfig",
+    "RetentionConfig",
+    "ServerConfig",
+    "StoreConfig",
+    "discover_config_path",
+    "load_config",
+]
+
+DEFAULT_FILE_NAME = "eventvault.toml"
+DEFAULT_DATA_DIR = "eventvault-data"
+
+
+class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class FileConfig(_Section):
+    path: str = DEFAULT_DATA_DIR
+    fsync: Literal["always", "interval", "never"] = "always"
+    fsync_interval: str = "200ms"
+    segment_max_bytes: int = 64 * 1024 * 1024
+    file_mode: int = 0o600
+    dir_mode: int = 0o700
+
+
+class PostgresConfig(_Section):
+    dsn: str = "postgresql://127.0.0.1:5432/postgres"
+    schema: str = "eventvault"
+    pool_min: int = 1
+    pool_max: int = 10
+    connect_timeout: str = "10s"
+    statement_timeout: str = "30s"
+    create_schema: bool = True
+
+
+class EventStoreDBConfig(_Section):
+    uri: str = "kurrentdb://127.0.0.1:2113?tls=false"
+    timeout: str = "10s"
+    use_correlation_projection: bool = False
+
+
+class MemoryConfig(_Section):
+    pass
+
+
+class StoreConfig(_Section):
+    backend: str = "file"
+    max_event_bytes: int = 1024 * 1024
+    file: FileConfig = msgspec.field(default_factory=FileConfig)
+    postgres: PostgresConfig = msgspec.field(default_factory=PostgresConfig)
+    eventstoredb: EventStoreDBConfig = msgspec.field(default_factory=EventStoreDBConfig)
+    memory: MemoryConfig = msgspec.field(default_factory=MemoryConfig)
+
+
+class RetentionRule(_Section):
+    types: list[str] = msgspec.field(default_factory=list)
+    streams: list[str] = msgspec.field(default_factory=list)
+    max_age: str | None = None
+    max_count: int | None = None
+    keep: Literal["forever"] | None = None
+
+
+class RetentionConfig(_Section):
+    max_age: str | None = None
+    max_count: int | None = None
+    check_interval: str = "1h"
+    allow_short: bool = False
+    rules: list[RetentionRule] = msgspec.field(default_factory=list)
+
+
+class TokenConfig(_Section):
+    name: str
+    token: str | None = None
+    token_sha256: str | None = None
+    scopes: list[Literal["append", "read", "admin"]] = msgspec.field(default_factory=list)
+
+
+class ServerConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = 8730
+    tokens: list[TokenConfig] = msgspec.field(default_factory=list)
+
+
+class Config(_Section):
+    store: StoreConfig = msgspec.field(default_factory=StoreConfig)
+    retention: RetentionConfig | None = None
+    server: ServerConfig = msgspec.field(default_factory=ServerConfig)
+    source: str = "built-in default"
+    """Where this configuration came from (not a TOML key)."""
+
+    @property
+    def backend(self) -> str:
+        return self.store.backend
+
+
+#: Environment variable -> key path it overrides.
+ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
+    "EVENTVAULT_BACKEND": ("store", "backend"),
+    "EVENTVAULT_FILE_PATH": ("store", "file", "path"),
+    "EVENTVAULT_FSYNC": ("store", "file", "fsync"),
+    "EVENTVAULT_POSTGRES_DSN": ("store", "postgres", "dsn"),
+    "EVENTVAULT_POSTGRES_SCHEMA": ("store", "postgres", "schema"),
+    "EVENTVAULT_EVENTSTOREDB_URI": ("store", "eventstoredb", "uri"),
+}
+
+_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_PATH_IN_MSG = re.compile(r" - at `\$((?:\.[^`\[]+|\[\d+\])*)`$")
+
+
+def discover_config_path(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """The config file to use, or None for the built-in default."""
+    if explicit is not None:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"config file {str(path)!r} does not exist or is not a file")
+        return path
+    env = os.environ.get("EVENTVAULT_CONFIG")
+    if env:
+        path = Path(env)
+        if not path.is_file():
+            raise ConfigError(f"EVENTVAULT_CONFIG={env!r}: no such file")
+        return path
+    local = Path(DEFAULT_FILE_NAME)
+    return local if local.is_file() else None
+
+
+def _interpolate(value: Any, path: str, env: Mapping[str, str]) -> Any:
+    if isinstance(value, str):
+
+        def sub(m: re.Match[str]) -> str:
+            if m.group(0) == "$$":
+                return "$"
+            name, fallback = m.group(1), m.group(2)
+            if name in env:
+                return env[name]
+            if fallback is not None:
+                return fallback
+            raise ConfigError(f"{path}: environment variable {name} is not set (used as ${{{name}}})")
+
+        return _VAR.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: _interpolate(v, f"{path}.{k}" if path else k, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, f"{path}[{i}]", env) for i, v in enumerate(value)]
+    return value
+
+
+def _lookup(raw: Any, dotted: str) -> Any:
+    node = raw
+    for part in re.findall(r"\.([^.\[]+)|\[(\d+)\]", dotted):
+        key, index = part
+        try:
+            node = node[int(index)] if index else node[key]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node
+
+
+def _convert(raw: dict[str, Any], origin: str) -> Config:
+    try:
+        return msgspec.convert(raw, Config, strict=True)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        m = _PATH_IN_MSG.search(message)
+        where = m.group(1).lstrip(".") if m else ""
+        reason = message[: m.start()] if m else message
+        unknown = re.match(r"Object contains unknown field `([^`]+)`", reason)
+        if unknown:
+            key = f"{where}.{unknown.group(1)}" if where else unknown.group(1)
+            raise ConfigError(f"{origin}: unknown key {key!r}") from None
+        value = _lookup(raw, m.group(1)) if m else None
+        shown = f" (got {value!r})" if value is not None else ""
+        raise ConfigError(f"{origin}: {where or 'config'}: {reason}{shown}") from None
+
+
+def _check(cfg: Config, origin: str) -> None:
+    from .registry import backend_names
+
+    if cfg.store.backend not in backend_names():
+        raise ConfigError(
+            f"{origin}: store.backend: unknown backend {cfg.store.backend!r}; "
+            f"choose one of {', '.join(backend_names())}"
+        )
+    if cfg.store.max_event_bytes < 1024:
+        raise ConfigError(f"{origin}: store.max_event_bytes must be >= 1024")
+    f = cfg.store.file
+    if f.segment_max_bytes < 4096:
+        raise ConfigError(
+            f"{origin}: store.file.segment_max_bytes must be >= 4096 (got {f.segment_max_bytes})"
+        )
+    for key, value in (
+        ("store.file.fsync_interval", f.fsync_interval),
+        ("store.postgres.connect_timeout", cfg.store.postgres.connect_timeout),
+        ("store.postgres.statement_timeout", cfg.store.postgres.statement_timeout),
+        ("store.eventstoredb.timeout", cfg.store.eventstoredb.timeout),
+    ):
+        try:
+            parse_duration(value)
+        except ValueError as exc:
+            raise ConfigError(f"{origin}: {key}: {exc}") from None
+    pg = cfg.store.postgres
+    if not 1 <= pg.pool_min <= pg.pool_max:
+        raise ConfigError(f"{origin}: store.postgres: need 1 <= pool_min <= pool_max")
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", pg.schema):
+        raise ConfigError(f"{origin}: store.postgres.schema: {pg.schema!r} is not a plain name")
+    if not 0 < cfg.server.port < 65536:
+        raise ConfigError(f"{origin}: server.port: {cfg.server.port} is not a TCP port")
+
+
+def load_config(
+    source: str | os.PathLike[str] | Mapping[str, Any] | Config | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+) -> Config:
+    """Load, interpolate, override and validate a configuration.
+
+    ``source`` is a path, a dict of the TOML file's shape, a ready :class:`Config`,
+    or None to discover one.
+    """
+    if isinstance(source, Config):
+        return source
+    env = os.environ if env is None else env
+    base = Path.cwd()
+    if isinstance(source, Mapping):
+        raw: dict[str, Any] = dict(source)
+        origin = "config"
+    else:
+        path = discover_config_path(source)
+        if path is None:
+            raw, origin = {}, "built-in default"
+        else:
+            origin = str(path)
+            try:
+                raw = tomllib.loads(path.read_text(encoding="utf-8"))
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(f"{origin}: not valid TOML: {exc}") from None
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"{origin}: cannot read: {exc}") from None
+            base = path.resolve().parent
+    if "source" in raw:
+        raise ConfigError(f"{origin}: unknown key 'source'")
+    raw = _interpolate(raw, "", env)
+    for var, keys in ENV_OVERRIDES.items():
+        if env.get(var):
+            node = raw
+            for key in keys[:-1]:
+                child = node.get(key)
+                if not isinstance(child, dict):
+                    child = {}
+                    node[key] = child
+                node = child
+            node[keys[-1]] = env[var]
+    cfg = _convert(raw, origin)
+    _check(cfg, origin)
+    data_path = Path(cfg.store.file.path).expanduser()
+    if not data_path.is_absolute():
+        data_path = base / data_path
+    file_cfg = msgspec.structs.replace(cfg.store.file, path=str(data_path))
+    store = msgspec.structs.replace(cfg.store, file=file_cfg)
+    return msgspec.structs.replace(cfg, store=store, source=origin)

@@ -1,0 +1,134 @@
+"""Every error eventvault raises on purpose.
+
+One ``except EventVaultError`` catches them all; catch a narrower class to react
+to one condition. The hierarchy::
+
+    EventVaultError
+    ├── ConfigError                  invalid or unreadable configuration (names the key)
+    ├── ValidationError              bad input: an event, a query, a cursor (also ValueError)
+    ├── ConflictError                the store's state contradicts the request
+    │   ├── WrongExpectedRevisionError   optimistic-concurrency check failed
+    │   └── DuplicateEventError          an id already stored with different content
+    ├── NotSupportedError            the backend cannot do this
+    ├── MissingExtraError            an optional dependency is not installed (also ImportError)
+    └── StoreError                   the store itself
+        ├── StoreUnavailableError    I/O failure, disk full, server unreachable
+        ├── CorruptionError          stored data fails its checks (names file/position)
+        └── StoreClosedError         the store was used after close()
+
+Every error leaves the store as it was: a failed append writes nothing.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "ConflictError",
+    "CorruptionError",
+    "DuplicateEventError",
+    "EventVaultError",
+    "MissingExtraError",
+    "NotSupportedError",
+    "StoreClosedError",
+    "StoreError",
+    "StoreUnavailableError",
+    "ValidationError",
+    "WrongExpectedRevision",
+    "WrongExpectedRevisionError",
+]
+
+
+class EventVaultError(Exception):
+    """Base class of every error eventvault raises on purpose."""
+
+
+class ConfigError(EventVaultError):
+    """The configuration is invalid; the message names the key path and the value."""
+
+
+class ValidationError(EventVaultError, ValueError):
+    """Bad input (event, query, cursor, argument); nothing was written."""
+
+
+class ConflictError(EventVaultError):
+    """The request contradicts what the store already holds; nothing was written."""
+
+
+class WrongExpectedRevisionError(ConflictError):
+    """The stream's current revision is not the one the append expected."""
+
+    def __init__(self, stream: str, expected: object, actual: int | None) -> None:
+        self.stream = stream
+        self.expected = expected
+        self.actual = actual
+        shown = "no stream" if actual is None else f"revision {actual}"
+        super().__init__(
+            f"stream {stream!r}: expected revision {expected}, but the stream is at {shown}"
+        )
+
+
+#: The name used in the design contract.
+WrongExpectedRevision = WrongExpectedRevisionError
+
+
+class DuplicateEventError(ConflictError):
+    """An event with this id is already stored, with different content."""
+
+    def __init__(self, event_id: object, position: int) -> None:
+        self.event_id = event_id
+        self.position = position
+        super().__init__(
+            f"event id {event_id} is already stored at position {position} with different "
+            "content; ids must be unique per event (re-sending the same event is fine)"
+        )
+
+
+class NotSupportedError(EventVaultError):
+    """The backend cannot perform this operation."""
+
+
+class MissingExtraError(EventVaultError, ImportError):
+    """An optional dependency is missing; the message says which pip install fixes it."""
+
+    def __init__(self, extra: str, module: str) -> None:
+        self.extra = extra
+        super().__init__(
+            f"this feature needs the optional dependency {module!r}: "
+            f"pip install 'eventvault[{extra}]'"
+        )
+
+
+class StoreError(EventVaultError):
+    """A problem with the store itself."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store cannot be reached or written (I/O error, disk full, server down)."""
+
+
+class CorruptionError(StoreError):
+    """Stored data fails its integrity checks."""
+
+
+class StoreClosedError(StoreError):
+    """The store was used after close()."""
+
+    def __init__(self) -> None:
+        super().__init__("the store is closed")
+
+
+for _cls in (
+    ConfigError,
+    ConflictError,
+    CorruptionError,
+    DuplicateEventError,
+    EventVaultError,
+    MissingExtraError,
+    NotSupportedError,
+    StoreClosedError,
+    StoreError,
+    StoreUnavailableError,
+    ValidationError,
+    WrongExpectedRevisionError,
+):
+    _cls.__module__ = "eventvault.errors"

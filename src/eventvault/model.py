@@ -1,0 +1,348 @@
+"""The event model: what producers write, what the store returns, how to ask for it.
+
+All classes are frozen ``msgspec.Struct`` s: cheap to build, and the file backend
+decodes its JSONL lines straight into :class:`RecordedEvent` without an
+intermediate dict.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any, Final
+from uuid import UUID
+
+import msgspec
+import uuid_utils.compat as _uuid
+
+from .canonical import check_json_object
+from .errors import ValidationError
+
+__all__ = [
+    "ANY",
+    "MAX_LIMIT",
+    "NO_STREAM",
+    "STREAM_EXISTS",
+    "AppendResult",
+    "ExpectedRevision",
+    "NewEvent",
+    "Page",
+    "Query",
+    "RecordedEvent",
+    "StoreStats",
+    "VerifyResult",
+    "new_event_id",
+    "utcnow",
+]
+
+#: Event type names: a letter, digit or underscore first, then also ``. : - /``.
+#: ``*`` is reserved for query patterns.
+TYPE_RE: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:/\-]{0,199}")
+MAX_NAME = 200
+MAX_TEXT = 1000
+#: Largest page a single read returns.
+MAX_LIMIT = 10_000
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def new_event_id() -> UUID:
+    """A fresh UUIDv7: time-ordered, so ids of recent events sort together."""
+    return _uuid.uuid7()
+
+
+class ExpectedRevision(enum.Enum):
+    """Symbolic expectations for ``append(..., expected_revision=...)``."""
+
+    ANY = "any"  #: no check (the default)
+    NO_STREAM = "no_stream"  #: the stream must not exist yet
+    STREAM_EXISTS = "stream_exists"  #: the stream must already have an event
+
+    def __str__(self) -> str:
+        return self.name
+
+
+ANY: Final = ExpectedRevision.ANY
+NO_STREAM: Final = ExpectedRevision.NO_STREAM
+STREAM_EXISTS: Final = ExpectedRevision.STREAM_EXISTS
+
+
+def _utc(value: datetime, name: str) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationError(f"{name} must be timezone-aware (UTC), got naive {value!r}")
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
+
+
+def _check_text(value: object, name: str, limit: int, *, optional: bool) -> None:
+    if value is None:
+        if optional:
+            return
+        raise ValidationError(f"{name} is required")
+    if not isinstance(value, str):
+        raise ValidationError(f"{name} must be a string, got {type(value).__name__}")
+    if not value or len(value) > limit:
+        raise ValidationError(f"{name} must be 1–{limit} characters, got {len(value)}")
+    if _CONTROL.search(value):
+        raise ValidationError(f"{name} must not contain control characters: {value!r}")
+
+
+def check_type_name(value: object) -> None:
+    """Raise :class:`ValidationError` unless ``value`` is a valid event type name."""
+    if not isinstance(value, str) or not TYPE_RE.fullmatch(value):
+        raise ValidationError(
+            f"event type {value!r} is invalid: use 1–{MAX_NAME} characters from "
+            "letters, digits and _ . : - / (not starting with . : - /), e.g. 'task.completed'"
+        )
+
+
+class NewEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """An event as a producer writes it.
+
+    ``id`` and ``occurred_at`` are filled in when the object is built, so appending
+    the same ``NewEvent`` again (a retry) is idempotent.
+    """
+
+    type: str
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
+    stream: str = "default"
+    actor: str | None = None
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    source: str | None = None
+    occurred_at: datetime = msgspec.field(default_factory=utcnow)
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    id: UUID = msgspec.field(default_factory=new_event_id)
+
+    def __post_init__(self) -> None:
+        check_type_name(self.type)
+        _check_text(self.stream, "stream", MAX_NAME, optional=False)
+        _check_text(self.actor, "actor", MAX_NAME, optional=True)
+        _check_text(self.correlation_id, "correlation_id", MAX_NAME, optional=True)
+        _check_text(self.causation_id, "causation_id", MAX_NAME, optional=True)
+        _check_text(self.source, "source", MAX_TEXT, optional=True)
+        set_ = msgspec.structs.force_setattr
+        if not isinstance(self.id, UUID):
+            try:
+                set_(self, "id", UUID(str(self.id)))
+            except ValueError:
+                raise ValidationError(f"id {self.id!r} is not a UUID") from None
+        if not isinstance(self.occurred_at, datetime):
+            raise ValidationError("occurred_at must be a datetime")
+        set_(self, "occurred_at", _utc(self.occurred_at, "occurred_at"))
+        check_json_object(self.data, "data")
+        check_json_object(self.metadata, "metadata")
+        if type(self.data) is not dict:
+            set_(self, "data", dict(self.data))
+        if type(self.metadata) is not dict:
+            set_(self, "metadata", dict(self.metadata))
+
+
+class RecordedEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """A stored event: the producer's fields plus what the store assigned."""
+
+    position: int
+    """Global order in this store: strictly increasing, never reused (not always contiguous)."""
+    stream_revision: int
+    """0-based index of the event inside its stream."""
+    recorded_at: datetime
+    """The store's clock at append; non-decreasing in position order."""
+    id: UUID
+    type: str
+    stream: str
+    actor: str | None = None
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    source: str | None = None
+    occurred_at: datetime
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    hash: str
+    """Hex sha256 chaining this event to the one before it."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (UUIDs and datetimes as strings)."""
+        out: dict[str, Any] = msgspec.to_builtins(self)
+        return out
+
+    def to_new_event(self) -> NewEvent:
+        """The producer-side view of this event (same id), e.g. for copying."""
+        return NewEvent(
+            type=self.type,
+            data=self.data,
+            stream=self.stream,
+            actor=self.actor,
+            correlation_id=self.correlation_id,
+            causation_id=self.causation_id,
+            source=self.source,
+            occurred_at=self.occurred_at,
+            metadata=self.metadata,
+            id=self.id,
+        )
+
+
+def _names(value: object, field: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = (value,)
+    if not isinstance(value, list | tuple | set | frozenset):
+        raise ValidationError(f"query {field} must be a list of strings")
+    out = tuple(value)
+    for item in out:
+        if not isinstance(item, str) or not item:
+            raise ValidationError(f"query {field} must hold non-empty strings, got {item!r}")
+    return out
+
+
+class Query(msgspec.Struct, frozen=True, kw_only=True):
+    """What to read. Fields combine with AND; values within one field with OR.
+
+    * ``types``: exact names or patterns with a trailing ``*`` (``task.*``; ``*`` = all)
+    * ``since`` (inclusive) / ``until`` (exclusive): recorded time, UTC
+    * ``after`` / ``before``: positions, both exclusive
+    * ``limit``: page size, 1–10,000
+    * ``reverse``: newest first
+    """
+
+    types: tuple[str, ...] = ()
+    actors: tuple[str, ...] = ()
+    correlation_ids: tuple[str, ...] = ()
+    streams: tuple[str, ...] = ()
+    since: datetime | None = None
+    until: datetime | None = None
+    after: int | None = None
+    before: int | None = None
+    limit: int = 100
+    reverse: bool = False
+
+    def __post_init__(self) -> None:
+        set_ = msgspec.structs.force_setattr
+        for field in ("types", "actors", "correlation_ids", "streams"):
+            set_(self, field, _names(getattr(self, field), field))
+        for pattern in self.types:
+            body = pattern[:-1] if pattern.endswith("*") else pattern
+            if "*" in body:
+                raise ValidationError(
+                    f"type pattern {pattern!r}: '*' is only allowed at the end, e.g. 'task.*'"
+                )
+        for field in ("since", "until"):
+            value = getattr(self, field)
+            if value is not None:
+                if not isinstance(value, datetime):
+                    raise ValidationError(f"query {field} must be a datetime")
+                set_(self, field, _utc(value, field))
+        for field in ("after", "before"):
+            value = getattr(self, field)
+            if value is not None and (type(value) is not int or value < 0):
+                raise ValidationError(f"query {field} must be a position >= 0, got {value!r}")
+        if type(self.limit) is not int or not 1 <= self.limit <= MAX_LIMIT:
+            raise ValidationError(f"query limit must be 1–{MAX_LIMIT}, got {self.limit!r}")
+
+    # -- the reference semantics every backend implements -------------------------
+
+    def type_matches(self, name: str) -> bool:
+        if not self.types:
+            return True
+        for pattern in self.types:
+            if pattern.endswith("*"):
+                if name.startswith(pattern[:-1]):
+                    return True
+            elif name == pattern:
+                return True
+        return False
+
+    def matches(self, event: RecordedEvent) -> bool:
+        """True if ``event`` passes every filter (positions and times included)."""
+        if self.after is not None and event.position <= self.after:
+            return False
+        if self.before is not None and event.position >= self.before:
+            return False
+        if self.since is not None and event.recorded_at < self.since:
+            return False
+        if self.until is not None and event.recorded_at >= self.until:
+            return False
+        if self.streams and event.stream not in self.streams:
+            return False
+        if self.actors and event.actor not in self.actors:
+            return False
+        if self.correlation_ids and event.correlation_id not in self.correlation_ids:
+            return False
+        return self.type_matches(event.type)
+
+    def filter_key(self) -> bytes:
+        """The filters alone (no bounds, limit or direction): what a cursor is tied to."""
+        return msgspec.json.encode(
+            [
+                sorted(self.types),
+                sorted(self.actors),
+                sorted(self.correlation_ids),
+                sorted(self.streams),
+                self.since,
+                self.until,
+                self.reverse,
+            ]
+        )
+
+
+class Page(msgspec.Struct, frozen=True, kw_only=True):
+    """One page of a read: the events, and a cursor for the next page (None at the end)."""
+
+    events: list[RecordedEvent]
+    next_cursor: str | None = None
+
+    def __iter__(self) -> Iterator[RecordedEvent]:
+        return iter(self.events)
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+
+class AppendResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What an append stored (or, for ids already stored, what was there)."""
+
+    events: list[RecordedEvent]
+
+    @property
+    def first_position(self) -> int:
+        return min(e.position for e in self.events)
+
+    @property
+    def last_position(self) -> int:
+        return max(e.position for e in self.events)
+
+    @property
+    def last_revision(self) -> int:
+        """The stream revision of the batch's last event (for the next expected_revision)."""
+        return self.events[-1].stream_revision
+
+
+class StoreStats(msgspec.Struct, frozen=True, kw_only=True):
+    """A summary of a store."""
+
+    backend: str
+    events: int
+    head_position: int
+    first_position: int | None
+    streams: int | None
+    oldest_recorded_at: datetime | None
+    newest_recorded_at: datetime | None
+    size_bytes: int | None
+    details: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class VerifyResult(msgspec.Struct, frozen=True, kw_only=True):
+    """The outcome of walking the hash chain."""
+
+    ok: bool
+    checked: int
+    head_hash: str | None
+    first_bad_position: int | None = None
+    reason: str | None = None
+    checkpoint_position: int | None = None
+    """Where the walk started, when older events were removed by retention."""

@@ -1,0 +1,255 @@
+"""The store interface every backend implements.
+
+:class:`EventStore` holds what is the same for every backend — argument checks,
+cursors, paging, the live tail loop, chain verification — and leaves a handful of
+small abstract methods to the backend. A backend is one module that subclasses
+it and registers itself (see :mod:`eventvault.registry`).
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from types import TracebackType
+from typing import ClassVar, Self
+from uuid import UUID
+
+import msgspec
+
+from .chain import GENESIS, verify_chain
+from .cursor import decode_cursor, encode_cursor
+from .errors import StoreClosedError, ValidationError
+from .model import (
+    AppendResult,
+    ExpectedRevision,
+    NewEvent,
+    Page,
+    Query,
+    RecordedEvent,
+    StoreStats,
+    VerifyResult,
+)
+from .sequencer import DEFAULT_MAX_EVENT_BYTES
+
+__all__ = ["MAX_BATCH", "EventStore", "ProgressCallback"]
+
+#: Largest batch one append takes (larger ones: split them; each part is atomic).
+MAX_BATCH = 100_000
+
+#: Called with (events done, events in all, or None when unknown).
+ProgressCallback = Callable[[int, int | None], None]
+
+
+def _normalise_batch(events: NewEvent | Iterable[NewEvent]) -> list[NewEvent]:
+    batch = [events] if isinstance(events, NewEvent) else list(events)
+    if not batch:
+        raise ValidationError("append needs at least one event")
+    if len(batch) > MAX_BATCH:
+        raise ValidationError(f"a batch holds at most {MAX_BATCH} events, got {len(batch)}")
+    seen: set[UUID] = set()
+    for i, ev in enumerate(batch):
+        if not isinstance(ev, NewEvent):
+            raise ValidationError(f"event {i} is a {type(ev).__name__}, not a NewEvent")
+        if ev.id in seen:
+            raise ValidationError(f"event id {ev.id} appears twice in one batch")
+        seen.add(ev.id)
+    return batch
+
+
+def _check_expected(
+    batch: Sequence[NewEvent], expected: int | ExpectedRevision | None
+) -> int | ExpectedRevision:
+    if expected is None:
+        return ExpectedRevision.ANY
+    if isinstance(expected, ExpectedRevision):
+        pass
+    elif type(expected) is not int or expected < 0:
+        raise ValidationError(
+            f"expected_revision must be an int >= 0, ANY, NO_STREAM or STREAM_EXISTS, "
+            f"got {expected!r}"
+        )
+    if expected is not ExpectedRevision.ANY and len({e.stream for e in batch}) > 1:
+        raise ValidationError("expected_revision needs every event of the batch in one stream")
+    return expected
+
+
+class EventStore(ABC):
+    """An append-only, ordered, verifiable log of events.
+
+    Thread-safe. Use as a context manager, or call :meth:`close`.
+    """
+
+    backend_name: ClassVar[str] = "abstract"
+
+    def __init__(self, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        self.max_event_bytes = max_event_bytes
+        self._closed = False
+
+    # -- what a backend provides ----------------------------------------------------
+
+    @property
+    @abstractmethod
+    def store_id(self) -> str:
+        """A stable identifier of this store (cursors are tied to it)."""
+
+    @abstractmethod
+    def _append(
+        self, batch: list[NewEvent], expected: int | ExpectedRevision
+    ) -> list[RecordedEvent]:
+        """Store ``batch`` atomically; return one record per input event, in order."""
+
+    @abstractmethod
+    def _read(self, query: Query, limit: int) -> list[RecordedEvent]:
+        """Up to ``limit`` events matching ``query``, in its direction."""
+
+    @abstractmethod
+    def get(self, event_id: UUID | str) -> RecordedEvent | None:
+        """The event with this id, or None."""
+
+    @abstractmethod
+    def head(self) -> int:
+        """The last position in use (0 for an empty store)."""
+
+    @abstractmethod
+    def stats(self) -> StoreStats:
+        """A summary of the store."""
+
+    @abstractmethod
+    def _wait(self, head: int, timeout: float) -> None:
+        """Block until the head moves past ``head``, or ``timeout`` seconds pass."""
+
+    def _chain_start(self) -> tuple[bytes, int | None]:
+        """Hash the chain starts from, and the checkpoint position (None: genesis)."""
+        return GENESIS, None
+
+    def _close(self) -> None:  # noqa: B027 - optional hook
+        """Release the backend's resources."""
+
+    # -- the public API ------------------------------------------------------------
+
+    def append(
+        self,
+        events: NewEvent | Iterable[NewEvent],
+        *,
+        expected_revision: int | ExpectedRevision | None = None,
+    ) -> AppendResult:
+        """Append one event or an atomic batch.
+
+        ``expected_revision`` (single-stream batches only): an int is the revision
+        of the stream's last event; ``NO_STREAM``; ``STREAM_EXISTS``; ``ANY``/None.
+        Events whose id is already stored with the same content are returned as
+        stored and not written again.
+        """
+        self._check_open()
+        batch = _normalise_batch(events)
+        expected = _check_expected(batch, expected_revision)
+        return AppendResult(events=self._append(batch, expected))
+
+    def read(self, query: Query | None = None, *, cursor: str | None = None) -> Page:
+        """One page of events matching ``query``; pass ``page.next_cursor`` for the next."""
+        self._check_open()
+        query = query if query is not None else Query()
+        if cursor is not None:
+            position = decode_cursor(cursor, query, self.store_id)
+            if query.reverse:
+                bound = position if query.before is None else min(position, query.before)
+                query = msgspec.structs.replace(query, before=bound)
+            else:
+                bound = position if query.after is None else max(position, query.after)
+                query = msgspec.structs.replace(query, after=bound)
+        events = self._read(query, query.limit + 1)
+        next_cursor = None
+        if len(events) > query.limit:
+            events = events[: query.limit]
+            next_cursor = encode_cursor(query, events[-1].position, self.store_id)
+        return Page(events=events, next_cursor=next_cursor)
+
+    def iter(self, query: Query | None = None, *, page_size: int = 1000) -> Iterator[RecordedEvent]:
+        """Every event matching ``query``, page by page (``query.limit`` is the page size)."""
+        query = query if query is not None else Query(limit=page_size)
+        cursor: str | None = None
+        while True:
+            page = self.read(query, cursor=cursor)
+            yield from page.events
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def subscribe(
+        self,
+        query: Query | None = None,
+        *,
+        after: int | None = None,
+        poll_interval: float = 0.5,
+        stop: threading.Event | None = None,
+    ) -> Iterator[RecordedEvent]:
+        """Events matching ``query`` after position ``after`` (default: from the start),
+        then new ones as they are appended — in order, without gaps or duplicates.
+
+        Ends when ``stop`` is set, the store is closed, or the caller stops iterating.
+        """
+        query = query if query is not None else Query()
+        if query.reverse:
+            raise ValidationError("subscribe reads forwards; reverse=True is not allowed")
+        last = max(after or 0, query.after or 0)
+        batch = msgspec.structs.replace(query, limit=1000)
+        while not self._closed and not (stop is not None and stop.is_set()):
+            head = self.head()
+            events = self._read(msgspec.structs.replace(batch, after=last), 1000)
+            if events:
+                for ev in events:
+                    yield ev
+                last = events[-1].position
+                continue
+            # Nothing matched in (last, head]: every event up to head was readable
+            # when head was taken, so no later read can find one there.
+            last = max(last, head)
+            if query.before is not None and last >= query.before - 1:
+                return
+            self._wait(head, poll_interval)
+
+    def verify(self, *, progress: ProgressCallback | None = None) -> VerifyResult:
+        """Recompute the hash chain from the first stored event (or the retention
+        checkpoint) to the head; report the first position where it breaks."""
+        self._check_open()
+        start, checkpoint = self._chain_start()
+        total = self.head()
+
+        def walk() -> Iterator[RecordedEvent]:
+            done = 0
+            for ev in self.iter(Query(limit=5000)):
+                yield ev
+                done += 1
+                if progress is not None and done % 5000 == 0:
+                    progress(done, total)
+
+        result = verify_chain(walk(), start=start, checkpoint=checkpoint)
+        if progress is not None:
+            progress(result.checked, total)
+        return result
+
+    def close(self) -> None:
+        """Release resources. Safe to call twice."""
+        if not self._closed:
+            self._closed = True
+            self._close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

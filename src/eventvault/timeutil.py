@@ -1,0 +1,50 @@
+"""Durations (``90d``, ``12h``, ``200ms``) and user-facing times (ISO-8601 or ``2h`` ago)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+__all__ = ["parse_duration", "parse_time"]
+
+_UNITS = {
+    "ms": 0.001,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+    "w": 604800.0,
+}
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*")
+
+
+def parse_duration(text: str) -> timedelta:
+    """``"90d"`` -> 90 days. Units: ms, s, m, h, d, w; one number and one unit."""
+    m = _DURATION.fullmatch(text) if isinstance(text, str) else None
+    if m is None:
+        raise ValueError(
+            f"{text!r} is not a duration; write a number and a unit (ms, s, m, h, d, w), "
+            "e.g. '90d', '12h', '30m'"
+        )
+    return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+
+
+def parse_time(text: str, *, now: datetime | None = None) -> datetime:
+    """An absolute ISO-8601 time (naive means UTC), ``now``, or a duration ago (``2h``)."""
+    now = now if now is not None else datetime.now(UTC)
+    value = text.strip()
+    if value.lower() == "now":
+        return now
+    m = _DURATION.fullmatch(value)
+    if m is not None:
+        return now - parse_duration(value)
+    try:
+        parsed = datetime.fromisoformat(value.replace("z", "Z"))
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a time; use ISO-8601 (2026-11-26T10:00:00Z, 2026-11-26), "
+            "'now', or a duration ago such as '2h', '30m', '7d'"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
