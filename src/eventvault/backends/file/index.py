@@ -1,0 +1,375 @@
+"""Segment indexes: derived data, never the source of truth.
+
+Each segment has an index mapping a record's *slot* (position - first position of
+the segment) to its byte offset and recorded time, posting lists (sorted slots)
+for type, actor, correlation id and stream, the last revision of every stream in
+the segment, and the segment's event ids.
+
+* The active segment's index lives in memory (:class:`MemIndex`) and is rebuilt
+  by scanning the segment on open.
+* A sealed segment's index is a file (:class:`DiskIndex`, memory-mapped). It
+  records the segment's size and a CRC of its body; a missing, truncated, stale or
+  damaged index file is rebuilt from the segment, never trusted.
+
+Every query re-checks each record it reads against the full filter, so an index
+can only make a query faster, never make it return an event it should not.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import mmap
+import struct
+import zlib
+from array import array
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+import msgspec
+
+from ...errors import CorruptionError
+from .fsio import atomic_write
+from .records import LineHead
+
+__all__ = ["FIELDS", "DiskIndex", "MemIndex", "SegmentIndex", "from_us", "to_us"]
+
+FIELDS = ("type", "actor", "correlation_id", "stream")
+_MAGIC = b"EVIDX01\n"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+
+def to_us(value: datetime) -> int:
+    return (value - _EPOCH) // _US
+
+
+def from_us(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
+
+
+class SegmentIndex(Protocol):
+    """What queries need from an index, whichever kind it is."""
+
+    first: int  # position of slot 0
+
+    @property
+    def count(self) -> int: ...
+    @property
+    def size(self) -> int: ...  # bytes of the segment covered (committed end)
+    @property
+    def offsets(self) -> Sequence[int]: ...
+    @property
+    def times(self) -> Sequence[int]: ...
+    def postings(self, field: str) -> Mapping[str, Sequence[int]]: ...
+    def stream_last(self) -> Mapping[str, int]: ...
+    def find_id(self, key: bytes) -> int | None: ...
+    @property
+    def last_hash(self) -> str | None: ...
+
+
+class MemIndex:
+    """The growing index of the active segment."""
+
+    def __init__(self, first: int) -> None:
+        self.first = first
+        self._offsets = array("Q")
+        self._times = array("q")
+        self._postings: dict[str, dict[str, array[int]]] = {f: {} for f in FIELDS}
+        self._stream_last: dict[str, int] = {}
+        self._ids: dict[bytes, int] = {}
+        self._size = 0
+        self._last_hash: str | None = None
+
+    @property
+    def count(self) -> int:
+        return len(self._offsets)
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def offsets(self) -> Sequence[int]:
+        return self._offsets
+
+    @property
+    def times(self) -> Sequence[int]:
+        return self._times
+
+    @property
+    def last_hash(self) -> str | None:
+        return self._last_hash
+
+    def postings(self, field: str) -> Mapping[str, Sequence[int]]:
+        return self._postings[field]
+
+    def stream_last(self) -> Mapping[str, int]:
+        return self._stream_last
+
+    def find_id(self, key: bytes) -> int | None:
+        return self._ids.get(key)
+
+    def add(
+        self,
+        offset: int,
+        *,
+        recorded_us: int,
+        id_bytes: bytes,
+        type: str,
+        stream: str,
+        stream_revision: int,
+        actor: str | None,
+        correlation_id: str | None,
+        hash: str,
+    ) -> None:
+        slot = len(self._offsets)
+        self._offsets.append(offset)
+        self._times.append(recorded_us)
+        p = self._postings
+        for field, key in (
+            ("type", type),
+            ("stream", stream),
+            ("actor", actor),
+            ("correlation_id", correlation_id),
+        ):
+            if key is not None:
+                lst = p[field].get(key)
+                if lst is None:
+                    lst = p[field][key] = array("I")
+                lst.append(slot)
+        self._stream_last[stream] = stream_revision
+        self._ids[id_bytes] = slot
+        self._last_hash = hash
+
+    def add_head(self, offset: int, head: LineHead) -> None:
+        self.add(
+            offset,
+            recorded_us=to_us(head.recorded_at),
+            id_bytes=head.id.bytes,
+            type=head.type,
+            stream=head.stream,
+            stream_revision=head.stream_revision,
+            actor=head.actor,
+            correlation_id=head.correlation_id,
+            hash=head.hash,
+        )
+
+    def set_size(self, size: int) -> None:
+        self._size = size
+
+    # -- persistence ---------------------------------------------------------------
+
+    def write(self, path: Path, mode: int) -> None:
+        """Write this index as a sealed-segment index file (atomically)."""
+        body = bytearray()
+        sections: dict[str, int] = {}
+
+        def section(name: str, data: bytes) -> None:
+            body.extend(b"\0" * (-len(body) % 8))
+            sections[name] = len(body)
+            body.extend(data)
+
+        section("offsets", self._offsets.tobytes())
+        section("times", self._times.tobytes())
+        fields: dict[str, dict[str, list[int]]] = {}
+        postings = array("I")
+        for field in FIELDS:
+            table: dict[str, list[int]] = {}
+            for key, slots in self._postings[field].items():
+                table[key] = [len(postings), len(slots)]
+                postings.extend(slots)
+            fields[field] = table
+        section("postings", postings.tobytes())
+        ordered = sorted(self._ids.items())
+        section("ids", b"".join(k for k, _ in ordered))
+        section("idslots", array("I", (s for _, s in ordered)).tobytes())
+        header = {
+            "first": self.first,
+            "count": self.count,
+            "size": self._size,
+            "last_hash": self._last_hash,
+            "sections": sections,
+            "fields": fields,
+            "stream_last": self._stream_last,
+            "body_len": len(body),
+            "body_crc": zlib.crc32(body),
+        }
+        head = msgspec.json.encode(header)
+        pad = b"\0" * (-(len(_MAGIC) + 8 + len(head)) % 8)
+        data = _MAGIC + struct.pack("<Q", len(head)) + head + pad + bytes(body)
+        atomic_write(path, data, mode)
+
+
+class _LazyPostings(Mapping[str, Sequence[int]]):
+    """key -> slots, slicing the mapped posting array only for keys asked for."""
+
+    def __init__(self, table: dict[str, list[int]], postings: memoryview) -> None:
+        self._table = table
+        self._postings = postings
+
+    def __getitem__(self, key: str) -> Sequence[int]:
+        start, n = self._table[key]
+        return self._postings[start : start + n]
+
+    def __iter__(self) -> Any:
+        return iter(self._table)
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._table
+
+
+class DiskIndex:
+    """A sealed segment's index, memory-mapped from its file."""
+
+    def __init__(self, path: Path, header: dict[str, Any], mm: mmap.mmap, body: int) -> None:
+        self.path = path
+        self.first: int = header["first"]
+        self._count: int = header["count"]
+        self._size: int = header["size"]
+        self._last_hash: str | None = header["last_hash"]
+        self._stream_last: dict[str, int] = header["stream_last"]
+        self._mm = mm
+        view = memoryview(mm)[body : body + header["body_len"]]
+        sec = header["sections"]
+        n = self._count
+        self._offsets = view[sec["offsets"] : sec["offsets"] + 8 * n].cast("Q")
+        self._times = view[sec["times"] : sec["times"] + 8 * n].cast("q")
+        total = sum(c for t in header["fields"].values() for _, c in t.values())
+        postings = view[sec["postings"] : sec["postings"] + 4 * total].cast("I")
+        self._postings = {f: _LazyPostings(header["fields"][f], postings) for f in FIELDS}
+        self._ids = view[sec["ids"] : sec["ids"] + 16 * n]
+        self._idslots = view[sec["idslots"] : sec["idslots"] + 4 * n].cast("I")
+        self._id_min = bytes(self._ids[:16]) if n else b""
+        self._id_max = bytes(self._ids[16 * (n - 1) :]) if n else b""
+
+    @classmethod
+    def load(cls, path: Path, *, first: int, size: int) -> DiskIndex | None:
+        """The index at ``path`` if it is whole and describes this segment, else None."""
+        try:
+            with path.open("rb") as fh:
+                mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):
+            return None
+        try:
+            if mm[: len(_MAGIC)] != _MAGIC:
+                raise ValueError("magic")
+            (hlen,) = struct.unpack_from("<Q", mm, len(_MAGIC))
+            hstart = len(_MAGIC) + 8
+            header = msgspec.json.decode(mm[hstart : hstart + hlen])
+            body = hstart + hlen + (-(hstart + hlen) % 8)
+            if header["first"] != first or header["size"] != size:
+                raise ValueError("stale")
+            if len(mm) != body + header["body_len"]:
+                raise ValueError("truncated")
+            if zlib.crc32(mm[body:]) != header["body_crc"]:
+                raise ValueError("damaged")
+            return cls(path, header, mm, body)
+        except (ValueError, KeyError, TypeError, struct.error, msgspec.DecodeError):
+            mm.close()
+            return None
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def offsets(self) -> Sequence[int]:
+        return self._offsets
+
+    @property
+    def times(self) -> Sequence[int]:
+        return self._times
+
+    @property
+    def last_hash(self) -> str | None:
+        return self._last_hash
+
+    def postings(self, field: str) -> Mapping[str, Sequence[int]]:
+        return self._postings[field]
+
+    def stream_last(self) -> Mapping[str, int]:
+        return self._stream_last
+
+    def find_id(self, key: bytes) -> int | None:
+        if not self._count or key < self._id_min or key > self._id_max:
+            return None
+        ids = self._ids
+        lo, hi = 0, self._count
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if bytes(ids[16 * mid : 16 * mid + 16]) < key:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo < self._count and bytes(ids[16 * lo : 16 * lo + 16]) == key:
+            return int(self._idslots[lo])
+        return None
+
+    def close(self) -> None:
+        """Unmap (skipped while views are still referenced; the GC unmaps later)."""
+        for view in (self._offsets, self._times, self._ids, self._idslots):
+            view.release()
+        try:
+            self._mm.close()
+        except BufferError:
+            pass
+
+
+def slot_range(index: SegmentIndex, lo_pos: int, hi_pos: int) -> tuple[int, int]:
+    """Slots ``[a, b)`` of positions in ``[lo_pos, hi_pos)`` within this segment."""
+    a = max(0, lo_pos - index.first)
+    b = min(index.count, max(0, hi_pos - index.first))
+    return a, max(a, b)
+
+
+def time_slot(index: SegmentIndex, us: int) -> int:
+    """The first slot whose recorded time is >= ``us``."""
+    return bisect.bisect_left(index.times, us)
+
+
+def iter_union(
+    lists: Iterable[Sequence[int]], a: int, b: int, *, reverse: bool
+) -> Iterator[int]:
+    """Slots in ``[a, b)`` found in any of ``lists``, lazily, in the given direction.
+
+    The lists of one field are disjoint (a record has one value per field), so a
+    merge without de-duplication is exact.
+    """
+    parts: list[Sequence[int]] = []
+    for lst in lists:
+        i = bisect.bisect_left(lst, a)
+        j = bisect.bisect_left(lst, b)
+        if i < j:
+            parts.append(lst[i:j])
+    if reverse:
+        backwards = [_backwards(p) for p in parts]
+        return backwards[0] if len(backwards) == 1 else heapq.merge(*backwards, reverse=True)
+    return iter(parts[0]) if len(parts) == 1 else heapq.merge(*parts)
+
+
+def _backwards(seq: Sequence[int]) -> Iterator[int]:
+    for k in range(len(seq) - 1, -1, -1):
+        yield seq[k]
+
+
+def count_in(lists: Iterable[Sequence[int]], a: int, b: int) -> int:
+    """How many slots in ``[a, b)`` the lists hold (to pick the most selective field)."""
+    return sum(bisect.bisect_left(lst, b) - bisect.bisect_left(lst, a) for lst in lists)
+
+
+def check_sealed_tail(buf: bytes, committed: int, where: str) -> None:
+    if committed != len(buf):
+        raise CorruptionError(
+            f"{where}: {len(buf) - committed} bytes after the last committed record "
+            "in a sealed segment"
+        )

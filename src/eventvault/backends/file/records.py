@@ -1,0 +1,105 @@
+"""The on-disk line format of a segment.
+
+One JSON object per line: a :class:`~eventvault.RecordedEvent` as msgspec encodes
+it. The last line of every appended batch ends in ``,"c":1}`` — the *commit
+marker*. A batch is committed once its marker line is complete; bytes after the
+last marker belong to a batch that was being written (another process's write in
+progress, or a writer that crashed) and are never indexed or returned. Recovery
+cuts them — so a batch is all-or-nothing even across ``kill -9``.
+
+The hash field doubles as the record checksum: ``verify`` and index rebuilds
+recompute it; a record that does not even decode is reported as corruption.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from uuid import UUID
+
+import msgspec
+
+from ...errors import CorruptionError
+from ...model import RecordedEvent
+
+__all__ = ["COMMIT", "LineHead", "decode_record", "encode_batch", "scan_committed"]
+
+COMMIT = b',"c":1}\n'
+_encoder = msgspec.json.Encoder()
+_record_decoder = msgspec.json.Decoder(RecordedEvent)
+
+
+class LineHead(msgspec.Struct):
+    """The fields the index needs; msgspec skips the rest of the line cheaply."""
+
+    position: int
+    stream_revision: int
+    recorded_at: datetime
+    id: UUID
+    type: str
+    stream: str
+    hash: str
+    actor: str | None = None
+    correlation_id: str | None = None
+
+
+_head_decoder = msgspec.json.Decoder(LineHead)
+
+
+def encode_batch(records: Sequence[RecordedEvent]) -> tuple[bytes, list[int]]:
+    """The bytes of one batch and each record's offset within them."""
+    parts: list[bytes] = []
+    offsets: list[int] = []
+    at = 0
+    last = len(records) - 1
+    encode = _encoder.encode
+    for i, rec in enumerate(records):
+        line = encode(rec)
+        line = line[:-1] + COMMIT if i == last else line + b"\n"
+        offsets.append(at)
+        at += len(line)
+        parts.append(line)
+    return b"".join(parts), offsets
+
+
+def decode_record(line: bytes | memoryview, where: str) -> RecordedEvent:
+    try:
+        return _record_decoder.decode(line)
+    except msgspec.DecodeError as exc:
+        raise CorruptionError(f"{where}: record does not decode ({exc})") from None
+
+
+def scan_committed(
+    buf: bytes, base: int, next_position: int, where: str
+) -> tuple[list[tuple[int, LineHead]], int]:
+    """Parse the committed batches at the start of ``buf`` (file offset ``base``).
+
+    Returns ``(offset, head)`` per record and the file offset just past the last
+    commit marker. A record that fails to decode, or whose position is out of
+    sequence, *before* the last marker is corruption (raised); after it, it is an
+    uncommitted tail (left to the caller to ignore or cut).
+    """
+    end = buf.rfind(COMMIT)
+    if end < 0:
+        return [], base
+    end += len(COMMIT)
+    out: list[tuple[int, LineHead]] = []
+    decode = _head_decoder.decode
+    pos = 0
+    expect = next_position
+    while pos < end:
+        nl = buf.index(b"\n", pos)
+        try:
+            head = decode(buf[pos : nl + 1])
+        except msgspec.DecodeError as exc:
+            raise CorruptionError(
+                f"{where}: bad record at byte {base + pos} (after position {expect - 1}): {exc}"
+            ) from None
+        if head.position != expect:
+            raise CorruptionError(
+                f"{where}: position {head.position} at byte {base + pos}, expected {expect}"
+            )
+        out.append((base + pos, head))
+        expect += 1
+        pos = nl + 1
+    return out, base + end

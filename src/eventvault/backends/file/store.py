@@ -1,0 +1,810 @@
+"""The file backend: JSONL segments + derived indexes; the embedded default.
+
+Layout of a store directory::
+
+    eventvault.json                    store metadata (id, format version)
+    lock                               writers hold an exclusive flock on it
+    segments/00000000000000000001.jsonl
+    segments/00000000000000131073.jsonl   named by first position, zero-padded
+    index/00000000000000000001.idx     derived, rebuildable (sealed segments only)
+
+Writing (one process): appends from all threads go through a *group commit* —
+the first thread to get the commit lock writes every batch queued so far with one
+``write`` and one ``fsync``, so concurrent single-event appends share fsyncs.
+Across processes, the ``flock`` serialises writers; before writing, a writer
+catches up with what others appended (positions stay unique and contiguous) and
+cuts any uncommitted tail a crashed writer left.
+
+Reading never takes the flock, so readers never block writers. Each read first
+catches up with the files (an ``fstat`` when nothing changed).
+
+Durability: ``fsync="always"`` (default) returns from ``append`` only after
+``fdatasync``; ``"interval"`` syncs in the background every ``fsync_interval``;
+``"never"`` leaves it to the OS. In-process readers see an event only after it
+is durable; readers in *other* processes may see a committed batch while its
+fsync is still running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+from uuid import UUID
+
+import msgspec
+
+from ...chain import GENESIS
+from ...errors import EventVaultError, StoreUnavailableError, ValidationError
+from ...model import ExpectedRevision, NewEvent, Query, RecordedEvent, StoreStats
+from ...sequencer import DEFAULT_MAX_EVENT_BYTES, ChainHead, stamp_batch
+from ...store import EventStore
+from ..memory import as_uuid
+from .fsio import WriterLock, atomic_write, fsync_dir, io_errors
+from .index import (
+    FIELDS,
+    DiskIndex,
+    MemIndex,
+    SegmentIndex,
+    count_in,
+    from_us,
+    iter_union,
+    to_us,
+)
+from .records import decode_record, encode_batch, scan_committed
+
+__all__ = ["FileEventStore"]
+
+log = logging.getLogger("eventvault.file")
+
+FORMAT = "eventvault-file"
+FORMAT_VERSION = 1
+_SEGMENT = re.compile(r"(\d{20})\.jsonl")
+_READ_CHUNK = 8 * 1024 * 1024
+_QUERY_FIELDS = (
+    ("types", "type"),
+    ("actors", "actor"),
+    ("correlation_ids", "correlation_id"),
+    ("streams", "stream"),
+)
+Fsync = Literal["always", "interval", "never"]
+
+
+def _name(first: int) -> str:
+    return f"{first:020d}"
+
+
+@dataclass
+class _Request:
+    batch: list[NewEvent]
+    expected: int | ExpectedRevision
+    results: list[RecordedEvent] = field(default_factory=list)
+    error: BaseException | None = None
+    done: bool = False
+
+
+class _Meta(msgspec.Struct):
+    format: str
+    version: int
+    store_id: str
+    created_at: datetime
+
+
+class FileEventStore(EventStore):
+    """Events in JSONL segment files under one directory. Thread- and process-safe."""
+
+    backend_name = "file"
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        fsync: Fsync = "always",
+        fsync_interval: float = 0.2,
+        segment_max_bytes: int = 64 * 1024 * 1024,
+        file_mode: int = 0o600,
+        dir_mode: int = 0o700,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    ) -> None:
+        super().__init__(max_event_bytes=max_event_bytes)
+        if fsync not in ("always", "interval", "never"):
+            raise ValidationError(f"fsync must be always, interval or never, got {fsync!r}")
+        self.path = Path(path)
+        self.fsync = fsync
+        self.segment_max_bytes = segment_max_bytes
+        self._file_mode = file_mode
+        self._dir_mode = dir_mode
+        self._seg_dir = self.path / "segments"
+        self._idx_dir = self.path / "index"
+        self._lock = threading.RLock()  # guards the in-memory state below
+        self._appended = threading.Condition(self._lock)
+        self._commit_lock = threading.Lock()  # held by the group-commit leader
+        self._pending_lock = threading.Lock()
+        self._pending: list[_Request] = []
+        self._writing = False  # this process holds the flock and is writing
+        self._segments: list[int] = []
+        self._indexes: dict[int, SegmentIndex] = {}
+        self._fds: dict[int, int] = {}
+        self._active: MemIndex | None = None
+        self._head = ChainHead(position=0, hash=GENESIS, recorded_at=None)
+        self._sealed_streams: dict[str, int] | None = None
+        self._recovered: list[dict[str, Any]] = []
+        self._stray: list[str] = []
+        self._dirty = False
+        self._syncer: threading.Thread | None = None
+        with io_errors(f"opening the store at {self.path}"):
+            self._store_id = self._open_dir()
+            self._writer_lock = WriterLock(self.path / "lock", file_mode)
+            self._load_segments()
+            if self._writer_lock.acquire(blocking=False):
+                try:
+                    with self._lock:
+                        self._cut_uncommitted_tail()
+                finally:
+                    self._writer_lock.release()
+        if fsync == "interval":
+            self._syncer = threading.Thread(
+                target=self._sync_loop, args=(fsync_interval,), name="eventvault-fsync", daemon=True
+            )
+            self._syncer.start()
+
+    # -- opening ---------------------------------------------------------------------
+
+    def _open_dir(self) -> str:
+        if self.path.exists() and not self.path.is_dir():
+            raise StoreUnavailableError(f"{self.path} exists and is not a directory")
+        meta_path = self.path / "eventvault.json"
+        if not meta_path.exists():
+            if self.path.exists() and any(self.path.iterdir()):
+                raise StoreUnavailableError(
+                    f"{self.path} is not empty and has no eventvault.json: not an eventvault "
+                    "store (choose an empty or new directory)"
+                )
+            self.path.mkdir(mode=self._dir_mode, parents=True, exist_ok=True)
+            for sub in (self._seg_dir, self._idx_dir):
+                sub.mkdir(mode=self._dir_mode, exist_ok=True)
+            meta = _Meta(FORMAT, FORMAT_VERSION, str(uuid.uuid4()), datetime.now(UTC))
+            atomic_write(meta_path, msgspec.json.encode(meta), self._file_mode)
+            fsync_dir(self.path.parent)
+            return meta.store_id
+        try:
+            meta = msgspec.json.decode(meta_path.read_bytes(), type=_Meta)
+        except msgspec.DecodeError as exc:
+            raise StoreUnavailableError(f"{meta_path} is damaged: {exc}") from None
+        if meta.format != FORMAT or meta.version > FORMAT_VERSION:
+            raise StoreUnavailableError(
+                f"{meta_path}: format {meta.format} v{meta.version} is not supported by this "
+                f"version of eventvault (it reads {FORMAT} v{FORMAT_VERSION})"
+            )
+        for sub in (self._seg_dir, self._idx_dir):
+            sub.mkdir(mode=self._dir_mode, exist_ok=True)
+        return meta.store_id
+
+    def _load_segments(self) -> None:
+        firsts = []
+        for entry in os.scandir(self._seg_dir):
+            m = _SEGMENT.fullmatch(entry.name)
+            if m and entry.is_file():
+                firsts.append(int(m.group(1)))
+            elif not entry.name.startswith("."):
+                self._stray.append(entry.name)
+        if self._stray:
+            log.warning("%s: ignoring files that are not segments: %s", self._seg_dir, self._stray)
+        firsts.sort()
+        with self._lock:
+            self._segments = firsts
+            if firsts:
+                self._active = MemIndex(firsts[-1])
+                self._head = self._head_before(firsts[-1])
+                self._scan_active()
+
+    def _head_before(self, first: int) -> ChainHead:
+        """The chain head just before segment ``first`` (from the segment before it)."""
+        i = self._segments.index(first)
+        if i == 0:
+            if first == 1:
+                return ChainHead(position=0, hash=GENESIS, recorded_at=None)
+            return ChainHead(position=first - 1, hash=GENESIS, recorded_at=None)
+        prev = self._index(self._segments[i - 1])
+        last_hash = prev.last_hash
+        return ChainHead(
+            position=first - 1,
+            hash=bytes.fromhex(last_hash) if last_hash else GENESIS,
+            recorded_at=from_us(prev.times[prev.count - 1]) if prev.count else None,
+        )
+
+    # -- catching up with the files ----------------------------------------------------
+
+    def _fd(self, first: int) -> int:
+        fd = self._fds.get(first)
+        if fd is None:
+            fd = os.open(self._seg_dir / f"{_name(first)}.jsonl", os.O_RDWR | os.O_APPEND)
+            self._fds[first] = fd
+        return fd
+
+    def _scan_active(self) -> None:
+        """Index the committed records the active segment has beyond what we know."""
+        active = self._active
+        assert active is not None
+        fd = self._fd(active.first)
+        size = os.fstat(fd).st_size
+        where = f"{self._seg_dir / _name(active.first)}.jsonl"
+        while size > active.size:
+            want = max(_READ_CHUNK, 0)
+            buf = os.pread(fd, want, active.size)
+            while True:
+                heads, end = scan_committed(buf, active.size, active.first + active.count, where)
+                if heads or len(buf) >= size - active.size:
+                    break
+                want *= 2  # one batch larger than the chunk: read more
+                buf = os.pread(fd, want, active.size)
+            if not heads:
+                break
+            for offset, head in heads:
+                active.add_head(offset, head)
+            active.set_size(end)
+            last = heads[-1][1]
+            self._head = ChainHead(
+                position=last.position,
+                hash=bytes.fromhex(last.hash),
+                recorded_at=last.recorded_at,
+            )
+
+    def _refresh(self) -> None:
+        """Catch up with appends made by other processes (call with ``_lock`` held)."""
+        if self._writing:
+            return  # we hold the flock: nobody else can have written
+        with io_errors("reading the store"):
+            if self._active is None:
+                first = self._seg_dir / f"{_name(1)}.jsonl"
+                if not first.exists():
+                    return
+                self._segments = [1]
+                self._active = MemIndex(1)
+            while True:
+                self._scan_active()
+                active = self._active
+                assert active is not None
+                following = self._seg_dir / f"{_name(active.first + active.count)}.jsonl"
+                if not active.count or not following.exists():
+                    return
+                # Another process sealed our active segment and started a new one.
+                self._scan_active()
+                self._seal(active, write_index=False)
+                self._segments.append(active.first + active.count)
+                self._active = MemIndex(active.first + active.count)
+
+    def _cut_uncommitted_tail(self) -> None:
+        """Cut bytes after the last commit marker (call holding the flock and ``_lock``).
+
+        Holding the flock means no writer is mid-write, so such bytes are the torn
+        tail of a writer that died. They were never acknowledged.
+        """
+        self._refresh()
+        active = self._active
+        if active is None:
+            return
+        fd = self._fd(active.first)
+        size = os.fstat(fd).st_size
+        if size > active.size:
+            os.ftruncate(fd, active.size)
+            os.fsync(fd)
+            info = {
+                "segment": f"{_name(active.first)}.jsonl",
+                "cut_bytes": size - active.size,
+                "at_offset": active.size,
+                "at": datetime.now(UTC).isoformat(),
+            }
+            self._recovered.append(info)
+            log.warning(
+                "%s: cut %d bytes of an uncommitted (torn) write at offset %d, after "
+                "position %d",
+                self._seg_dir / info["segment"],
+                info["cut_bytes"],
+                active.size,
+                self._head.position,
+            )
+
+    # -- sealed segments -----------------------------------------------------------------
+
+    def _seal(self, index: MemIndex, *, write_index: bool) -> None:
+        if write_index:
+            with contextlib.suppress(OSError):
+                index.write(self._idx_dir / f"{_name(index.first)}.idx", self._file_mode)
+        self._indexes[index.first] = index
+        if self._sealed_streams is not None:
+            self._sealed_streams.update(index.stream_last())
+
+    def _index(self, first: int) -> SegmentIndex:
+        """The index of a sealed segment: loaded, or rebuilt from the segment."""
+        found = self._indexes.get(first)
+        if found is not None:
+            return found
+        seg = self._seg_dir / f"{_name(first)}.jsonl"
+        idx_path = self._idx_dir / f"{_name(first)}.idx"
+        with io_errors(f"reading {seg}"):
+            size = seg.stat().st_size
+            disk = DiskIndex.load(idx_path, first=first, size=size)
+            if disk is not None:
+                self._indexes[first] = disk
+                return disk
+            built = self._build_index(first, seg, size)
+        log.info("rebuilt the index of %s (%d events)", seg, built.count)
+        with contextlib.suppress(OSError):
+            built.write(idx_path, self._file_mode)
+            reloaded = DiskIndex.load(idx_path, first=first, size=size)
+            if reloaded is not None:
+                self._indexes[first] = reloaded
+                return reloaded
+        self._indexes[first] = built
+        return built
+
+    def _build_index(self, first: int, seg: Path, size: int) -> MemIndex:
+        from ...errors import CorruptionError
+
+        data = seg.read_bytes()
+        heads, end = scan_committed(data, 0, first, str(seg))
+        if end != len(data):
+            raise CorruptionError(
+                f"{seg}: {len(data) - end} bytes after the last committed record of a sealed "
+                f"segment (after position {first + len(heads) - 1})"
+            )
+        built = MemIndex(first)
+        for offset, head in heads:
+            built.add_head(offset, head)
+        built.set_size(size)
+        return built
+
+    def reindex(self) -> int:
+        """Rebuild every sealed segment's index from its segment; returns how many."""
+        self._check_open()
+        with self._lock:
+            self._refresh()
+            sealed = self._segments[:-1]
+            for first in sealed:
+                old = self._indexes.pop(first, None)
+                if isinstance(old, DiskIndex):
+                    old.close()
+                with io_errors("removing an index"):
+                    (self._idx_dir / f"{_name(first)}.idx").unlink(missing_ok=True)
+                self._index(first)
+            return len(sealed)
+
+    # -- appending -------------------------------------------------------------------------
+
+    @property
+    def store_id(self) -> str:
+        return self._store_id
+
+    def _append(
+        self, batch: list[NewEvent], expected: int | ExpectedRevision
+    ) -> list[RecordedEvent]:
+        req = _Request(batch, expected)
+        with self._pending_lock:
+            self._pending.append(req)
+        with self._commit_lock:
+            if not req.done:
+                with self._pending_lock:
+                    group, self._pending = self._pending, []
+                self._commit(group)
+        if req.error is not None:
+            raise req.error
+        return req.results
+
+    def _commit(self, group: list[_Request]) -> None:
+        """Write every request of ``group`` with one write and one fsync (the leader's job)."""
+        try:
+            self._writer_lock.acquire()
+        except OSError as exc:
+            self._fail(group, StoreUnavailableError(f"cannot lock the store: {exc}"))
+            return
+        try:
+            with self._lock:
+                if self._closed:
+                    self._fail(group, StoreUnavailableError("the store was closed"))
+                    return
+                try:
+                    with io_errors("preparing to append"):
+                        self._cut_uncommitted_tail()
+                        self._roll_if_full()
+                except EventVaultError as exc:
+                    self._fail(group, exc)
+                    return
+                chunks, head = self._stamp(group)
+                self._writing = True
+            try:
+                self._write(group, chunks, head)
+            finally:
+                with self._lock:
+                    self._writing = False
+        finally:
+            self._writer_lock.release()
+            for req in group:
+                req.done = True
+
+    def _fail(self, group: list[_Request], exc: EventVaultError) -> None:
+        for req in group:
+            req.error = exc
+
+    def _stamp(
+        self, group: list[_Request]
+    ) -> tuple[list[tuple[_Request, list[RecordedEvent]]], ChainHead]:
+        """Decide each request's records; a failing request fails alone."""
+        head = self._head
+        new_ids: dict[UUID, RecordedEvent] = {}
+        new_revs: dict[str, int] = {}
+
+        def revision_of(stream: str) -> int | None:
+            rev = new_revs.get(stream)
+            return rev if rev is not None else self._revision_of(stream)
+
+        def find(event_id: UUID) -> RecordedEvent | None:
+            rec = new_ids.get(event_id)
+            return rec if rec is not None else self._find(event_id)
+
+        chunks = []
+        for req in group:
+            try:
+                stamped = stamp_batch(
+                    req.batch,
+                    req.expected,
+                    head,
+                    revision_of=revision_of,
+                    find=find,
+                    max_event_bytes=self.max_event_bytes,
+                )
+            except EventVaultError as exc:
+                req.error = exc
+                continue
+            req.results = stamped.results
+            head = stamped.head
+            for rec in stamped.new:
+                new_ids[rec.id] = rec
+                new_revs[rec.stream] = rec.stream_revision
+            if stamped.new:
+                chunks.append((req, stamped.new))
+        return chunks, head
+
+    def _write(
+        self,
+        group: list[_Request],
+        chunks: list[tuple[_Request, list[RecordedEvent]]],
+        head: ChainHead,
+    ) -> None:
+        if not chunks:
+            return
+        active = self._active
+        assert active is not None
+        fd = self._fd(active.first)
+        base = active.size
+        parts = []
+        layout = []
+        at = base
+        for _req, recs in chunks:
+            data, offsets = encode_batch(recs)
+            parts.append(data)
+            layout.append((recs, [at + o for o in offsets]))
+            at += len(data)
+        buf = b"".join(parts)
+        try:
+            with io_errors("appending to the store"):
+                view = memoryview(buf)
+                while view:
+                    view = view[os.write(fd, view) :]
+                if self.fsync == "always":
+                    os.fdatasync(fd)
+        except StoreUnavailableError as exc:
+            # Nothing partial may stay: cut back to the last committed byte.
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, base)
+                os.fsync(fd)
+            for req, _ in chunks:
+                req.error = exc
+                req.results = []
+            return
+        with self._lock:
+            for recs, offsets in layout:
+                for rec, offset in zip(recs, offsets, strict=True):
+                    active.add(
+                        offset,
+                        recorded_us=to_us(rec.recorded_at),
+                        id_bytes=rec.id.bytes,
+                        type=rec.type,
+                        stream=rec.stream,
+                        stream_revision=rec.stream_revision,
+                        actor=rec.actor,
+                        correlation_id=rec.correlation_id,
+                        hash=rec.hash,
+                    )
+            active.set_size(at)
+            self._head = head
+            self._dirty = True
+            self._appended.notify_all()
+
+    def _roll_if_full(self) -> None:
+        """Start a new segment when there is none or the active one is full."""
+        active = self._active
+        if active is not None and active.size < self.segment_max_bytes:
+            return
+        first = self._head.position + 1
+        if active is not None and self.fsync != "always":
+            os.fsync(self._fd(active.first))
+        path = self._seg_dir / f"{_name(first)}.jsonl"
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, self._file_mode)
+        self._fds[first] = fd
+        fsync_dir(self._seg_dir)
+        if active is not None:
+            self._seal(active, write_index=True)
+        self._segments.append(first)
+        self._active = MemIndex(first)
+
+    def _sync_loop(self, interval: float) -> None:
+        while not self._closed:
+            threading.Event().wait(interval)
+            with self._lock:
+                if not self._dirty or self._active is None or self._closed:
+                    continue
+                self._dirty = False
+                fd = self._fds.get(self._active.first)
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.fdatasync(fd)
+
+    # -- lookups -------------------------------------------------------------------------
+
+    def _revision_of(self, stream: str) -> int | None:
+        active = self._active
+        if active is not None:
+            rev = active.stream_last().get(stream)
+            if rev is not None:
+                return rev
+        if self._sealed_streams is None:
+            merged: dict[str, int] = {}
+            for first in self._segments[:-1]:
+                merged.update(self._index(first).stream_last())
+            self._sealed_streams = merged
+        return self._sealed_streams.get(stream)
+
+    def _locate(self, key: bytes) -> tuple[int, SegmentIndex, int] | None:
+        for first in reversed(self._segments):
+            index = self._active if first == self._segments[-1] else self._index(first)
+            assert index is not None
+            slot = index.find_id(key)
+            if slot is not None and slot < index.count:
+                return first, index, slot
+        return None
+
+    def _find(self, event_id: UUID) -> RecordedEvent | None:
+        found = self._locate(event_id.bytes)
+        if found is None:
+            return None
+        first, index, slot = found
+        return self._read_slots(first, index, [slot], index.count, index.size)[0]
+
+    def get(self, event_id: UUID | str) -> RecordedEvent | None:
+        self._check_open()
+        key = as_uuid(event_id)
+        if key is None:
+            raise ValidationError(f"{event_id!r} is not an event id (UUID)")
+        with self._lock:
+            self._refresh()
+            with io_errors("reading the store"):
+                return self._find(key)
+
+    def head(self) -> int:
+        with self._lock:
+            if not self._closed:
+                self._refresh()
+            return self._head.position
+
+    # -- reading -------------------------------------------------------------------------
+
+    def _read_slots(
+        self, first: int, index: SegmentIndex, slots: list[int], count: int, size: int
+    ) -> list[RecordedEvent]:
+        """Decode the records at ``slots`` (ascending or descending), one pread per run."""
+        fd = self._fd(first)
+        offsets = index.offsets
+        where = f"{self._seg_dir / _name(first)}.jsonl"
+        out: list[RecordedEvent] = []
+        i = 0
+        n = len(slots)
+        while i < n:
+            j = i
+            step = 1 if n == 1 or slots[-1] >= slots[0] else -1
+            while j + 1 < n and slots[j + 1] == slots[j] + step:
+                j += 1
+            lo, hi = (slots[i], slots[j]) if step == 1 else (slots[j], slots[i])
+            start = offsets[lo]
+            end = offsets[hi + 1] if hi + 1 < count else size
+            buf = os.pread(fd, end - start, start)
+            run: list[RecordedEvent] = []
+            pos = 0
+            for slot in range(lo, hi + 1):
+                stop = (offsets[slot + 1] if slot + 1 < count else size) - start
+                rec = decode_record(buf[pos:stop], f"{where} position {first + slot}")
+                if rec.position != first + slot:
+                    from ...errors import CorruptionError
+
+                    raise CorruptionError(
+                        f"{where}: found position {rec.position} where {first + slot} belongs"
+                    )
+                run.append(rec)
+                pos = stop
+            out.extend(run if step == 1 else reversed(run))
+            i = j + 1
+        return out
+
+    def _candidates(
+        self, index: SegmentIndex, query: Query, a: int, b: int
+    ) -> Iterator[int]:
+        """Slots in ``[a, b)`` that may match, most selective posting filter first."""
+        best: list[Any] | None = None
+        best_count = -1
+        for qfield, ifield in _QUERY_FIELDS:
+            wanted: tuple[str, ...] = getattr(query, qfield)
+            if not wanted:
+                continue
+            postings = index.postings(ifield)
+            if qfield == "types" and any(p.endswith("*") for p in wanted):
+                keys = [k for k in list(postings) if query.type_matches(k)]
+            else:
+                keys = [k for k in wanted if k in postings]
+            lists = [postings[k] for k in keys]
+            n = count_in(lists, a, b)
+            if best is None or n < best_count:
+                best, best_count = lists, n
+                if n == 0:
+                    break
+        if best is None:
+            return iter(range(b - 1, a - 1, -1) if query.reverse else range(a, b))
+        return iter_union(best, a, b, reverse=query.reverse)
+
+    def _read(self, query: Query, limit: int) -> list[RecordedEvent]:
+        with self._lock:
+            self._refresh()
+            segments = list(self._segments)
+            active = self._active
+            active_count = active.count if active else 0
+            active_size = active.size if active else 0
+            head = self._head.position
+        lo = (query.after or 0) + 1
+        hi = min(query.before if query.before is not None else head + 1, head + 1)
+        since = to_us(query.since) if query.since is not None else None
+        until = to_us(query.until) if query.until is not None else None
+        out: list[RecordedEvent] = []
+        order = reversed(range(len(segments))) if query.reverse else range(len(segments))
+        with io_errors("reading the store"):
+            for k in order:
+                first = segments[k]
+                nxt = segments[k + 1] if k + 1 < len(segments) else head + 1
+                if nxt <= lo or first >= hi:
+                    continue
+                if k == len(segments) - 1 and active is not None:
+                    index: SegmentIndex = active
+                    count, size = active_count, active_size
+                else:
+                    with self._lock:
+                        index = self._index(first)
+                    count, size = index.count, index.size
+                a = max(0, lo - first)
+                b = min(count, hi - first)
+                times = index.times
+                if since is not None and a < b:
+                    a = max(a, _bisect(times, since, a, b))
+                if until is not None and a < b:
+                    b = min(b, _bisect(times, until, a, b))
+                if a >= b:
+                    continue
+                slots = self._candidates(index, query, a, b)
+                while len(out) < limit:
+                    chunk = _take(slots, min(512, max(16, limit - len(out))))
+                    if not chunk:
+                        break
+                    for rec in self._read_slots(first, index, chunk, count, size):
+                        if query.matches(rec):
+                            out.append(rec)
+                            if len(out) >= limit:
+                                break
+                if len(out) >= limit:
+                    break
+        return out
+
+    # -- the rest --------------------------------------------------------------------------
+
+    def stats(self) -> StoreStats:
+        self._check_open()
+        with self._lock:
+            self._refresh()
+            first = self._segments[0] if self._segments else None
+            head = self._head.position
+            size = 0
+            with io_errors("reading the store"):
+                for seg in self._segments:
+                    size += os.fstat(self._fd(seg)).st_size
+                oldest = None
+                if first is not None and head >= first:
+                    first_index = (
+                        self._active if first == self._segments[-1] else self._index(first)
+                    )
+                    assert first_index is not None
+                    oldest = from_us(first_index.times[0]) if first_index.count else None
+            return StoreStats(
+                backend=self.backend_name,
+                events=head - first + 1 if first is not None else 0,
+                head_position=head,
+                first_position=first if first is not None and head >= first else None,
+                streams=None,
+                oldest_recorded_at=oldest,
+                newest_recorded_at=self._head.recorded_at,
+                size_bytes=size,
+                details={
+                    "path": str(self.path),
+                    "segments": len(self._segments),
+                    "fsync": self.fsync,
+                    "segment_max_bytes": self.segment_max_bytes,
+                    "recovered": list(self._recovered),
+                    "ignored_files": list(self._stray),
+                },
+            )
+
+    def _wait(self, head: int, timeout: float) -> None:
+        # Other processes do not notify us: poll the files while waiting.
+        deadline = threading.Event()
+        remaining = timeout
+        step = 0.05
+        while remaining > 0 and not self._closed:
+            with self._appended:
+                self._refresh()
+                if self._head.position > head:
+                    return
+                self._appended.wait(min(step, remaining))
+                if self._head.position > head:
+                    return
+            remaining -= step
+        del deadline
+
+    def _close(self) -> None:
+        with self._commit_lock, self._lock:
+            self._appended.notify_all()
+            for fd in self._fds.values():
+                with contextlib.suppress(OSError):
+                    if self.fsync != "never":
+                        os.fdatasync(fd)
+                    os.close(fd)
+            self._fds.clear()
+            for index in self._indexes.values():
+                if isinstance(index, DiskIndex):
+                    index.close()
+            self._indexes.clear()
+            self._writer_lock.close()
+
+
+def _bisect(times: Any, value: int, lo: int, hi: int) -> int:
+    import bisect
+
+    return bisect.bisect_left(times, value, lo, hi)
+
+
+def _take(it: Iterator[int], n: int) -> list[int]:
+    out = []
+    for x in it:
+        out.append(x)
+        if len(out) >= n:
+            break
+    return out
+
+
+def _fields_used(query: Query) -> list[str]:
+    return [f for q, f in _QUERY_FIELDS if getattr(query, q)]
+
+
+assert set(FIELDS) == {f for _, f in _QUERY_FIELDS}
