@@ -193,7 +193,7 @@ def _names(value: object, field: str) -> tuple[str, ...]:
         value = (value,)
     if not isinstance(value, list | tuple | set | frozenset):
         raise ValidationError(f"query {field} must be a list of strings")
-    out = tuple(value)
+    out = tuple(dict.fromkeys(value))  # de-duplicated, first-seen order
     for item in out:
         if not isinstance(item, str) or not item:
             raise ValidationError(f"query {field} must hold non-empty strings, got {item!r}")

@@ -1,0 +1,222 @@
+"""Appending: round trip, atomic batches, expected revisions, idempotency, bad input."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from eventvault import (
+    ANY,
+    NO_STREAM,
+    STREAM_EXISTS,
+    DuplicateEventError,
+    EventStore,
+    NewEvent,
+    Query,
+    StoreClosedError,
+    ValidationError,
+    WrongExpectedRevisionError,
+)
+
+from .helpers import ev
+
+
+def all_events(store: EventStore) -> list:
+    return list(store.iter(Query(limit=1000)))
+
+
+def test_round_trip_keeps_every_field(store: EventStore) -> None:
+    when = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    new = NewEvent(
+        type="task.completed", data={"task": "T1", "n": [1, 2.5, None, True]},
+        stream="loop-42", actor="agent:coder", correlation_id="run-7",
+        causation_id="cmd-1", source="urn:ci", occurred_at=when, metadata={"k": "v"},
+    )
+    rec = store.append(new).events[0]
+    (got,) = store.read().events
+    assert got == rec
+    assert (got.id, got.type, got.stream, got.actor, got.correlation_id) == (
+        new.id, "task.completed", "loop-42", "agent:coder", "run-7")
+    assert (got.causation_id, got.source, got.occurred_at) == ("cmd-1", "urn:ci", when)
+    assert got.data == {"task": "T1", "n": [1, 2.5, None, True]}
+    assert got.metadata == {"k": "v"}
+    assert (got.position, got.stream_revision) == (1, 0)
+    assert len(got.hash) == 64
+
+
+def test_single_event_and_list_are_both_accepted(store: EventStore) -> None:
+    store.append(ev())
+    store.append([ev(), ev()])
+    assert [e.position for e in all_events(store)] == [1, 2, 3]
+
+
+def test_positions_increase_and_recorded_at_never_goes_back(store: EventStore) -> None:
+    for _ in range(5):
+        store.append([ev() for _ in range(7)])
+    events = all_events(store)
+    assert [e.position for e in events] == list(range(1, 36))
+    assert all(a.recorded_at <= b.recorded_at for a, b in zip(events, events[1:]))
+
+
+def test_stream_revisions_count_per_stream(store: EventStore) -> None:
+    store.append([ev(stream="a"), ev(stream="b"), ev(stream="a")])
+    store.append(ev(stream="a"))
+    revs = [(e.stream, e.stream_revision) for e in all_events(store)]
+    assert revs == [("a", 0), ("b", 0), ("a", 1), ("a", 2)]
+
+
+def test_batch_with_one_bad_event_writes_nothing(store: EventStore) -> None:
+    store.append(ev())
+    big = ev(data={"v": "x" * (store.max_event_bytes + 1)})
+    with pytest.raises(ValidationError, match="limit"):
+        store.append([ev(), big, ev()])
+    assert store.head() == 1
+    assert len(all_events(store)) == 1
+
+
+def test_empty_batch_is_rejected(store: EventStore) -> None:
+    with pytest.raises(ValidationError):
+        store.append([])
+
+
+def test_non_event_in_batch_is_rejected(store: EventStore) -> None:
+    with pytest.raises(ValidationError, match="not a NewEvent"):
+        store.append([ev(), {"type": "x"}])  # type: ignore[list-item]
+    assert store.head() == 0
+
+
+def test_expected_revision_matches(store: EventStore) -> None:
+    store.append(ev(stream="s"), expected_revision=NO_STREAM)
+    res = store.append([ev(stream="s"), ev(stream="s")], expected_revision=0)
+    assert res.last_revision == 2
+    store.append(ev(stream="s"), expected_revision=STREAM_EXISTS)
+    store.append(ev(stream="s"), expected_revision=ANY)
+    assert store.head() == 5
+
+
+def test_wrong_expected_revision_writes_nothing(store: EventStore) -> None:
+    store.append(ev(stream="s"))
+    with pytest.raises(WrongExpectedRevisionError) as info:
+        store.append(ev(stream="s"), expected_revision=5)
+    assert info.value.actual == 0
+    with pytest.raises(WrongExpectedRevisionError):
+        store.append(ev(stream="s"), expected_revision=NO_STREAM)
+    with pytest.raises(WrongExpectedRevisionError):
+        store.append(ev(stream="new"), expected_revision=STREAM_EXISTS)
+    with pytest.raises(WrongExpectedRevisionError):
+        store.append(ev(stream="new"), expected_revision=0)
+    assert store.head() == 1
+
+
+def test_expected_revision_needs_one_stream(store: EventStore) -> None:
+    with pytest.raises(ValidationError, match="one stream"):
+        store.append([ev(stream="a"), ev(stream="b")], expected_revision=NO_STREAM)
+
+
+@pytest.mark.parametrize("bad", [-1, "3", 1.0, True])
+def test_expected_revision_must_be_a_revision(store: EventStore, bad: object) -> None:
+    with pytest.raises(ValidationError):
+        store.append(ev(), expected_revision=bad)  # type: ignore[arg-type]
+
+
+def test_racing_writers_exactly_one_wins(store: EventStore) -> None:
+    store.append(ev(stream="race"))
+    n = 8
+    barrier = threading.Barrier(n)
+    outcomes: list[str] = []
+
+    def writer() -> None:
+        barrier.wait()
+        try:
+            store.append(ev(stream="race"), expected_revision=0)
+            outcomes.append("won")
+        except WrongExpectedRevisionError:
+            outcomes.append("lost")
+
+    threads = [threading.Thread(target=writer) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["lost"] * (n - 1) + ["won"]
+    assert store.head() == 2
+
+
+def test_same_id_same_content_is_idempotent(store: EventStore) -> None:
+    e = ev()
+    first = store.append(e).events[0]
+    again = store.append(e).events[0]
+    assert again == first
+    assert store.head() == 1
+
+
+def test_retry_of_a_batch_with_expected_revision_succeeds(store: EventStore) -> None:
+    batch = [ev(stream="s"), ev(stream="s")]
+    first = store.append(batch, expected_revision=NO_STREAM)
+    again = store.append(batch, expected_revision=NO_STREAM)
+    assert again.events == first.events
+    assert store.head() == 2
+
+
+def test_partly_stored_batch_writes_only_new_events(store: EventStore) -> None:
+    a, b = ev(), ev()
+    stored = store.append(a).events[0]
+    res = store.append([a, b])
+    assert res.events[0] == stored
+    assert res.events[1].position == 2
+    assert store.head() == 2
+
+
+def test_same_id_other_content_is_rejected(store: EventStore) -> None:
+    e = ev()
+    store.append(e)
+    other = NewEvent(type=e.type, id=e.id, data={"v": "different"})
+    with pytest.raises(DuplicateEventError, match="already stored"):
+        store.append([ev(), other])
+    assert store.head() == 1
+
+
+def test_duplicate_id_inside_batch_is_rejected(store: EventStore) -> None:
+    e = ev()
+    with pytest.raises(ValidationError, match="twice"):
+        store.append([e, e])
+    assert store.head() == 0
+
+
+def test_get_by_id(store: EventStore) -> None:
+    recs = store.append([ev() for _ in range(20)]).events
+    assert store.get(recs[7].id) == recs[7]
+    assert store.get(str(recs[3].id)) == recs[3]
+    assert store.get("01234567-89ab-7def-8123-456789abcdef") is None
+    with pytest.raises(ValidationError):
+        store.get("not-a-uuid")
+
+
+def test_recorded_at_is_the_store_clock(store: EventStore) -> None:
+    past = datetime(2020, 1, 1, tzinfo=UTC)
+    before = datetime.now(UTC)
+    rec = store.append(ev(occurred_at=past)).events[0]
+    assert rec.occurred_at == past
+    assert before - timedelta(seconds=1) <= rec.recorded_at <= datetime.now(UTC)
+
+
+def test_closed_store_refuses_work(make_store) -> None:  # type: ignore[no-untyped-def]
+    store = make_store()
+    store.close()
+    store.close()
+    with pytest.raises(StoreClosedError):
+        store.append(ev())
+    with pytest.raises(StoreClosedError):
+        store.read()
+
+
+def test_stats_count_events(store: EventStore) -> None:
+    assert store.stats().events == 0
+    store.append([ev() for _ in range(12)])
+    st = store.stats()
+    assert (st.events, st.head_position, st.first_position) == (12, 12, 1)
+    assert st.oldest_recorded_at is not None
+    assert st.newest_recorded_at is not None
+    assert st.oldest_recorded_at <= st.newest_recorded_at

@@ -1,0 +1,173 @@
+"""Reading: every filter alone and combined, time ranges, cursors both ways."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+
+from eventvault import EventStore, Query, RecordedEvent, ValidationError
+
+from .helpers import ev, mixed
+
+
+def read_all(store: EventStore, query: Query) -> list[RecordedEvent]:
+    return list(store.iter(query))
+
+
+@pytest.fixture
+def filled(store: EventStore) -> tuple[EventStore, list[RecordedEvent]]:
+    recs: list[RecordedEvent] = []
+    batch = mixed(120)
+    for i in range(0, 120, 10):
+        recs.extend(store.append(batch[i : i + 10]).events)
+    return store, recs
+
+
+FILTERS = {
+    "type": (Query(types=["task.started"]), lambda e: e.type == "task.started"),
+    "types-or": (
+        Query(types=["task.started", "build.finished"]),
+        lambda e: e.type in ("task.started", "build.finished"),
+    ),
+    "type-wildcard": (Query(types=["task.*"]), lambda e: e.type.startswith("task.")),
+    "all-wildcard": (Query(types=["*"]), lambda e: True),
+    "actor": (Query(actors=["agent:1"]), lambda e: e.actor == "agent:1"),
+    "correlation": (Query(correlation_ids=["run-2"]), lambda e: e.correlation_id == "run-2"),
+    "correlations-or": (
+        Query(correlation_ids=["run-2", "run-3"]),
+        lambda e: e.correlation_id in ("run-2", "run-3"),
+    ),
+    "stream": (Query(streams=["loop-1"]), lambda e: e.stream == "loop-1"),
+    "after-before": (Query(after=10, before=50), lambda e: 10 < e.position < 50),
+    "combined": (
+        Query(types=["task.*"], actors=["agent:2"], correlation_ids=["run-1", "run-3"],
+              streams=["loop-1"], after=5),
+        lambda e: e.type.startswith("task.") and e.actor == "agent:2"
+        and e.correlation_id in ("run-1", "run-3") and e.stream == "loop-1" and e.position > 5,
+    ),
+    "unknown-value": (Query(actors=["nobody"]), lambda e: False),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FILTERS))
+def test_filter(filled: tuple[EventStore, list[RecordedEvent]], name: str) -> None:
+    store, recs = filled
+    query, predicate = FILTERS[name]
+    expected = [e for e in recs if predicate(e)]
+    assert read_all(store, query) == expected
+    reverse = Query(**{**_fields(query), "reverse": True})
+    assert read_all(store, reverse) == expected[::-1]
+
+
+def _fields(q: Query) -> dict:
+    return {f: getattr(q, f) for f in q.__struct_fields__}
+
+
+def test_time_range_maps_to_positions(store: EventStore) -> None:
+    early = store.append([ev() for _ in range(5)]).events
+    time.sleep(0.01)
+    middle = store.append([ev() for _ in range(5)]).events
+    time.sleep(0.01)
+    store.append([ev() for _ in range(5)])
+    got = read_all(store, Query(since=middle[0].recorded_at, until=middle[-1].recorded_at
+                                + timedelta(microseconds=1)))
+    assert got == middle
+    assert read_all(store, Query(until=early[0].recorded_at)) == []
+    assert read_all(store, Query(since=early[0].recorded_at))[:5] == early
+
+
+def test_type_filter_with_time_window(filled: tuple[EventStore, list[RecordedEvent]]) -> None:
+    store, recs = filled
+    since = recs[30].recorded_at
+    got = read_all(store, Query(types=["build.*"], since=since))
+    assert got == [e for e in recs if e.type.startswith("build.") and e.recorded_at >= since]
+
+
+def test_pages_cover_everything_once_forward(
+    filled: tuple[EventStore, list[RecordedEvent]],
+) -> None:
+    store, recs = filled
+    seen: list[RecordedEvent] = []
+    page = store.read(Query(limit=7))
+    while True:
+        seen.extend(page.events)
+        if page.next_cursor is None:
+            break
+        page = store.read(Query(limit=7), cursor=page.next_cursor)
+    assert seen == recs
+
+
+def test_pages_backward(filled: tuple[EventStore, list[RecordedEvent]]) -> None:
+    store, recs = filled
+    q = Query(limit=9, reverse=True, correlation_ids=["run-1"])
+    page = store.read(q)
+    seen = list(page.events)
+    while page.next_cursor:
+        page = store.read(q, cursor=page.next_cursor)
+        seen.extend(page.events)
+    assert seen == [e for e in reversed(recs) if e.correlation_id == "run-1"]
+
+
+def test_paging_is_stable_under_concurrent_appends(store: EventStore) -> None:
+    first = store.append([ev() for _ in range(10)]).events
+    page = store.read(Query(limit=4))
+    later = store.append([ev() for _ in range(6)]).events
+    seen = list(page.events)
+    while page.next_cursor:
+        page = store.read(Query(limit=4), cursor=page.next_cursor)
+        seen.extend(page.events)
+    assert seen == first + later
+
+
+def test_last_page_has_no_cursor(store: EventStore) -> None:
+    store.append([ev() for _ in range(3)])
+    assert store.read(Query(limit=3)).next_cursor is None
+    assert store.read(Query(limit=2)).next_cursor is not None
+    assert store.read(Query(limit=1, after=3)).events == []
+
+
+def test_cursor_from_other_query_is_rejected(filled: tuple[EventStore, list]) -> None:
+    store, _ = filled
+    cursor = store.read(Query(limit=2, types=["task.*"])).next_cursor
+    assert cursor is not None
+    with pytest.raises(ValidationError, match="different query"):
+        store.read(Query(limit=2, types=["build.*"]), cursor=cursor)
+    with pytest.raises(ValidationError, match="different query"):
+        store.read(Query(limit=2, types=["task.*"], reverse=True), cursor=cursor)
+
+
+@pytest.mark.parametrize("cursor", ["", "garbage!", "eyJ2IjoxfQ", "W10", "W1s"])
+def test_malformed_cursor_is_rejected(store: EventStore, cursor: str) -> None:
+    with pytest.raises(ValidationError, match="cursor"):
+        store.read(Query(), cursor=cursor)
+
+
+def test_cursor_from_another_store_is_rejected(make_store) -> None:  # type: ignore[no-untyped-def]
+    a = make_store()
+    a.append([ev() for _ in range(3)])
+    cursor = a.read(Query(limit=1)).next_cursor
+    from eventvault import MemoryEventStore
+
+    with MemoryEventStore() as b, pytest.raises(ValidationError, match="another store"):
+        b.read(Query(limit=1), cursor=cursor)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"limit": 0}, {"limit": 10_001}, {"types": ["a*b"]}, {"after": -1},
+        {"types": [""]}, {"actors": [3]}, {"types": "task.*", "limit": "3"},
+    ],
+)
+def test_bad_query_is_a_validation_error(kwargs: dict) -> None:
+    with pytest.raises(ValidationError):
+        Query(**kwargs)
+
+
+def test_naive_time_in_query_is_rejected() -> None:
+    from datetime import datetime
+
+    with pytest.raises(ValidationError, match="timezone"):
+        Query(since=datetime(2026, 1, 1))
