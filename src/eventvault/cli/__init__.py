@@ -1,0 +1,1 @@
+"""The eventvault command line (see :mod:`.main`)."""

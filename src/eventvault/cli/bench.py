@@ -1,0 +1,288 @@
+"""``eventvault bench``: measure a backend on this machine.
+
+Always works on a *scratch* store (a temporary directory, or the directory given
+with ``--dir``), never the configured one. Events are realistic (~500 bytes:
+UUIDv7 id, one of 20 types, 1,000 streams, 50 actors, ~100 events per
+correlation id, a causation id, a short text payload) and generated from a fixed
+seed. Append rates count only the time spent inside ``append``. Reads, filters,
+the cold open and peak RSS are measured in a fresh child process that opens the
+store the writer left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+
+WORDS = (
+    "agent planner coder reviewer build test deploy merge patch commit branch release "
+    "retry timeout cache artifact lint format check pass fail queue worker step job run "
+    "prompt tool call result diff file module service endpoint schema migration index"
+).split()
+TYPES = [f"{area}.{verb}" for area in ("task", "build", "deploy", "tool", "agent")
+         for verb in ("started", "completed", "failed", "retried")]  # fmt: skip
+
+
+class EventMaker:
+    """Deterministic, realistic events."""
+
+    def __init__(self, seed: int = 42) -> None:
+        self.rng = random.Random(seed)
+        self.n = 0
+
+    def make(self, count: int) -> list[Any]:
+        from ..model import NewEvent
+
+        rng = self.rng
+        out = []
+        for _ in range(count):
+            i = self.n
+            self.n += 1
+            out.append(
+                NewEvent(
+                    type=TYPES[rng.randrange(len(TYPES))],
+                    stream=f"loop-{rng.randrange(1000)}",
+                    actor=f"agent:{rng.randrange(50)}",
+                    correlation_id=f"run-{i // 100}",
+                    causation_id=f"cmd-{rng.randrange(10**9)}",
+                    source="urn:eventvault:bench",
+                    data={
+                        "task": f"T{rng.randrange(100000)}",
+                        "status": rng.choice(("ok", "failed", "retry")),
+                        "attempt": rng.randrange(5),
+                        "text": " ".join(rng.choice(WORDS) for _ in range(25)),
+                    },
+                )
+            )
+        return out
+
+
+def _pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def _lat(values: list[float]) -> dict[str, float]:
+    return {"p50_ms": _pct(values, 50) * 1e3, "p95_ms": _pct(values, 95) * 1e3,
+            "p99_ms": _pct(values, 99) * 1e3}  # fmt: skip
+
+
+def bench_config(backend: str, where: Path, dsn: str | None) -> dict[str, Any]:
+    if backend == "file":
+        return {"store": {"backend": "file", "file": {"path": str(where)}}}
+    if backend == "postgres":
+        return {"store": {"backend": "postgres", "postgres": {
+            "dsn": dsn or "postgresql://postgres@127.0.0.1:5432/postgres",
+            "schema": "eventvault_bench"}}}  # fmt: skip
+    return {"store": {"backend": backend}}
+
+
+def run_writes(config: dict[str, Any], events: int, single: int, threads: int,
+               say: Callable[[str], None]) -> dict[str, Any]:
+    """Append workloads, in-process. Leaves ``events`` (+ singles) in the store."""
+    from ..registry import open_store
+
+    results: dict[str, Any] = {}
+    maker = EventMaker()
+    with open_store(config) as store:
+        # Batched appends, batches of 1000.
+        say(f"batched append: {events} events in batches of 1000")
+        spent, lat = 0.0, []
+        done = 0
+        while done < events:
+            batch = maker.make(min(1000, events - done))
+            t0 = time.perf_counter()
+            store.append(batch)
+            dt = time.perf_counter() - t0
+            spent += dt
+            lat.append(dt)
+            done += len(batch)
+        results["append_batch_1000"] = {"events_per_s": events / spent, **_lat(lat)}
+
+        say(f"single-event append, 1 thread: {single} events")
+        pending = maker.make(single)
+        lat = []
+        t_start = time.perf_counter()
+        for e in pending:
+            t0 = time.perf_counter()
+            store.append(e)
+            lat.append(time.perf_counter() - t0)
+        results["append_single_1_thread"] = {
+            "events_per_s": single / (time.perf_counter() - t_start), **_lat(lat)}
+
+        say(f"single-event append, {threads} threads: {single * 2} events")
+        per = (single * 2) // threads
+        work = [maker.make(per) for _ in range(threads)]
+        lats: list[list[float]] = [[] for _ in range(threads)]
+        barrier = threading.Barrier(threads + 1)
+
+        def writer(k: int) -> None:
+            barrier.wait()
+            for e in work[k]:
+                t0 = time.perf_counter()
+                store.append(e)
+                lats[k].append(time.perf_counter() - t0)
+
+        pool = [threading.Thread(target=writer, args=(k,)) for k in range(threads)]
+        for t in pool:
+            t.start()
+        barrier.wait()
+        t_start = time.perf_counter()
+        for t in pool:
+            t.join()
+        elapsed = time.perf_counter() - t_start
+        results[f"append_single_{threads}_threads"] = {
+            "events_per_s": per * threads / elapsed, **_lat([x for lst in lats for x in lst])}
+    return results
+
+
+def run_reads(config: dict[str, Any], queries: int) -> dict[str, Any]:
+    """Open, replay and query; run in a fresh process (see :func:`_child`)."""
+    from ..model import Query
+    from ..registry import open_store
+
+    results: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    store = open_store(config)
+    head = store.head()
+    results["open"] = {"seconds": time.perf_counter() - t0, "events": head}
+    rng = random.Random(7)
+    with store:
+        runs = max(1, head // 100)
+        newest = store.read(Query(reverse=True, limit=1)).events[0].recorded_at
+        oldest = store.read(Query(limit=1)).events[0].recorded_at
+        span = (newest - oldest).total_seconds()
+
+        def timed(make_query: Callable[[], Query]) -> dict[str, float]:
+            lat = []
+            for _ in range(queries):
+                q = make_query()
+                t = time.perf_counter()
+                store.read(q)
+                lat.append(time.perf_counter() - t)
+            return _lat(lat)
+
+        def window() -> Query:
+            start = oldest + timedelta(seconds=rng.random() * span)
+            return Query(types=[rng.choice(TYPES)], since=start,
+                         until=start + timedelta(seconds=max(span / 20, 0.001)))
+
+        results["query_correlation_id"] = timed(
+            lambda: Query(correlation_ids=[f"run-{rng.randrange(runs)}"]))
+        results["query_actor"] = timed(lambda: Query(actors=[f"agent:{rng.randrange(50)}"]))
+        results["query_type_time_window"] = timed(window)
+        results["query_time_range_first_page"] = timed(
+            lambda: Query(since=oldest + timedelta(seconds=rng.random() * span)))
+        t = time.perf_counter()
+        n = sum(1 for _ in store.iter(Query(limit=10_000)))
+        results["replay_all"] = {"events_per_s": n / (time.perf_counter() - t), "events": n}
+    results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return results
+
+
+def _child(config: dict[str, Any], queries: int) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "eventvault.cli.bench", json.dumps(config), str(queries)],
+        capture_output=True, text=True, check=False,
+    )
+    if proc.returncode != 0:
+        raise click.ClickException(f"bench reader process failed:\n{proc.stderr.strip()}")
+    result: dict[str, Any] = json.loads(proc.stdout)
+    return result
+
+
+def _summary(runs: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """(workload, metric, 'median (min–max)') rows over all runs."""
+    rows = []
+    for name in runs[0]:
+        if not isinstance(runs[0][name], dict):
+            vals = [r[name] for r in runs]
+            rows.append((name, "MB", _fmt(vals)))
+            continue
+        for metric in runs[0][name]:
+            if metric == "events" and name != "open":
+                continue
+            vals = [r[name][metric] for r in runs]
+            rows.append((name, metric, _fmt(vals)))
+    return rows
+
+
+def _fmt(vals: list[float]) -> str:
+    med = statistics.median(vals)
+    if len(vals) == 1:
+        return f"{med:,.3f}" if med < 100 else f"{med:,.0f}"
+    lo, hi = min(vals), max(vals)
+    if med < 100:
+        return f"{med:,.3f} ({lo:,.3f}–{hi:,.3f})"
+    return f"{med:,.0f} ({lo:,.0f}–{hi:,.0f})"
+
+
+@click.command()
+@click.option("--backend", "bench_backend", type=click.Choice(["file", "memory", "postgres"]),
+              default="file", show_default=True)
+@click.option("--events", type=click.IntRange(1000), default=100_000, show_default=True,
+              help="Events appended in batches (and then queried).")
+@click.option("--single", type=click.IntRange(10), default=2000, show_default=True,
+              help="Events for the single-event workloads (x2 for the threaded one).")
+@click.option("--threads", type=click.IntRange(1, 64), default=8, show_default=True)
+@click.option("--queries", type=click.IntRange(1), default=300, show_default=True,
+              help="Queries per filter workload.")
+@click.option("--runs", type=click.IntRange(1, 20), default=1, show_default=True,
+              help="Repeat everything; report median (min–max).")
+@click.option("--dir", "work_dir", type=click.Path(file_okay=False), default=None,
+              help="Scratch directory (default: a temporary one, removed afterwards).")
+@click.option("--dsn", default=None, help="PostgreSQL DSN for --backend postgres.")
+@click.option("--json", "as_json", is_flag=True, help="Print raw results as JSON.")
+def bench(bench_backend: str, events: int, single: int, threads: int, queries: int, runs: int,
+          work_dir: str | None, dsn: str | None, as_json: bool) -> None:
+    """Benchmark a backend on a scratch store (never your configured one).
+
+    \b
+    Examples:
+      eventvault bench                              # file backend, 100k events
+      eventvault bench --events 1000000 --runs 3    # the published figures
+    """
+    say = (lambda m: click.echo(m, err=True))
+    all_runs = []
+    for run in range(runs):
+        root = Path(tempfile.mkdtemp(prefix="eventvault-bench-", dir=work_dir))
+        try:
+            config = bench_config(bench_backend, root / "store", dsn)
+            say(f"run {run + 1}/{runs}: {bench_backend} backend in {root}")
+            result = run_writes(config, events, single, threads, say)
+            if bench_backend != "memory":
+                say("reads, filters, open time and RSS in a fresh process")
+                result.update(_child(config, queries))
+            all_runs.append(result)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+    if as_json:
+        click.echo(json.dumps(all_runs, indent=2))
+        return
+    click.echo(f"eventvault bench: backend={bench_backend} events={events} single={single} "
+               f"threads={threads} queries={queries} runs={runs} (median (min–max))")
+    for name, metric, value in _summary(all_runs):
+        click.echo(f"  {name:<30} {metric:<14} {value}")
+
+
+if __name__ == "__main__":  # the reader child process
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    print(json.dumps(run_reads(json.loads(sys.argv[1]), int(sys.argv[2]))))

@@ -1,0 +1,525 @@
+"""The ``eventvault`` command line.
+
+Data goes to stdout, messages and progress bars to stderr. Exit codes:
+
+====  =========================================================
+0     success
+1     unexpected internal error (set EVENTVAULT_DEBUG=1 for a traceback)
+2     bad input: usage, an invalid event, query, cursor or time
+3     configuration error
+4     conflict: wrong expected revision, or an id reused with other content
+5     store unavailable: I/O error, disk full, server unreachable
+6     integrity: verify found a broken chain, or stored data is corrupt
+====  =========================================================
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import click
+import msgspec
+
+from .. import errors
+from ..config import DEFAULT_FILE_NAME, Config, load_config
+from ..model import ExpectedRevision, NewEvent, Query, RecordedEvent
+from ..registry import backend_names, open_store
+from ..store import EventStore
+from ..timeutil import parse_time
+from .output import FORMATS, write_events
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_CONFIG, EXIT_CONFLICT, EXIT_UNAVAILABLE, EXIT_INTEGRITY = (
+    range(7)
+)
+#: Most specific first: the first matching class decides the exit code.
+EXIT_CODES: list[tuple[type[BaseException], int]] = [
+    (errors.ConfigError, EXIT_CONFIG),
+    (errors.MissingExtraError, EXIT_CONFIG),
+    (errors.ValidationError, EXIT_INPUT),
+    (errors.ConflictError, EXIT_CONFLICT),
+    (errors.CorruptionError, EXIT_INTEGRITY),
+    (errors.StoreError, EXIT_UNAVAILABLE),
+    (errors.NotSupportedError, EXIT_INPUT),
+    (errors.EventVaultError, EXIT_INTERNAL),
+]
+
+
+class Ctx:
+    """What the top-level options decided, handed to every command."""
+
+    def __init__(self, config: str | None, backend: str | None, quiet: bool) -> None:
+        self.config_path = config
+        self.backend = backend
+        self.quiet = quiet
+
+    def config(self) -> Config:
+        env = dict(os.environ)
+        if self.backend:
+            env["EVENTVAULT_BACKEND"] = self.backend
+        return load_config(self.config_path, env=env)
+
+    @contextmanager
+    def store(self) -> Iterator[EventStore]:
+        with open_store(self.config()) as store:
+            yield store
+
+    def say(self, message: str) -> None:
+        if not self.quiet:
+            click.echo(message, err=True)
+
+    @contextmanager
+    def progress(self, label: str, total: int | None) -> Iterator[Callable[[int], None]]:
+        """A progress bar on stderr (only on a terminal, and not with --quiet)."""
+        if self.quiet or not sys.stderr.isatty():
+            yield lambda done: None
+            return
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.speed} ev/s"), TimeRemainingColumn()]  # fmt: skip
+        with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task(label, total=total)
+            yield lambda done: bar.update(task, completed=done)
+
+
+def _handle_errors(fn: F) -> F:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except errors.EventVaultError as exc:
+            code = next(c for cls, c in EXIT_CODES if isinstance(exc, cls))
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(code)
+        except BrokenPipeError:
+            sys.stderr.close()
+            sys.exit(EXIT_OK)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _json_object(value: str | None, name: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    try:
+        parsed = msgspec.json.decode(value)
+    except msgspec.DecodeError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc}", param_hint=name) from None
+    if not isinstance(parsed, dict):
+        raise click.BadParameter("must be a JSON object, e.g. '{\"k\": 1}'", param_hint=name)
+    return parsed
+
+
+def _time(value: str | None, name: str) -> Any:
+    if value is None:
+        return None
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=name) from None
+
+
+def _expected(value: str | None) -> int | ExpectedRevision | None:
+    if value is None:
+        return None
+    named = {e.name.lower(): e for e in ExpectedRevision}
+    if value.lower() in named:
+        return named[value.lower()]
+    if value.isdigit():
+        return int(value)
+    raise click.BadParameter(
+        "use a revision number, any, no_stream or stream_exists", param_hint="--expected-revision"
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--config", "-c", "config", metavar="PATH", envvar=None,
+              help="Config file (default: $EVENTVAULT_CONFIG, ./eventvault.toml, built-in).")
+@click.option("--backend", type=click.Choice(backend_names()), default=None,
+              help="Override store.backend from the configuration.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars or messages on stderr.")
+@click.version_option(package_name="eventvault")
+@click.pass_context
+def cli(ctx: click.Context, config: str | None, backend: str | None, quiet: bool) -> None:
+    """eventvault: an append-only, verifiable event store.
+
+    \b
+    Zero configuration uses the file backend in ./eventvault-data:
+      eventvault append --type build.started --actor ci --data '{"sha": "abc"}'
+      eventvault query --type 'build.*' --since 2h --format json
+      eventvault verify
+    """
+    ctx.obj = Ctx(config, backend, quiet)
+
+
+pass_ctx = click.make_pass_decorator(Ctx)
+
+
+@cli.command()
+@click.option("--write-config", is_flag=True,
+              help=f"Also write a commented ./{DEFAULT_FILE_NAME} with the defaults.")
+@pass_ctx
+@_handle_errors
+def init(ctx: Ctx, write_config: bool) -> None:
+    """Create the store (and optionally a config file).
+
+    \b
+    Example:
+      eventvault init --write-config
+    """
+    if write_config:
+        target = Path(DEFAULT_FILE_NAME)
+        if target.exists():
+            raise errors.ConfigError(f"{target} exists already; not overwriting it")
+        target.write_text(STARTER_CONFIG, encoding="utf-8")
+        ctx.say(f"wrote {target}")
+    cfg = ctx.config()
+    with open_store(cfg) as store:
+        where = cfg.store.file.path if cfg.backend == "file" else cfg.backend
+        ctx.say(f"store ready: {cfg.backend} backend ({where}), {store.head()} events")
+
+
+def _read_jsonl(handle: IO[bytes], name: str) -> Iterator[tuple[int, NewEvent]]:
+    for lineno, line in enumerate(handle, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = msgspec.json.decode(line)
+            if not isinstance(obj, dict):
+                raise errors.ValidationError("each line must be a JSON object")
+            yield lineno, msgspec.convert(obj, NewEvent, strict=False)
+        except (msgspec.DecodeError, msgspec.ValidationError, errors.ValidationError) as exc:
+            raise errors.ValidationError(f"{name} line {lineno}: {exc}") from None
+
+
+@cli.command()
+@click.option("--type", "-t", "type_", metavar="NAME", help="Event type, e.g. build.started.")
+@click.option("--stream", "-s", default="default", show_default=True)
+@click.option("--actor", "-a", default=None)
+@click.option("--correlation-id", default=None)
+@click.option("--causation-id", default=None)
+@click.option("--source", default=None)
+@click.option("--data", "-d", default=None, metavar="JSON", help="Payload, a JSON object.")
+@click.option("--metadata", default=None, metavar="JSON", help="Metadata, a JSON object.")
+@click.option("--id", "event_id", default=None, help="Event id (UUID); re-sending it is safe.")
+@click.option("--occurred-at", default=None, metavar="TIME", help="ISO-8601 or e.g. 5m (ago).")
+@click.option("--expected-revision", default=None, metavar="REV",
+              help="Revision the stream must be at: a number, no_stream, stream_exists, any.")
+@click.option("--file", "-f", "file_", type=click.File("rb"), default=None,
+              help="Append many events from a JSON-lines file ('-' for stdin).")
+@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1, 100_000),
+              help="Events per atomic batch with --file.")
+@pass_ctx
+@_handle_errors
+def append(ctx: Ctx, type_: str | None, stream: str, actor: str | None,
+           correlation_id: str | None, causation_id: str | None, source: str | None,
+           data: str | None, metadata: str | None, event_id: str | None,
+           occurred_at: str | None, expected_revision: str | None, file_: IO[bytes] | None,
+           batch_size: int) -> None:
+    """Append one event from options, or many from JSON lines.
+
+    \b
+    Examples:
+      eventvault append --type build.started --actor ci --correlation-id run-1 \\
+          --data '{"sha": "abc"}'
+      eventvault append --file events.jsonl      # one JSON object per line
+      cat events.jsonl | eventvault append --file -
+
+    Every line of a file is checked before anything is written, so a bad line
+    leaves the store untouched. Prints the stored event(s) as JSON on stdout.
+    """
+    expected = _expected(expected_revision)
+    if file_ is not None:
+        if type_ is not None or data is not None:
+            raise click.UsageError("use either --file or --type/--data, not both")
+        _append_many(ctx, file_, batch_size, expected)
+        return
+    if type_ is None:
+        raise click.UsageError("missing --type (or --file)")
+    kwargs: dict[str, Any] = {}
+    if event_id is not None:
+        kwargs["id"] = event_id
+    if occurred_at is not None:
+        kwargs["occurred_at"] = _time(occurred_at, "--occurred-at")
+    event = NewEvent(
+        type=type_, stream=stream, actor=actor, correlation_id=correlation_id,
+        causation_id=causation_id, source=source, data=_json_object(data, "--data"),
+        metadata=_json_object(metadata, "--metadata"), **kwargs,
+    )
+    with ctx.store() as store:
+        result = store.append(event, expected_revision=expected)
+    write_events(result.events, "jsonl")
+
+
+def _append_many(ctx: Ctx, handle: IO[bytes], batch_size: int,
+                 expected: int | ExpectedRevision | None) -> None:
+    name = getattr(handle, "name", "input")
+    seekable = handle.seekable() and name not in ("<stdin>", "-")
+    # Pass 1: validate everything (a file is re-read; stdin has to be kept).
+    kept: list[NewEvent] = []
+    total = 0
+    for _lineno, event in _read_jsonl(handle, name):
+        total += 1
+        if not seekable:
+            kept.append(event)
+    if total == 0:
+        raise errors.ValidationError(f"{name}: no events found")
+    if expected is not None and total > batch_size:
+        raise errors.ValidationError(
+            "--expected-revision with --file needs every event in one batch "
+            f"(got {total} events, --batch-size {batch_size})"
+        )
+
+    def events() -> Iterator[NewEvent]:
+        if seekable:
+            handle.seek(0)
+            for _, event in _read_jsonl(handle, name):
+                yield event
+        else:
+            yield from kept
+
+    done = 0
+    first = last = None
+    with ctx.store() as store, ctx.progress("appending", total) as advance:
+        batch: list[NewEvent] = []
+        for event in events():
+            batch.append(event)
+            if len(batch) >= batch_size:
+                res = store.append(batch, expected_revision=expected)
+                first = first or res.first_position
+                last = res.last_position
+                done += len(batch)
+                advance(done)
+                batch = []
+        if batch:
+            res = store.append(batch, expected_revision=expected)
+            first = first or res.first_position
+            last = res.last_position
+            done += len(batch)
+            advance(done)
+    click.echo(msgspec.json.encode(
+        {"appended": done, "first_position": first, "last_position": last}).decode())
+    ctx.say(f"appended {done} events (positions {first}–{last})")
+
+
+def query_options(fn: F) -> F:
+    """The filter options shared by query and tail."""
+    options = [
+        click.option("--type", "-t", "types", multiple=True,
+                     help="Type or pattern with trailing * (repeat for OR)."),
+        click.option("--actor", "-a", "actors", multiple=True, help="Actor (repeat for OR)."),
+        click.option("--correlation-id", "correlation_ids", multiple=True,
+                     help="Correlation id (repeat for OR)."),
+        click.option("--stream", "-s", "streams", multiple=True, help="Stream (repeat for OR)."),
+        click.option("--since", default=None, metavar="TIME",
+                     help="Recorded at or after: ISO-8601, 'now', or ago like 2h, 30m, 7d."),
+        click.option("--until", default=None, metavar="TIME", help="Recorded before TIME."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _query(types: tuple[str, ...], actors: tuple[str, ...], correlation_ids: tuple[str, ...],
+           streams: tuple[str, ...], since: str | None, until: str | None,
+           **extra: Any) -> Query:
+    return Query(types=types, actors=actors, correlation_ids=correlation_ids, streams=streams,
+                 since=_time(since, "--since"), until=_time(until, "--until"), **extra)
+
+
+@cli.command()
+@query_options
+@click.option("--after", type=click.IntRange(min=0), default=None, help="Positions after this.")
+@click.option("--before", type=click.IntRange(min=0), default=None, help="Positions before this.")
+@click.option("--cursor", default=None, help="Continue from a previous page's cursor.")
+@click.option("--limit", "-n", type=click.IntRange(1, 10_000), default=100, show_default=True,
+              help="Events per page.")
+@click.option("--all", "all_pages", is_flag=True, help="Every matching event, page after page.")
+@click.option("--reverse", "-r", is_flag=True, help="Newest first.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@pass_ctx
+@_handle_errors
+def query(ctx: Ctx, after: int | None, before: int | None, cursor: str | None, limit: int,
+          all_pages: bool, reverse: bool, fmt: str, **filters: Any) -> None:
+    """Read events, filtered and paged.
+
+    Filters combine with AND; a repeated option is an OR. Prints the next page's
+    cursor on stderr when there is more.
+
+    \b
+    Examples:
+      eventvault query --correlation-id run-7 --format json
+      eventvault query --type 'task.*' --actor agent:coder --since 2h
+      eventvault query --all --format jsonl > backup.jsonl
+    """
+    q = _query(after=after, before=before, limit=limit, reverse=reverse, **filters)
+    with ctx.store() as store:
+        if all_pages:
+            if cursor is not None:
+                raise click.UsageError("--all reads from the start; drop --cursor")
+            write_events(store.iter(q), fmt)
+            return
+        page = store.read(q, cursor=cursor)
+        write_events(page.events, fmt)
+        if page.next_cursor:
+            ctx.say(f"more: --cursor {page.next_cursor}")
+
+
+@cli.command()
+@query_options
+@click.option("--lines", "-n", type=click.IntRange(0, 10_000), default=10, show_default=True,
+              help="How many recent events to show first.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new events as they arrive.")
+@click.option("--format", "fmt", type=click.Choice(("text", "jsonl")), default="text",
+              show_default=True)
+@pass_ctx
+@_handle_errors
+def tail(ctx: Ctx, lines: int, follow: bool, fmt: str, **filters: Any) -> None:
+    """Show the latest events; with -f, follow new ones live (Ctrl-C stops).
+
+    \b
+    Examples:
+      eventvault tail -n 20
+      eventvault tail -f --type 'deploy.*' --format jsonl
+    """
+    q = _query(**filters)
+    with ctx.store() as store:
+        recent: list[RecordedEvent] = []
+        if lines:
+            recent = store.read(msgspec.structs.replace(q, limit=lines, reverse=True)).events
+            write_events(reversed(recent), fmt)
+        if not follow:
+            return
+        start = recent[0].position if recent else store.head()
+        for event in store.subscribe(q, after=start):
+            write_events([event], fmt)
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(("table", "json")), default="table",
+              show_default=True)
+@pass_ctx
+@_handle_errors
+def stats(ctx: Ctx, fmt: str) -> None:
+    """Summarise the store: counts, positions, times, size.
+
+    \b
+    Example:
+      eventvault stats --format json
+    """
+    with ctx.store() as store:
+        st = store.stats()
+    if fmt == "json":
+        click.echo(msgspec.json.encode(st).decode())
+        return
+    for key, value in msgspec.structs.asdict(st).items():
+        if key == "details":
+            for dkey, dvalue in value.items():
+                click.echo(f"{dkey:>20}: {dvalue}")
+        else:
+            click.echo(f"{key:>20}: {'-' if value is None else value}")
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text",
+              show_default=True)
+@pass_ctx
+@_handle_errors
+def verify(ctx: Ctx, fmt: str) -> None:
+    """Recompute the hash chain; exit 6 at the first broken event.
+
+    \b
+    Example:
+      eventvault verify && echo "record intact"
+    """
+    with ctx.store() as store:
+        total = store.head()
+        with ctx.progress("verifying", total) as advance:
+            result = store.verify(progress=lambda done, _total: advance(done))
+    if fmt == "json":
+        click.echo(msgspec.json.encode(result).decode())
+    elif result.ok:
+        click.echo(f"ok: {result.checked} events verified, head hash {result.head_hash}")
+    else:
+        click.echo(
+            f"BROKEN at position {result.first_bad_position}: {result.reason} "
+            f"({result.checked} events before it verified)"
+        )
+    if not result.ok:
+        sys.exit(EXIT_INTEGRITY)
+
+
+@cli.command()
+@pass_ctx
+@_handle_errors
+def reindex(ctx: Ctx) -> None:
+    """Rebuild the file backend's indexes from its segments.
+
+    \b
+    Example:
+      eventvault reindex
+    """
+    from ..backends.file import FileEventStore
+
+    with ctx.store() as store:
+        if not isinstance(store, FileEventStore):
+            raise errors.NotSupportedError(f"reindex is for the file backend, not {store.backend_name}")
+        n = store.reindex()
+    ctx.say(f"rebuilt {n} segment index(es); the active segment is indexed in memory")
+
+
+from .bench import bench  # noqa: E402 - registers the bench command on the group
+
+cli.add_command(bench)
+
+
+STARTER_CONFIG = """\
+# eventvault configuration. Every key is optional; these are the defaults.
+# Docs: README.md, section "Configuration".
+
+[store]
+backend = "file"                 # file | postgres | memory
+max_event_bytes = 1_048_576      # largest event (canonical JSON bytes)
+
+[store.file]
+path = "./eventvault-data"       # relative to this file's directory
+fsync = "always"                 # always | interval | never
+fsync_interval = "200ms"         # with fsync = "interval"
+segment_max_bytes = 67_108_864
+
+# [store.postgres]
+# dsn = "${EVENTVAULT_POSTGRES_DSN}"
+# schema = "eventvault"
+"""
+
+
+def main() -> None:
+    """Entry point of the ``eventvault`` command."""
+    try:
+        cli.main(standalone_mode=True)
+    except SystemExit:
+        raise
+    except Exception as exc:  # pragma: no cover - last resort, no traceback for users
+        if os.environ.get("EVENTVAULT_DEBUG"):
+            raise
+        click.echo(f"internal error: {type(exc).__name__}: {exc} "
+                   "(set EVENTVAULT_DEBUG=1 for a traceback)", err=True)
+        sys.exit(EXIT_INTERNAL)

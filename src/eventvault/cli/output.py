@@ -1,0 +1,92 @@
+"""Writing events to stdout as table, JSON, JSON lines, CSV or one-line text."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections.abc import Iterable, Iterator
+from typing import IO, Any
+
+import msgspec
+
+from ..model import RecordedEvent
+
+__all__ = ["FORMATS", "write_events"]
+
+FORMATS = ("table", "json", "jsonl", "csv", "text")
+CSV_COLUMNS = (
+    "position", "recorded_at", "stream", "stream_revision", "type", "actor",
+    "correlation_id", "causation_id", "source", "occurred_at", "id", "hash", "data", "metadata",
+)  # fmt: skip
+_encoder = msgspec.json.Encoder()
+
+
+def _csv_rows(events: Iterable[RecordedEvent]) -> Iterator[list[Any]]:
+    for e in events:
+        d = e.to_dict()
+        yield [
+            _encoder.encode(d[c]).decode() if c in ("data", "metadata") else d[c]
+            for c in CSV_COLUMNS
+        ]
+
+
+def _text(e: RecordedEvent) -> str:
+    who = f" {e.actor}" if e.actor else ""
+    corr = f" [{e.correlation_id}]" if e.correlation_id else ""
+    data = _encoder.encode(e.data).decode()
+    if len(data) > 120:
+        data = data[:117] + "..."
+    stamp = e.recorded_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return f"{e.position:>8} {stamp} {e.stream}#{e.stream_revision} {e.type}{who}{corr} {data}"
+
+
+def write_events(events: Iterable[RecordedEvent], fmt: str, out: IO[str] | None = None) -> int:
+    """Write ``events`` in ``fmt``, streaming where the format allows; returns the count."""
+    out = out if out is not None else sys.stdout
+    n = 0
+    if fmt == "jsonl":
+        for e in events:
+            out.write(_encoder.encode(e).decode())
+            out.write("\n")
+            n += 1
+    elif fmt == "json":
+        out.write("[")
+        for e in events:
+            out.write(",\n " if n else "\n ")
+            out.write(_encoder.encode(e).decode())
+            n += 1
+        out.write("\n]\n" if n else "]\n")
+    elif fmt == "csv":
+        writer = csv.writer(out)
+        writer.writerow(CSV_COLUMNS)
+        for row in _csv_rows(events):
+            writer.writerow(row)
+            n += 1
+    elif fmt == "text":
+        for e in events:
+            out.write(_text(e) + "\n")
+            n += 1
+    else:  # table
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(show_edge=False, pad_edge=False)
+        for col in ("pos", "recorded_at", "stream", "rev", "type", "actor", "correlation", "data"):
+            table.add_column(col, no_wrap=col != "data")
+        for e in events:
+            data = _encoder.encode(e.data).decode()
+            table.add_row(
+                str(e.position),
+                e.recorded_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
+                e.stream,
+                str(e.stream_revision),
+                e.type,
+                e.actor or "",
+                e.correlation_id or "",
+                data if len(data) <= 60 else data[:57] + "...",
+            )
+            n += 1
+        width = None if out.isatty() else 200  # pipes: wide rows, no folding
+        Console(file=out, width=width).print(table)
+    out.flush()
+    return n
