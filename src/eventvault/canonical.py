@@ -33,6 +33,7 @@ __all__ = [
     "CANONICAL_VERSION",
     "MAX_JSON_DEPTH",
     "canonical_event_bytes",
+    "canonical_event_bytes_checked",
     "check_json_object",
     "format_time",
 ]
@@ -116,8 +117,47 @@ def check_json_object(value: Any, name: str) -> Any:
 
 
 def format_time(value: datetime) -> str:
-    """The canonical text of a UTC datetime: always microseconds, always ``+00:00``."""
-    return value.isoformat(timespec="microseconds")
+    """The canonical text of a UTC datetime, as the chain hashes it: RFC 3339 with
+    ``Z``, and six fractional digits unless the microseconds are zero
+    (``2026-01-01T00:00:00Z``, ``2026-01-01T00:00:00.120000Z``)."""
+    return _encoder.encode(value)[1:-1].decode()
+
+
+def canonical_event_bytes_checked(
+    id: UUID,
+    type: str,
+    stream: str,
+    stream_revision: int,
+    actor: str | None,
+    correlation_id: str | None,
+    causation_id: str | None,
+    source: str | None,
+    occurred_at: datetime,
+    recorded_at: datetime,
+    data: Any,
+    metadata: Any,
+) -> bytes:
+    """:func:`canonical_event_bytes` for payloads already in canonical form, as
+    :func:`check_json_object` returned them: the append hot path, which has them
+    from validating the event. Times must be UTC (msgspec writes them as
+    :func:`format_time` says)."""
+    return _encoder.encode(
+        [
+            CANONICAL_VERSION,
+            id,  # msgspec writes a UUID as its canonical 36-character text
+            type,
+            stream,
+            stream_revision,
+            actor,
+            correlation_id,
+            causation_id,
+            source,
+            occurred_at,
+            recorded_at,
+            data,
+            metadata,
+        ]
+    )
 
 
 def canonical_event_bytes(
@@ -140,20 +180,17 @@ def canonical_event_bytes(
     Position is deliberately *not* covered: a store copied to a backend that
     numbers differently (EventStoreDB commit positions) keeps the same chain.
     """
-    return _encoder.encode(
-        [
-            CANONICAL_VERSION,
-            str(id),
-            type,
-            stream,
-            stream_revision,
-            actor,
-            correlation_id,
-            causation_id,
-            source,
-            format_time(occurred_at),
-            format_time(recorded_at),
-            _check(data, "data", 0),
-            _check(metadata, "metadata", 0),
-        ]
+    return canonical_event_bytes_checked(
+        id,
+        type,
+        stream,
+        stream_revision,
+        actor,
+        correlation_id,
+        causation_id,
+        source,
+        occurred_at,
+        recorded_at,
+        _check(data, "data", 0),
+        _check(metadata, "metadata", 0),
     )

@@ -1,5 +1,9 @@
 """The event model: what producers write, what the store returns, how to ask for it.
 
+The read-side structs are ``gc=False``: they hold only JSON values, strings, UUIDs and
+datetimes, which cannot form reference cycles, so the cyclic collector need not
+track the millions of them a replay creates.
+
 All classes are frozen ``msgspec.Struct`` s: cheap to build, and the file backend
 decodes its JSONL lines straight into :class:`RecordedEvent` without an
 intermediate dict.
@@ -9,7 +13,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 from uuid import UUID
@@ -101,12 +105,15 @@ def check_type_name(value: object) -> None:
         )
 
 
-class NewEvent(msgspec.Struct, frozen=True, kw_only=True):
+class NewEvent(msgspec.Struct, frozen=True, kw_only=True, dict=True):
     """An event as a producer writes it.
 
     ``id`` and ``occurred_at`` are filled in when the object is built, so appending
     the same ``NewEvent`` again (a retry) is idempotent.
     """
+
+    # (__dict__ holds ``canonical``: the payloads' canonical form from validation,
+    # so appending does not walk them a second time.)
 
     type: str
     data: dict[str, Any] = msgspec.field(default_factory=dict)
@@ -135,15 +142,17 @@ class NewEvent(msgspec.Struct, frozen=True, kw_only=True):
         if not isinstance(self.occurred_at, datetime):
             raise ValidationError("occurred_at must be a datetime")
         set_(self, "occurred_at", _utc(self.occurred_at, "occurred_at"))
-        check_json_object(self.data, "data")
-        check_json_object(self.metadata, "metadata")
-        if type(self.data) is not dict:
+        if type(self.data) is not dict and isinstance(self.data, Mapping):
             set_(self, "data", dict(self.data))
-        if type(self.metadata) is not dict:
+        if type(self.metadata) is not dict and isinstance(self.metadata, Mapping):
             set_(self, "metadata", dict(self.metadata))
+        self.__dict__["canonical"] = (
+            check_json_object(self.data, "data"),
+            check_json_object(self.metadata, "metadata"),
+        )
 
 
-class RecordedEvent(msgspec.Struct, frozen=True, kw_only=True):
+class RecordedEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A stored event: the producer's fields plus what the store assigned."""
 
     position: int
@@ -200,7 +209,7 @@ def _names(value: object, field: str) -> tuple[str, ...]:
     return out
 
 
-class Query(msgspec.Struct, frozen=True, kw_only=True):
+class Query(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """What to read. Fields combine with AND; values within one field with OR.
 
     * ``types``: exact names or patterns with a trailing ``*`` (``task.*``; ``*`` = all)
@@ -290,7 +299,7 @@ class Query(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
-class Page(msgspec.Struct, frozen=True, kw_only=True):
+class Page(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One page of a read: the events, and a cursor for the next page (None at the end)."""
 
     events: list[RecordedEvent]
@@ -303,7 +312,7 @@ class Page(msgspec.Struct, frozen=True, kw_only=True):
         return len(self.events)
 
 
-class AppendResult(msgspec.Struct, frozen=True, kw_only=True):
+class AppendResult(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """What an append stored (or, for ids already stored, what was there)."""
 
     events: list[RecordedEvent]

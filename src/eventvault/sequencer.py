@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from .canonical import canonical_event_bytes
+from .canonical import canonical_event_bytes_checked
 from .errors import DuplicateEventError, ValidationError, WrongExpectedRevisionError
 from .model import ExpectedRevision, NewEvent, RecordedEvent, utcnow
 
@@ -124,19 +124,20 @@ def stamp_batch(
             rev += 1
         revisions[stream] = rev
         position += 1
-        canon = canonical_event_bytes(
-            id=ev.id,
-            type=ev.type,
-            stream=stream,
-            stream_revision=rev,
-            actor=ev.actor,
-            correlation_id=ev.correlation_id,
-            causation_id=ev.causation_id,
-            source=ev.source,
-            occurred_at=ev.occurred_at,
-            recorded_at=stamp,
-            data=ev.data,
-            metadata=ev.metadata,
+        cdata, cmeta = ev.__dict__["canonical"]
+        canon = canonical_event_bytes_checked(
+            ev.id,
+            ev.type,
+            stream,
+            rev,
+            ev.actor,
+            ev.correlation_id,
+            ev.causation_id,
+            ev.source,
+            ev.occurred_at,
+            stamp,
+            cdata,
+            cmeta,
         )
         if len(canon) > max_event_bytes:
             raise ValidationError(

@@ -65,7 +65,9 @@ class SegmentIndex(Protocol):
     def times(self) -> Sequence[int]: ...
     def postings(self, field: str) -> Mapping[str, Sequence[int]]: ...
     def stream_last(self) -> Mapping[str, int]: ...
-    def find_id(self, key: bytes) -> int | None: ...
+    def find_id(self, key: int) -> int | None: ...
+    @property
+    def id_max(self) -> int: ...  # largest UUID.int in the segment (-1 when empty)
     @property
     def last_hash(self) -> str | None: ...
 
@@ -79,7 +81,7 @@ class MemIndex:
         self._times = array("q")
         self._postings: dict[str, dict[str, array[int]]] = {f: {} for f in FIELDS}
         self._stream_last: dict[str, int] = {}
-        self._ids: dict[bytes, int] = {}
+        self._ids: dict[int, int] = {}  # UUID.int -> slot
         self._size = 0
         self._last_hash: str | None = None
 
@@ -109,15 +111,19 @@ class MemIndex:
     def stream_last(self) -> Mapping[str, int]:
         return self._stream_last
 
-    def find_id(self, key: bytes) -> int | None:
+    def find_id(self, key: int) -> int | None:
         return self._ids.get(key)
+
+    @property
+    def id_max(self) -> int:
+        return max(self._ids, default=-1)
 
     def add(
         self,
         offset: int,
         *,
         recorded_us: int,
-        id_bytes: bytes,
+        id_key: int,
         type: str,
         stream: str,
         stream_revision: int,
@@ -141,14 +147,14 @@ class MemIndex:
                     lst = p[field][key] = array("I")
                 lst.append(slot)
         self._stream_last[stream] = stream_revision
-        self._ids[id_bytes] = slot
+        self._ids[id_key] = slot
         self._last_hash = hash
 
     def add_head(self, offset: int, head: LineHead) -> None:
         self.add(
             offset,
             recorded_us=to_us(head.recorded_at),
-            id_bytes=head.id.bytes,
+            id_key=head.id.int,
             type=head.type,
             stream=head.stream,
             stream_revision=head.stream_revision,
@@ -184,7 +190,7 @@ class MemIndex:
             fields[field] = table
         section("postings", postings.tobytes())
         ordered = sorted(self._ids.items())
-        section("ids", b"".join(k for k, _ in ordered))
+        section("ids", b"".join(k.to_bytes(16, "big") for k, _ in ordered))
         section("idslots", array("I", (s for _, s in ordered)).tobytes())
         header = {
             "first": self.first,
@@ -300,7 +306,12 @@ class DiskIndex:
     def stream_last(self) -> Mapping[str, int]:
         return self._stream_last
 
-    def find_id(self, key: bytes) -> int | None:
+    @property
+    def id_max(self) -> int:
+        return int.from_bytes(self._id_max, "big") if self._count else -1
+
+    def find_id(self, key_int: int) -> int | None:
+        key = key_int.to_bytes(16, "big")  # == UUID.bytes
         if not self._count or key < self._id_min or key > self._id_max:
             return None
         ids = self._ids

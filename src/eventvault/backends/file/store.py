@@ -136,6 +136,7 @@ class FileEventStore(EventStore):
         self._active: MemIndex | None = None
         self._head = ChainHead(position=0, hash=GENESIS, recorded_at=None)
         self._sealed_streams: dict[str, int] | None = None
+        self._sealed_id_max: int | None = None  # largest id in any sealed segment
         self._recovered: list[dict[str, Any]] = []
         self._stray: list[str] = []
         self._dirty = False
@@ -320,6 +321,8 @@ class FileEventStore(EventStore):
             with contextlib.suppress(OSError):
                 index.write(self._idx_dir / f"{_name(index.first)}.idx", self._file_mode)
         self._indexes[index.first] = index
+        if self._sealed_id_max is not None:
+            self._sealed_id_max = max(self._sealed_id_max, index.id_max)
         if self._sealed_streams is not None:
             self._sealed_streams.update(index.stream_last())
 
@@ -512,11 +515,12 @@ class FileEventStore(EventStore):
             return
         with self._lock:
             for recs, offsets in layout:
+                recorded_us = to_us(recs[0].recorded_at)  # one clock reading per batch
                 for rec, offset in zip(recs, offsets, strict=True):
                     active.add(
                         offset,
-                        recorded_us=to_us(rec.recorded_at),
-                        id_bytes=rec.id.bytes,
+                        recorded_us=recorded_us,
+                        id_key=rec.id.int,
                         type=rec.type,
                         stream=rec.stream,
                         stream_revision=rec.stream_revision,
@@ -573,7 +577,7 @@ class FileEventStore(EventStore):
             self._sealed_streams = merged
         return self._sealed_streams.get(stream)
 
-    def _locate(self, key: bytes) -> tuple[int, SegmentIndex, int] | None:
+    def _locate(self, key: int) -> tuple[int, SegmentIndex, int] | None:
         for first in reversed(self._segments):
             index = self._active if first == self._segments[-1] else self._index(first)
             assert index is not None
@@ -583,7 +587,17 @@ class FileEventStore(EventStore):
         return None
 
     def _find(self, event_id: UUID) -> RecordedEvent | None:
-        found = self._locate(event_id.bytes)
+        key = event_id.int
+        active = self._active
+        if active is not None and active.find_id(key) is None:
+            # Fresh UUIDv7 ids sort after every stored one: skip the sealed segments.
+            if self._sealed_id_max is None:
+                self._sealed_id_max = max(
+                    (self._index(f).id_max for f in self._segments[:-1]), default=-1
+                )
+            if key > self._sealed_id_max:
+                return None
+        found = self._locate(key)
         if found is None:
             return None
         first, index, slot = found
