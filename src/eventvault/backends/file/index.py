@@ -166,6 +166,22 @@ class MemIndex:
     def set_size(self, size: int) -> None:
         self._size = size
 
+    @classmethod
+    def from_disk(cls, disk: DiskIndex) -> MemIndex:
+        """A growable copy of a checkpointed index (the active segment, reopened)."""
+        mem = cls(disk.first)
+        mem._offsets.frombytes(disk.offsets.tobytes())  # type: ignore[attr-defined]
+        mem._times.frombytes(disk.times.tobytes())  # type: ignore[attr-defined]
+        for field in FIELDS:
+            table = mem._postings[field]
+            for key, slots in disk.postings(field).items():
+                table[key] = array("I", slots)
+        mem._stream_last = dict(disk.stream_last())
+        mem._ids = disk.id_map()
+        mem._size = disk.size
+        mem._last_hash = disk.last_hash
+        return mem
+
     # -- persistence ---------------------------------------------------------------
 
     def write(self, path: Path, mode: int) -> None:
@@ -255,8 +271,11 @@ class DiskIndex:
         self._id_max = bytes(self._ids[16 * (n - 1) :]) if n else b""
 
     @classmethod
-    def load(cls, path: Path, *, first: int, size: int) -> DiskIndex | None:
-        """The index at ``path`` if it is whole and describes this segment, else None."""
+    def load(cls, path: Path, *, first: int, size: int | None) -> DiskIndex | None:
+        """The index at ``path`` if it is whole and describes this segment, else None.
+
+        ``size`` None accepts a checkpoint of any size (the caller checks it).
+        """
         try:
             with path.open("rb") as fh:
                 mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
@@ -269,7 +288,7 @@ class DiskIndex:
             hstart = len(_MAGIC) + 8
             header = msgspec.json.decode(mm[hstart : hstart + hlen])
             body = hstart + hlen + (-(hstart + hlen) % 8)
-            if header["first"] != first or header["size"] != size:
+            if header["first"] != first or (size is not None and header["size"] != size):
                 raise ValueError("stale")
             if len(mm) != body + header["body_len"]:
                 raise ValueError("truncated")
@@ -325,6 +344,12 @@ class DiskIndex:
         if lo < self._count and bytes(ids[16 * lo : 16 * lo + 16]) == key:
             return int(self._idslots[lo])
         return None
+
+    def id_map(self) -> dict[int, int]:
+        """UUID.int -> slot for every event of the segment."""
+        ids = bytes(self._ids)
+        keys = (int.from_bytes(ids[i : i + 16], "big") for i in range(0, len(ids), 16))
+        return dict(zip(keys, self._idslots.tolist(), strict=True))
 
     def close(self) -> None:
         """Unmap (skipped while views are still referenced; the GC unmaps later)."""

@@ -14,6 +14,7 @@ recompute it; a record that does not even decode is reported as corruption.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import accumulate
 from datetime import datetime
 from uuid import UUID
 
@@ -29,7 +30,7 @@ _encoder = msgspec.json.Encoder()
 _record_decoder = msgspec.json.Decoder(RecordedEvent)
 
 
-class LineHead(msgspec.Struct):
+class LineHead(msgspec.Struct, gc=False):
     """The fields the index needs; msgspec skips the rest of the line cheaply."""
 
     position: int
@@ -83,23 +84,39 @@ def scan_committed(
     if end < 0:
         return [], base
     end += len(COMMIT)
-    out: list[tuple[int, LineHead]] = []
-    decode = _head_decoder.decode
+    committed = buf[:end]
+    try:
+        heads = _head_decoder.decode_lines(committed)  # one C call for all lines
+    except msgspec.DecodeError:
+        heads = None
+    lines = committed.split(b"\n")
+    lines.pop()  # the empty string after the final newline
+    if heads is None or len(heads) != len(lines):
+        _raise_first_bad(committed, base, next_position, where)
+    offsets = list(accumulate((len(line) + 1 for line in lines), initial=base))
+    expect = next_position
+    for head, offset in zip(heads, offsets, strict=False):
+        if head.position != expect:
+            raise CorruptionError(
+                f"{where}: position {head.position} at byte {offset}, expected {expect}"
+            )
+        expect += 1
+    return list(zip(offsets, heads, strict=False)), base + end
+
+
+def _raise_first_bad(buf: bytes, base: int, next_position: int, where: str) -> None:
+    """Find the line that does not decode, and say exactly where it is."""
     pos = 0
     expect = next_position
-    while pos < end:
-        nl = buf.index(b"\n", pos)
+    while pos < len(buf):
+        nl = buf.find(b"\n", pos)
+        line = buf[pos : nl + 1]
         try:
-            head = decode(buf[pos : nl + 1])
+            _head_decoder.decode(line)
         except msgspec.DecodeError as exc:
             raise CorruptionError(
                 f"{where}: bad record at byte {base + pos} (after position {expect - 1}): {exc}"
             ) from None
-        if head.position != expect:
-            raise CorruptionError(
-                f"{where}: position {head.position} at byte {base + pos}, expected {expect}"
-            )
-        out.append((base + pos, head))
         expect += 1
         pos = nl + 1
-    return out, base + end
+    raise CorruptionError(f"{where}: blank or malformed line after position {expect - 1}")

@@ -203,9 +203,46 @@ class FileEventStore(EventStore):
         with self._lock:
             self._segments = firsts
             if firsts:
-                self._active = MemIndex(firsts[-1])
+                self._active = self._checkpoint(firsts[-1]) or MemIndex(firsts[-1])
                 self._head = self._head_before(firsts[-1])
+                if self._active.count:
+                    self._head = self._head_at_checkpoint(self._active)
                 self._scan_active()
+
+    def _checkpoint(self, first: int) -> MemIndex | None:
+        """The active segment's index as saved by the last clean close, if it still fits.
+
+        Segments only grow, and a checkpoint covers committed bytes only, so its
+        records are still there — unless the file was damaged or replaced, which the
+        check of the last record's position and hash catches (then: full scan).
+        """
+        path = self._idx_dir / f"{_name(first)}.idx"
+        disk = DiskIndex.load(path, first=first, size=None)
+        if disk is None:
+            return None
+        try:
+            mem = MemIndex.from_disk(disk)
+        finally:
+            disk.close()
+        if not mem.count:
+            return None
+        try:
+            last = self._read_slots(first, mem, [mem.count - 1], mem.count, mem.size)[0]
+        except (OSError, EventVaultError):
+            return None
+        if last.position != first + mem.count - 1 or last.hash != mem.last_hash:
+            log.warning("%s does not match its segment; rescanning", path)
+            return None
+        return mem
+
+    def _head_at_checkpoint(self, active: MemIndex) -> ChainHead:
+        last = active.count - 1
+        assert active.last_hash is not None
+        return ChainHead(
+            position=active.first + last,
+            hash=bytes.fromhex(active.last_hash),
+            recorded_at=from_us(active.times[last]),
+        )
 
     def _head_before(self, first: int) -> ChainHead:
         """The chain head just before segment ``first`` (from the segment before it)."""
@@ -789,6 +826,11 @@ class FileEventStore(EventStore):
     def _close(self) -> None:
         with self._commit_lock, self._lock:
             self._appended.notify_all()
+            active = self._active
+            if active is not None and active.count >= 1000:
+                # A checkpoint of the active segment's index makes the next open fast.
+                with contextlib.suppress(OSError):
+                    active.write(self._idx_dir / f"{_name(active.first)}.idx", self._file_mode)
             for fd in self._fds.values():
                 with contextlib.suppress(OSError):
                     if self.fsync != "never":
