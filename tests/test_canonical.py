@@ -15,10 +15,13 @@ from hypothesis import given, settings
 from eventvault import NewEvent, ValidationError
 from eventvault.canonical import canonical_event_bytes, check_json_object
 
-TEXT = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)),
-               max_size=20)
+TEXT = st.text(
+    st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=20
+)
 SCALARS = (
-    st.none() | st.booleans() | TEXT
+    st.none()
+    | st.booleans()
+    | TEXT
     | st.integers(min_value=-(2**80), max_value=2**80)
     | st.floats(allow_nan=False, allow_infinity=False)
 )
@@ -36,9 +39,18 @@ FIXED = NewEvent(type="t")
 def canon(data: dict[str, Any]) -> bytes:
     NewEvent(type="t", data=data)  # must be a valid payload in the first place
     return canonical_event_bytes(
-        id=FIXED.id, type="t", stream="s", stream_revision=0, actor=None,
-        correlation_id=None, causation_id=None, source=None, occurred_at=FIXED.occurred_at,
-        recorded_at=FIXED.occurred_at, data=data, metadata={},
+        id=FIXED.id,
+        type="t",
+        stream="s",
+        stream_revision=0,
+        actor=None,
+        correlation_id=None,
+        causation_id=None,
+        source=None,
+        occurred_at=FIXED.occurred_at,
+        recorded_at=FIXED.occurred_at,
+        data=data,
+        metadata={},
     )
 
 

@@ -25,8 +25,14 @@ def test_bad_type_names(name: object) -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("stream", ""), ("stream", "x" * 201), ("actor", "a\nb"), ("correlation_id", ""),
-     ("source", "s" * 1001), ("actor", 5)],
+    [
+        ("stream", ""),
+        ("stream", "x" * 201),
+        ("actor", "a\nb"),
+        ("correlation_id", ""),
+        ("source", "s" * 1001),
+        ("actor", 5),
+    ],
 )
 def test_bad_text_fields(field: str, value: object) -> None:
     with pytest.raises(ValidationError, match=field):

@@ -140,18 +140,21 @@ _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _PATH_IN_MSG = re.compile(r" - at `\$((?:\.[^`\[]+|\[\d+\])*)`$")
 
 
-def discover_config_path(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+def discover_config_path(
+    explicit: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> Path | None:
     """The config file to use, or None for the built-in default."""
+    env = os.environ if env is None else env
     if explicit is not None:
         path = Path(explicit)
         if not path.is_file():
             raise ConfigError(f"config file {str(path)!r} does not exist or is not a file")
         return path
-    env = os.environ.get("EVENTVAULT_CONFIG")
-    if env:
-        path = Path(env)
+    named = env.get("EVENTVAULT_CONFIG")
+    if named:
+        path = Path(named)
         if not path.is_file():
-            raise ConfigError(f"EVENTVAULT_CONFIG={env!r}: no such file")
+            raise ConfigError(f"EVENTVAULT_CONFIG={named!r}: no such file")
         return path
     local = Path(DEFAULT_FILE_NAME)
     return local if local.is_file() else None
@@ -168,7 +171,9 @@ def _interpolate(value: Any, path: str, env: Mapping[str, str]) -> Any:
                 return env[name]
             if fallback is not None:
                 return fallback
-            raise ConfigError(f"{path}: environment variable {name} is not set (used as ${{{name}}})")
+            raise ConfigError(
+                f"{path}: environment variable {name} is not set (used as ${{{name}}})"
+            )
 
         return _VAR.sub(sub, value)
     if isinstance(value, dict):
@@ -258,7 +263,7 @@ def load_config(
         raw: dict[str, Any] = dict(source)
         origin = "config"
     else:
-        path = discover_config_path(source)
+        path = discover_config_path(source, env)
         if path is None:
             raw, origin = {}, "built-in default"
         else:

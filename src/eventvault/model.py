@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 from uuid import UUID
@@ -212,6 +212,9 @@ def _names(value: object, field: str) -> tuple[str, ...]:
 class Query(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """What to read. Fields combine with AND; values within one field with OR.
 
+    The four name filters accept any sequence of strings and are stored as tuples
+    (de-duplicated).
+
     * ``types``: exact names or patterns with a trailing ``*`` (``task.*``; ``*`` = all)
     * ``since`` (inclusive) / ``until`` (exclusive): recorded time, UTC
     * ``after`` / ``before``: positions, both exclusive
@@ -219,10 +222,10 @@ class Query(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     * ``reverse``: newest first
     """
 
-    types: tuple[str, ...] = ()
-    actors: tuple[str, ...] = ()
-    correlation_ids: tuple[str, ...] = ()
-    streams: tuple[str, ...] = ()
+    types: Sequence[str] = ()
+    actors: Sequence[str] = ()
+    correlation_ids: Sequence[str] = ()
+    streams: Sequence[str] = ()
     since: datetime | None = None
     until: datetime | None = None
     after: int | None = None

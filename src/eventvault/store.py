@@ -199,8 +199,7 @@ class EventStore(ABC):
             head = self.head()
             events = self._read(msgspec.structs.replace(batch, after=last), 1000)
             if events:
-                for ev in events:
-                    yield ev
+                yield from events
                 last = events[-1].position
                 continue
             # Nothing matched in (last, head]: every event up to head was readable
@@ -218,10 +217,8 @@ class EventStore(ABC):
         total = self.head()
 
         def walk() -> Iterator[RecordedEvent]:
-            done = 0
-            for ev in self.iter(Query(limit=5000)):
+            for done, ev in enumerate(self.iter(Query(limit=5000)), 1):
                 yield ev
-                done += 1
                 if progress is not None and done % 5000 == 0:
                     progress(done, total)
 

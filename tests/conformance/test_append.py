@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -30,15 +31,26 @@ def all_events(store: EventStore) -> list:
 def test_round_trip_keeps_every_field(store: EventStore) -> None:
     when = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
     new = NewEvent(
-        type="task.completed", data={"task": "T1", "n": [1, 2.5, None, True]},
-        stream="loop-42", actor="agent:coder", correlation_id="run-7",
-        causation_id="cmd-1", source="urn:ci", occurred_at=when, metadata={"k": "v"},
+        type="task.completed",
+        data={"task": "T1", "n": [1, 2.5, None, True]},
+        stream="loop-42",
+        actor="agent:coder",
+        correlation_id="run-7",
+        causation_id="cmd-1",
+        source="urn:ci",
+        occurred_at=when,
+        metadata={"k": "v"},
     )
     rec = store.append(new).events[0]
     (got,) = store.read().events
     assert got == rec
     assert (got.id, got.type, got.stream, got.actor, got.correlation_id) == (
-        new.id, "task.completed", "loop-42", "agent:coder", "run-7")
+        new.id,
+        "task.completed",
+        "loop-42",
+        "agent:coder",
+        "run-7",
+    )
     assert (got.causation_id, got.source, got.occurred_at) == ("cmd-1", "urn:ci", when)
     assert got.data == {"task": "T1", "n": [1, 2.5, None, True]}
     assert got.metadata == {"k": "v"}
@@ -57,7 +69,7 @@ def test_positions_increase_and_recorded_at_never_goes_back(store: EventStore) -
         store.append([ev() for _ in range(7)])
     events = all_events(store)
     assert [e.position for e in events] == list(range(1, 36))
-    assert all(a.recorded_at <= b.recorded_at for a, b in zip(events, events[1:]))
+    assert all(a.recorded_at <= b.recorded_at for a, b in itertools.pairwise(events))
 
 
 def test_stream_revisions_count_per_stream(store: EventStore) -> None:

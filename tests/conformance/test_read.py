@@ -42,10 +42,20 @@ FILTERS = {
     "stream": (Query(streams=["loop-1"]), lambda e: e.stream == "loop-1"),
     "after-before": (Query(after=10, before=50), lambda e: 10 < e.position < 50),
     "combined": (
-        Query(types=["task.*"], actors=["agent:2"], correlation_ids=["run-1", "run-3"],
-              streams=["loop-1"], after=5),
-        lambda e: e.type.startswith("task.") and e.actor == "agent:2"
-        and e.correlation_id in ("run-1", "run-3") and e.stream == "loop-1" and e.position > 5,
+        Query(
+            types=["task.*"],
+            actors=["agent:2"],
+            correlation_ids=["run-1", "run-3"],
+            streams=["loop-1"],
+            after=5,
+        ),
+        lambda e: (
+            e.type.startswith("task.")
+            and e.actor == "agent:2"
+            and e.correlation_id in ("run-1", "run-3")
+            and e.stream == "loop-1"
+            and e.position > 5
+        ),
     ),
     "unknown-value": (Query(actors=["nobody"]), lambda e: False),
 }
@@ -71,8 +81,12 @@ def test_time_range_maps_to_positions(store: EventStore) -> None:
     middle = store.append([ev() for _ in range(5)]).events
     time.sleep(0.01)
     store.append([ev() for _ in range(5)])
-    got = read_all(store, Query(since=middle[0].recorded_at, until=middle[-1].recorded_at
-                                + timedelta(microseconds=1)))
+    got = read_all(
+        store,
+        Query(
+            since=middle[0].recorded_at, until=middle[-1].recorded_at + timedelta(microseconds=1)
+        ),
+    )
     assert got == middle
     assert read_all(store, Query(until=early[0].recorded_at)) == []
     assert read_all(store, Query(since=early[0].recorded_at))[:5] == early
@@ -157,8 +171,13 @@ def test_cursor_from_another_store_is_rejected(make_store) -> None:  # type: ign
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"limit": 0}, {"limit": 10_001}, {"types": ["a*b"]}, {"after": -1},
-        {"types": [""]}, {"actors": [3]}, {"types": "task.*", "limit": "3"},
+        {"limit": 0},
+        {"limit": 10_001},
+        {"types": ["a*b"]},
+        {"after": -1},
+        {"types": [""]},
+        {"actors": [3]},
+        {"types": "task.*", "limit": "3"},
     ],
 )
 def test_bad_query_is_a_validation_error(kwargs: dict) -> None:

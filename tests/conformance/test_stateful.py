@@ -29,8 +29,16 @@ ACTORS = st.sampled_from([None, "u1", "u2"])
 
 def view(e: RecordedEvent) -> tuple[Any, ...]:
     # recorded_at (and so hash) differ between two stores; everything else must not.
-    return (e.position, e.stream_revision, e.id, e.type, e.stream, e.actor,
-            e.correlation_id, e.data)
+    return (
+        e.position,
+        e.stream_revision,
+        e.id,
+        e.type,
+        e.stream,
+        e.actor,
+        e.correlation_id,
+        e.data,
+    )
 
 
 def outcome(store: EventStore, fn: Any) -> Any:
@@ -53,16 +61,29 @@ def make_machine(backend: str) -> type[RuleBasedStateMachine]:
             a, b = outcome(self.ref, fn), outcome(self.sut, fn)
             assert a == b
 
-        @rule(n=st.integers(1, 5), stream=STREAMS, type_=TYPES, actor=ACTORS,
-              corr=st.sampled_from(["c1", "c2", None]), expect=st.sampled_from(
-                  [None, NO_STREAM, 0, 1, 2, 5]))
-        def append(self, n: int, stream: str, type_: str, actor: str | None,
-                   corr: str | None, expect: Any) -> None:
-            batch = [NewEvent(type=type_, stream=stream, actor=actor, correlation_id=corr,
-                              data={"i": len(self.sent) + i}) for i in range(n)]
+        @rule(
+            n=st.integers(1, 5),
+            stream=STREAMS,
+            type_=TYPES,
+            actor=ACTORS,
+            corr=st.sampled_from(["c1", "c2", None]),
+            expect=st.sampled_from([None, NO_STREAM, 0, 1, 2, 5]),
+        )
+        def append(
+            self, n: int, stream: str, type_: str, actor: str | None, corr: str | None, expect: Any
+        ) -> None:
+            batch = [
+                NewEvent(
+                    type=type_,
+                    stream=stream,
+                    actor=actor,
+                    correlation_id=corr,
+                    data={"i": len(self.sent) + i},
+                )
+                for i in range(n)
+            ]
             self.sent.extend(batch)
-            self.both(lambda s: [view(e) for e in s.append(batch, expected_revision=expect)
-                                 .events])
+            self.both(lambda s: [view(e) for e in s.append(batch, expected_revision=expect).events])
 
         @precondition(lambda self: self.sent)
         @rule(data=st.data())
@@ -70,14 +91,31 @@ def make_machine(backend: str) -> type[RuleBasedStateMachine]:
             again = data.draw(st.sampled_from(self.sent))
             self.both(lambda s: [view(e) for e in s.append(again).events])
 
-        @rule(types=st.lists(st.sampled_from(["a.*", "a.x", "b.z", "*"]), max_size=2),
-              actors=st.lists(ACTORS.filter(bool), max_size=2),
-              streams=st.lists(STREAMS, max_size=2), after=st.none() | st.integers(0, 30),
-              limit=st.integers(1, 8), reverse=st.booleans())
-        def read(self, types: list[str], actors: list[str], streams: list[str],
-                 after: int | None, limit: int, reverse: bool) -> None:
-            q = Query(types=types, actors=actors, streams=streams, after=after, limit=limit,
-                      reverse=reverse)
+        @rule(
+            types=st.lists(st.sampled_from(["a.*", "a.x", "b.z", "*"]), max_size=2),
+            actors=st.lists(ACTORS.filter(bool), max_size=2),
+            streams=st.lists(STREAMS, max_size=2),
+            after=st.none() | st.integers(0, 30),
+            limit=st.integers(1, 8),
+            reverse=st.booleans(),
+        )
+        def read(
+            self,
+            types: list[str],
+            actors: list[str],
+            streams: list[str],
+            after: int | None,
+            limit: int,
+            reverse: bool,
+        ) -> None:
+            q = Query(
+                types=types,
+                actors=actors,
+                streams=streams,
+                after=after,
+                limit=limit,
+                reverse=reverse,
+            )
 
             def pages(s: EventStore) -> list[list[tuple[Any, ...]]]:
                 out, cursor = [], None
@@ -106,7 +144,11 @@ def make_machine(backend: str) -> type[RuleBasedStateMachine]:
     return Compare
 
 
-_settings = settings(max_examples=25, stateful_step_count=25, deadline=None,
-                     suppress_health_check=[HealthCheck.too_slow])
+_settings = settings(
+    max_examples=25,
+    stateful_step_count=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 TestFileAgainstMemory = make_machine("file").TestCase
 TestFileAgainstMemory.settings = _settings

@@ -37,8 +37,9 @@ def test_subscribe_after_position_with_filter(store: EventStore) -> None:
     want = [e for e in recs if e.correlation_id == "run-1" and e.position > 10]
     extra = store.append(mixed(8)).events
     want += [e for e in extra if e.correlation_id == "run-1"]
-    for e in store.subscribe(Query(correlation_ids=["run-1"]), after=10, poll_interval=0.05,
-                             stop=stop):
+    for e in store.subscribe(
+        Query(correlation_ids=["run-1"]), after=10, poll_interval=0.05, stop=stop
+    ):
         got.append(e)
         if len(got) == len(want):
             break

@@ -18,7 +18,6 @@ from ..config import Config
 from ..errors import ValidationError
 from ..model import ExpectedRevision, NewEvent, Query, RecordedEvent, StoreStats
 from ..sequencer import DEFAULT_MAX_EVENT_BYTES, ChainHead, stamp_batch
-
 from ..store import EventStore
 
 __all__ = ["MemoryEventStore"]

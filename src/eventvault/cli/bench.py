@@ -29,11 +29,46 @@ from typing import Any
 
 import click
 
-WORDS = (
-    "agent planner coder reviewer build test deploy merge patch commit branch release "
-    "retry timeout cache artifact lint format check pass fail queue worker step job run "
-    "prompt tool call result diff file module service endpoint schema migration index"
-).split()
+WORDS = [
+    "agent",
+    "planner",
+    "coder",
+    "reviewer",
+    "build",
+    "test",
+    "deploy",
+    "merge",
+    "patch",
+    "commit",
+    "branch",
+    "release",
+    "retry",
+    "timeout",
+    "cache",
+    "artifact",
+    "lint",
+    "format",
+    "check",
+    "pass",
+    "fail",
+    "queue",
+    "worker",
+    "step",
+    "job",
+    "run",
+    "prompt",
+    "tool",
+    "call",
+    "result",
+    "diff",
+    "file",
+    "module",
+    "service",
+    "endpoint",
+    "schema",
+    "migration",
+    "index",
+]
 TYPES = [f"{area}.{verb}" for area in ("task", "build", "deploy", "tool", "agent")
          for verb in ("started", "completed", "failed", "retried")]  # fmt: skip
 
@@ -95,8 +130,9 @@ def bench_config(backend: str, where: Path, dsn: str | None) -> dict[str, Any]:
     return {"store": {"backend": backend}}
 
 
-def run_writes(config: dict[str, Any], events: int, single: int, threads: int,
-               say: Callable[[str], None]) -> dict[str, Any]:
+def run_writes(
+    config: dict[str, Any], events: int, single: int, threads: int, say: Callable[[str], None]
+) -> dict[str, Any]:
     """Append workloads, in-process. Leaves ``events`` (+ singles) in the store."""
     from ..registry import open_store
 
@@ -126,7 +162,9 @@ def run_writes(config: dict[str, Any], events: int, single: int, threads: int,
             store.append(e)
             lat.append(time.perf_counter() - t0)
         results["append_single_1_thread"] = {
-            "events_per_s": single / (time.perf_counter() - t_start), **_lat(lat)}
+            "events_per_s": single / (time.perf_counter() - t_start),
+            **_lat(lat),
+        }
 
         say(f"single-event append, {threads} threads: {single * 2} events")
         per = (single * 2) // threads
@@ -150,7 +188,9 @@ def run_writes(config: dict[str, Any], events: int, single: int, threads: int,
             t.join()
         elapsed = time.perf_counter() - t_start
         results[f"append_single_{threads}_threads"] = {
-            "events_per_s": per * threads / elapsed, **_lat([x for lst in lats for x in lst])}
+            "events_per_s": per * threads / elapsed,
+            **_lat([x for lst in lats for x in lst]),
+        }
     return results
 
 
@@ -182,15 +222,20 @@ def run_reads(config: dict[str, Any], queries: int) -> dict[str, Any]:
 
         def window() -> Query:
             start = oldest + timedelta(seconds=rng.random() * span)
-            return Query(types=[rng.choice(TYPES)], since=start,
-                         until=start + timedelta(seconds=max(span / 20, 0.001)))
+            return Query(
+                types=[rng.choice(TYPES)],
+                since=start,
+                until=start + timedelta(seconds=max(span / 20, 0.001)),
+            )
 
         results["query_correlation_id"] = timed(
-            lambda: Query(correlation_ids=[f"run-{rng.randrange(runs)}"]))
+            lambda: Query(correlation_ids=[f"run-{rng.randrange(runs)}"])
+        )
         results["query_actor"] = timed(lambda: Query(actors=[f"agent:{rng.randrange(50)}"]))
         results["query_type_time_window"] = timed(window)
         results["query_time_range_first_page"] = timed(
-            lambda: Query(since=oldest + timedelta(seconds=rng.random() * span)))
+            lambda: Query(since=oldest + timedelta(seconds=rng.random() * span))
+        )
         t = time.perf_counter()
         n = sum(1 for _ in store.iter(Query(limit=10_000)))
         results["replay_all"] = {"events_per_s": n / (time.perf_counter() - t), "events": n}
@@ -201,7 +246,9 @@ def run_reads(config: dict[str, Any], queries: int) -> dict[str, Any]:
 def _child(config: dict[str, Any], queries: int) -> dict[str, Any]:
     proc = subprocess.run(
         [sys.executable, "-m", "eventvault.cli.bench", json.dumps(config), str(queries)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if proc.returncode != 0:
         raise click.ClickException(f"bench reader process failed:\n{proc.stderr.strip()}")
@@ -236,23 +283,62 @@ def _fmt(vals: list[float]) -> str:
 
 
 @click.command()
-@click.option("--backend", "bench_backend", type=click.Choice(["file", "memory", "postgres"]),
-              default="file", show_default=True)
-@click.option("--events", type=click.IntRange(1000), default=100_000, show_default=True,
-              help="Events appended in batches (and then queried).")
-@click.option("--single", type=click.IntRange(10), default=2000, show_default=True,
-              help="Events for the single-event workloads (x2 for the threaded one).")
+@click.option(
+    "--backend",
+    "bench_backend",
+    type=click.Choice(["file", "memory", "postgres"]),
+    default="file",
+    show_default=True,
+)
+@click.option(
+    "--events",
+    type=click.IntRange(1000),
+    default=100_000,
+    show_default=True,
+    help="Events appended in batches (and then queried).",
+)
+@click.option(
+    "--single",
+    type=click.IntRange(10),
+    default=2000,
+    show_default=True,
+    help="Events for the single-event workloads (x2 for the threaded one).",
+)
 @click.option("--threads", type=click.IntRange(1, 64), default=8, show_default=True)
-@click.option("--queries", type=click.IntRange(1), default=300, show_default=True,
-              help="Queries per filter workload.")
-@click.option("--runs", type=click.IntRange(1, 20), default=1, show_default=True,
-              help="Repeat everything; report median (min–max).")
-@click.option("--dir", "work_dir", type=click.Path(file_okay=False), default=None,
-              help="Scratch directory (default: a temporary one, removed afterwards).")
+@click.option(
+    "--queries",
+    type=click.IntRange(1),
+    default=300,
+    show_default=True,
+    help="Queries per filter workload.",
+)
+@click.option(
+    "--runs",
+    type=click.IntRange(1, 20),
+    default=1,
+    show_default=True,
+    help="Repeat everything; report median (min–max).",
+)
+@click.option(
+    "--dir",
+    "work_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Scratch directory (default: a temporary one, removed afterwards).",
+)
 @click.option("--dsn", default=None, help="PostgreSQL DSN for --backend postgres.")
 @click.option("--json", "as_json", is_flag=True, help="Print raw results as JSON.")
-def bench(bench_backend: str, events: int, single: int, threads: int, queries: int, runs: int,
-          work_dir: str | None, dsn: str | None, as_json: bool) -> None:
+def bench(
+    bench_backend: str,
+    events: int,
+    single: int,
+    threads: int,
+    queries: int,
+    runs: int,
+    work_dir: str | None,
+    dsn: str | None,
+    as_json: bool,
+) -> None:
     """Benchmark a backend on a scratch store (never your configured one).
 
     \b
@@ -260,7 +346,10 @@ def bench(bench_backend: str, events: int, single: int, threads: int, queries: i
       eventvault bench                              # file backend, 100k events
       eventvault bench --events 1000000 --runs 3    # the published figures
     """
-    say = (lambda m: click.echo(m, err=True))
+
+    def say(message: str) -> None:
+        click.echo(message, err=True)
+
     all_runs = []
     for run in range(runs):
         root = Path(tempfile.mkdtemp(prefix="eventvault-bench-", dir=work_dir))
@@ -277,8 +366,10 @@ def bench(bench_backend: str, events: int, single: int, threads: int, queries: i
     if as_json:
         click.echo(json.dumps(all_runs, indent=2))
         return
-    click.echo(f"eventvault bench: backend={bench_backend} events={events} single={single} "
-               f"threads={threads} queries={queries} runs={runs} (median (min–max))")
+    click.echo(
+        f"eventvault bench: backend={bench_backend} events={events} single={single} "
+        f"threads={threads} queries={queries} runs={runs} (median (min–max))"
+    )
     for name, metric, value in _summary(all_runs):
         click.echo(f"  {name:<30} {metric:<14} {value}")
 

@@ -151,10 +151,20 @@ def _expected(value: str | None) -> int | ExpectedRevision | None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--config", "-c", "config", metavar="PATH", envvar=None,
-              help="Config file (default: $EVENTVAULT_CONFIG, ./eventvault.toml, built-in).")
-@click.option("--backend", type=click.Choice(backend_names()), default=None,
-              help="Override store.backend from the configuration.")
+@click.option(
+    "--config",
+    "-c",
+    "config",
+    metavar="PATH",
+    envvar=None,
+    help="Config file (default: $EVENTVAULT_CONFIG, ./eventvault.toml, built-in).",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(backend_names()),
+    default=None,
+    help="Override store.backend from the configuration.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or messages on stderr.")
 @click.version_option(package_name="eventvault")
 @click.pass_context
@@ -174,11 +184,14 @@ pass_ctx = click.make_pass_decorator(Ctx)
 
 
 @cli.command()
-@click.option("--write-config", is_flag=True,
-              help=f"Also write a commented ./{DEFAULT_FILE_NAME} with the defaults.")
+@click.option(
+    "--write-config",
+    is_flag=True,
+    help=f"Also write a commented ./{DEFAULT_FILE_NAME} with the defaults.",
+)
 @pass_ctx
 @_handle_errors
-def init(ctx: Ctx, write_config: bool) -> None:
+def init(ctx: Ctx, /, write_config: bool) -> None:
     """Create the store (and optionally a config file).
 
     \b
@@ -221,19 +234,46 @@ def _read_jsonl(handle: IO[bytes], name: str) -> Iterator[tuple[int, NewEvent]]:
 @click.option("--metadata", default=None, metavar="JSON", help="Metadata, a JSON object.")
 @click.option("--id", "event_id", default=None, help="Event id (UUID); re-sending it is safe.")
 @click.option("--occurred-at", default=None, metavar="TIME", help="ISO-8601 or e.g. 5m (ago).")
-@click.option("--expected-revision", default=None, metavar="REV",
-              help="Revision the stream must be at: a number, no_stream, stream_exists, any.")
-@click.option("--file", "-f", "file_", type=click.File("rb"), default=None,
-              help="Append many events from a JSON-lines file ('-' for stdin).")
-@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1, 100_000),
-              help="Events per atomic batch with --file.")
+@click.option(
+    "--expected-revision",
+    default=None,
+    metavar="REV",
+    help="Revision the stream must be at: a number, no_stream, stream_exists, any.",
+)
+@click.option(
+    "--file",
+    "-f",
+    "file_",
+    type=click.File("rb"),
+    default=None,
+    help="Append many events from a JSON-lines file ('-' for stdin).",
+)
+@click.option(
+    "--batch-size",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="Events per atomic batch with --file.",
+)
 @pass_ctx
 @_handle_errors
-def append(ctx: Ctx, type_: str | None, stream: str, actor: str | None,
-           correlation_id: str | None, causation_id: str | None, source: str | None,
-           data: str | None, metadata: str | None, event_id: str | None,
-           occurred_at: str | None, expected_revision: str | None, file_: IO[bytes] | None,
-           batch_size: int) -> None:
+def append(
+    ctx: Ctx,
+    /,
+    type_: str | None,
+    stream: str,
+    actor: str | None,
+    correlation_id: str | None,
+    causation_id: str | None,
+    source: str | None,
+    data: str | None,
+    metadata: str | None,
+    event_id: str | None,
+    occurred_at: str | None,
+    expected_revision: str | None,
+    file_: IO[bytes] | None,
+    batch_size: int,
+) -> None:
     """Append one event from options, or many from JSON lines.
 
     \b
@@ -260,17 +300,24 @@ def append(ctx: Ctx, type_: str | None, stream: str, actor: str | None,
     if occurred_at is not None:
         kwargs["occurred_at"] = _time(occurred_at, "--occurred-at")
     event = NewEvent(
-        type=type_, stream=stream, actor=actor, correlation_id=correlation_id,
-        causation_id=causation_id, source=source, data=_json_object(data, "--data"),
-        metadata=_json_object(metadata, "--metadata"), **kwargs,
+        type=type_,
+        stream=stream,
+        actor=actor,
+        correlation_id=correlation_id,
+        causation_id=causation_id,
+        source=source,
+        data=_json_object(data, "--data"),
+        metadata=_json_object(metadata, "--metadata"),
+        **kwargs,
     )
     with ctx.store() as store:
         result = store.append(event, expected_revision=expected)
     write_events(result.events, "jsonl")
 
 
-def _append_many(ctx: Ctx, handle: IO[bytes], batch_size: int,
-                 expected: int | ExpectedRevision | None) -> None:
+def _append_many(
+    ctx: Ctx, /, handle: IO[bytes], batch_size: int, expected: int | ExpectedRevision | None
+) -> None:
     name = getattr(handle, "name", "input")
     seekable = handle.seekable() and name not in ("<stdin>", "-")
     # Pass 1: validate everything (a file is re-read; stdin has to be kept).
@@ -315,22 +362,38 @@ def _append_many(ctx: Ctx, handle: IO[bytes], batch_size: int,
             last = res.last_position
             done += len(batch)
             advance(done)
-    click.echo(msgspec.json.encode(
-        {"appended": done, "first_position": first, "last_position": last}).decode())
+    click.echo(
+        msgspec.json.encode(
+            {"appended": done, "first_position": first, "last_position": last}
+        ).decode()
+    )
     ctx.say(f"appended {done} events (positions {first}–{last})")
 
 
 def query_options(fn: F) -> F:
     """The filter options shared by query and tail."""
     options = [
-        click.option("--type", "-t", "types", multiple=True,
-                     help="Type or pattern with trailing * (repeat for OR)."),
+        click.option(
+            "--type",
+            "-t",
+            "types",
+            multiple=True,
+            help="Type or pattern with trailing * (repeat for OR).",
+        ),
         click.option("--actor", "-a", "actors", multiple=True, help="Actor (repeat for OR)."),
-        click.option("--correlation-id", "correlation_ids", multiple=True,
-                     help="Correlation id (repeat for OR)."),
+        click.option(
+            "--correlation-id",
+            "correlation_ids",
+            multiple=True,
+            help="Correlation id (repeat for OR).",
+        ),
         click.option("--stream", "-s", "streams", multiple=True, help="Stream (repeat for OR)."),
-        click.option("--since", default=None, metavar="TIME",
-                     help="Recorded at or after: ISO-8601, 'now', or ago like 2h, 30m, 7d."),
+        click.option(
+            "--since",
+            default=None,
+            metavar="TIME",
+            help="Recorded at or after: ISO-8601, 'now', or ago like 2h, 30m, 7d.",
+        ),
         click.option("--until", default=None, metavar="TIME", help="Recorded before TIME."),
     ]
     for option in reversed(options):
@@ -338,11 +401,24 @@ def query_options(fn: F) -> F:
     return fn
 
 
-def _query(types: tuple[str, ...], actors: tuple[str, ...], correlation_ids: tuple[str, ...],
-           streams: tuple[str, ...], since: str | None, until: str | None,
-           **extra: Any) -> Query:
-    return Query(types=types, actors=actors, correlation_ids=correlation_ids, streams=streams,
-                 since=_time(since, "--since"), until=_time(until, "--until"), **extra)
+def _query(
+    types: tuple[str, ...],
+    actors: tuple[str, ...],
+    correlation_ids: tuple[str, ...],
+    streams: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    **extra: Any,
+) -> Query:
+    return Query(
+        types=types,
+        actors=actors,
+        correlation_ids=correlation_ids,
+        streams=streams,
+        since=_time(since, "--since"),
+        until=_time(until, "--until"),
+        **extra,
+    )
 
 
 @cli.command()
@@ -350,15 +426,31 @@ def _query(types: tuple[str, ...], actors: tuple[str, ...], correlation_ids: tup
 @click.option("--after", type=click.IntRange(min=0), default=None, help="Positions after this.")
 @click.option("--before", type=click.IntRange(min=0), default=None, help="Positions before this.")
 @click.option("--cursor", default=None, help="Continue from a previous page's cursor.")
-@click.option("--limit", "-n", type=click.IntRange(1, 10_000), default=100, show_default=True,
-              help="Events per page.")
+@click.option(
+    "--limit",
+    "-n",
+    type=click.IntRange(1, 10_000),
+    default=100,
+    show_default=True,
+    help="Events per page.",
+)
 @click.option("--all", "all_pages", is_flag=True, help="Every matching event, page after page.")
 @click.option("--reverse", "-r", is_flag=True, help="Newest first.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @pass_ctx
 @_handle_errors
-def query(ctx: Ctx, after: int | None, before: int | None, cursor: str | None, limit: int,
-          all_pages: bool, reverse: bool, fmt: str, **filters: Any) -> None:
+def query(
+    ctx: Ctx,
+    /,
+    after: int | None,
+    before: int | None,
+    cursor: str | None,
+    limit: int,
+    all_pages: bool,
+    reverse: bool,
+    fmt: str,
+    **filters: Any,
+) -> None:
     """Read events, filtered and paged.
 
     Filters combine with AND; a repeated option is an OR. Prints the next page's
@@ -385,14 +477,21 @@ def query(ctx: Ctx, after: int | None, before: int | None, cursor: str | None, l
 
 @cli.command()
 @query_options
-@click.option("--lines", "-n", type=click.IntRange(0, 10_000), default=10, show_default=True,
-              help="How many recent events to show first.")
+@click.option(
+    "--lines",
+    "-n",
+    type=click.IntRange(0, 10_000),
+    default=10,
+    show_default=True,
+    help="How many recent events to show first.",
+)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new events as they arrive.")
-@click.option("--format", "fmt", type=click.Choice(("text", "jsonl")), default="text",
-              show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(("text", "jsonl")), default="text", show_default=True
+)
 @pass_ctx
 @_handle_errors
-def tail(ctx: Ctx, lines: int, follow: bool, fmt: str, **filters: Any) -> None:
+def tail(ctx: Ctx, /, lines: int, follow: bool, fmt: str, **filters: Any) -> None:
     """Show the latest events; with -f, follow new ones live (Ctrl-C stops).
 
     \b
@@ -414,11 +513,12 @@ def tail(ctx: Ctx, lines: int, follow: bool, fmt: str, **filters: Any) -> None:
 
 
 @cli.command()
-@click.option("--format", "fmt", type=click.Choice(("table", "json")), default="table",
-              show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True
+)
 @pass_ctx
 @_handle_errors
-def stats(ctx: Ctx, fmt: str) -> None:
+def stats(ctx: Ctx, /, fmt: str) -> None:
     """Summarise the store: counts, positions, times, size.
 
     \b
@@ -439,11 +539,12 @@ def stats(ctx: Ctx, fmt: str) -> None:
 
 
 @cli.command()
-@click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text",
-              show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(("text", "json")), default="text", show_default=True
+)
 @pass_ctx
 @_handle_errors
-def verify(ctx: Ctx, fmt: str) -> None:
+def verify(ctx: Ctx, /, fmt: str) -> None:
     """Recompute the hash chain; exit 6 at the first broken event.
 
     \b
@@ -481,7 +582,9 @@ def reindex(ctx: Ctx) -> None:
 
     with ctx.store() as store:
         if not isinstance(store, FileEventStore):
-            raise errors.NotSupportedError(f"reindex is for the file backend, not {store.backend_name}")
+            raise errors.NotSupportedError(
+                f"reindex is for the file backend, not {store.backend_name}"
+            )
         n = store.reindex()
     ctx.say(f"rebuilt {n} segment index(es); the active segment is indexed in memory")
 
@@ -520,6 +623,8 @@ def main() -> None:
     except Exception as exc:  # pragma: no cover - last resort, no traceback for users
         if os.environ.get("EVENTVAULT_DEBUG"):
             raise
-        click.echo(f"internal error: {type(exc).__name__}: {exc} "
-                   "(set EVENTVAULT_DEBUG=1 for a traceback)", err=True)
+        click.echo(
+            f"internal error: {type(exc).__name__}: {exc} (set EVENTVAULT_DEBUG=1 for a traceback)",
+            err=True,
+        )
         sys.exit(EXIT_INTERNAL)

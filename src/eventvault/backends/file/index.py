@@ -18,6 +18,7 @@ can only make a query faster, never make it return an event it should not.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import heapq
 import mmap
 import struct
@@ -355,10 +356,8 @@ class DiskIndex:
         """Unmap (skipped while views are still referenced; the GC unmaps later)."""
         for view in (self._offsets, self._times, self._ids, self._idslots):
             view.release()
-        try:
+        with contextlib.suppress(BufferError):
             self._mm.close()
-        except BufferError:
-            pass
 
 
 def slot_range(index: SegmentIndex, lo_pos: int, hi_pos: int) -> tuple[int, int]:
@@ -373,9 +372,7 @@ def time_slot(index: SegmentIndex, us: int) -> int:
     return bisect.bisect_left(index.times, us)
 
 
-def iter_union(
-    lists: Iterable[Sequence[int]], a: int, b: int, *, reverse: bool
-) -> Iterator[int]:
+def iter_union(lists: Iterable[Sequence[int]], a: int, b: int, *, reverse: bool) -> Iterator[int]:
     """Slots in ``[a, b)`` found in any of ``lists``, lazily, in the given direction.
 
     The lists of one field are disjoint (a record has one value per field), so a

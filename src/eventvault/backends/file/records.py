@@ -14,8 +14,9 @@ recompute it; a record that does not even decode is reported as corruption.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import accumulate
 from datetime import datetime
+from itertools import accumulate
+from typing import NoReturn
 from uuid import UUID
 
 import msgspec
@@ -104,7 +105,7 @@ def scan_committed(
     return list(zip(offsets, heads, strict=False)), base + end
 
 
-def _raise_first_bad(buf: bytes, base: int, next_position: int, where: str) -> None:
+def _raise_first_bad(buf: bytes, base: int, next_position: int, where: str) -> NoReturn:
     """Find the line that does not decode, and say exactly where it is."""
     pos = 0
     expect = next_position

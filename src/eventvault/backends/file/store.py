@@ -335,18 +335,18 @@ class FileEventStore(EventStore):
         if size > active.size:
             os.ftruncate(fd, active.size)
             os.fsync(fd)
+            segment = f"{_name(active.first)}.jsonl"
             info = {
-                "segment": f"{_name(active.first)}.jsonl",
+                "segment": segment,
                 "cut_bytes": size - active.size,
                 "at_offset": active.size,
                 "at": datetime.now(UTC).isoformat(),
             }
             self._recovered.append(info)
             log.warning(
-                "%s: cut %d bytes of an uncommitted (torn) write at offset %d, after "
-                "position %d",
-                self._seg_dir / info["segment"],
-                info["cut_bytes"],
+                "%s: cut %d bytes of an uncommitted (torn) write at offset %d, after position %d",
+                self._seg_dir / segment,
+                size - active.size,
                 active.size,
                 self._head.position,
             )
@@ -694,9 +694,7 @@ class FileEventStore(EventStore):
             i = j + 1
         return out
 
-    def _candidates(
-        self, index: SegmentIndex, query: Query, a: int, b: int
-    ) -> Iterator[int]:
+    def _candidates(self, index: SegmentIndex, query: Query, a: int, b: int) -> Iterator[int]:
         """Slots in ``[a, b)`` that may match, most selective posting filter first."""
         best: list[Any] | None = None
         best_count = -1

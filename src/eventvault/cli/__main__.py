@@ -1,0 +1,5 @@
+"""``python -m eventvault.cli``: the same as the ``eventvault`` command."""
+
+from .main import main
+
+main()
