@@ -33,11 +33,21 @@ def test_zero_config_round_trip_across_processes(tmp_path: Path) -> None:
     exe = [sys.executable, "-m", "eventvault.cli"]
 
     def sh(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*exe, *args], cwd=tmp_path, env=env, capture_output=True,
-                              text=True, check=False)
+        return subprocess.run(
+            [*exe, *args], cwd=tmp_path, env=env, capture_output=True, text=True, check=False
+        )
 
-    r = sh("append", "--type", "build.started", "--actor", "ci", "--correlation-id", "run-1",
-           "--data", '{"sha":"abc"}')
+    r = sh(
+        "append",
+        "--type",
+        "build.started",
+        "--actor",
+        "ci",
+        "--correlation-id",
+        "run-1",
+        "--data",
+        '{"sha":"abc"}',
+    )
     assert r.returncode == 0, r.stderr
     r = sh("query", "--correlation-id", "run-1", "--format", "json")
     assert r.returncode == 0, r.stderr
@@ -82,8 +92,20 @@ def test_typo_in_config_is_exit_3(run, tmp_path: Path) -> None:  # type: ignore[
 
 def test_append_query_formats(run) -> None:  # type: ignore[no-untyped-def]
     for i in range(3):
-        assert run("append", "-t", f"task.step{i}", "-a", "agent:x", "--correlation-id", "r",
-                   "-d", json.dumps({"i": i, "text": "a,b"})).exit_code == 0
+        assert (
+            run(
+                "append",
+                "-t",
+                f"task.step{i}",
+                "-a",
+                "agent:x",
+                "--correlation-id",
+                "r",
+                "-d",
+                json.dumps({"i": i, "text": "a,b"}),
+            ).exit_code
+            == 0
+        )
     r = run("query", "--format", "jsonl")
     assert [json.loads(line)["data"]["i"] for line in r.stdout.splitlines()] == [0, 1, 2]
     r = run("query", "--format", "csv", "--reverse")
@@ -188,9 +210,19 @@ def test_every_command_has_help_with_an_example(run) -> None:  # type: ignore[no
 
 
 def test_bench_runs_small(run) -> None:  # type: ignore[no-untyped-def]
-    r = run("bench", "--backend", "memory", "--events", "1000", "--single", "20",
-            "--threads", "2", "--json")
-    (result,) = json.loads(r.stdout[r.stdout.index("["):])
+    r = run(
+        "bench",
+        "--backend",
+        "memory",
+        "--events",
+        "1000",
+        "--single",
+        "20",
+        "--threads",
+        "2",
+        "--json",
+    )
+    (result,) = json.loads(r.stdout[r.stdout.index("[") :])
     assert result["append_batch_1000"]["events_per_s"] > 0
     r = run("bench", "--events", "2000", "--single", "20", "--threads", "2", "--queries", "5")
     assert r.exit_code == 0, r.output

@@ -16,7 +16,9 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-def test_built_in_default_is_the_file_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_built_in_default_is_the_file_backend(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("EVENTVAULT_CONFIG", raising=False)
     cfg = load_config(env={})
@@ -44,8 +46,11 @@ def test_relative_paths_resolve_against_the_config_file(tmp_path: Path) -> None:
 
 
 def test_environment_interpolation(tmp_path: Path) -> None:
-    path = write(tmp_path / "c.toml", '[store.postgres]\ndsn = "postgresql://u:${PW}@h/db"\n'
-                 'schema = "${SCHEMA:-ev}"\n[store.file]\npath = "/a/$$literal"\n')
+    path = write(
+        tmp_path / "c.toml",
+        '[store.postgres]\ndsn = "postgresql://u:${PW}@h/db"\n'
+        'schema = "${SCHEMA:-ev}"\n[store.file]\npath = "/a/$$literal"\n',
+    )
     cfg = load_config(path, env={"PW": "s3cret"})
     assert cfg.store.postgres.dsn == "postgresql://u:s3cret@h/db"
     assert cfg.store.postgres.schema == "ev"
@@ -56,8 +61,9 @@ def test_environment_interpolation(tmp_path: Path) -> None:
 
 def test_environment_overrides_win(tmp_path: Path) -> None:
     path = write(tmp_path / "c.toml", '[store]\nbackend = "file"\n')
-    cfg = load_config(path, env={"EVENTVAULT_BACKEND": "memory",
-                                 "EVENTVAULT_POSTGRES_DSN": "postgresql://x/y"})
+    cfg = load_config(
+        path, env={"EVENTVAULT_BACKEND": "memory", "EVENTVAULT_POSTGRES_DSN": "postgresql://x/y"}
+    )
     assert cfg.backend == "memory"
     assert cfg.store.postgres.dsn == "postgresql://x/y"
 
@@ -69,15 +75,15 @@ def test_environment_overrides_win(tmp_path: Path) -> None:
         ('[store.file]\nfsync = "sometimes"\n', r"store\.file\.fsync.*'sometimes'"),
         ('[store.file]\nsegment_max_bytes = "big"\n', r"store\.file\.segment_max_bytes.*'big'"),
         ('[store]\nbackend = "oracle"\n', r"unknown backend 'oracle'"),
-        ('[store.file]\nsegment_max_bytes = 10\n', r"segment_max_bytes must be >= 4096"),
+        ("[store.file]\nsegment_max_bytes = 10\n", r"segment_max_bytes must be >= 4096"),
         ('[store.file]\nfsync_interval = "soon"\n', r"fsync_interval.*not a duration"),
         ('[store.postgres]\nschema = "x; drop"\n', r"schema.*not a plain name"),
-        ('[server]\nport = 70000\n', r"server\.port"),
+        ("[server]\nport = 70000\n", r"server\.port"),
         ("[store\n", r"not valid TOML"),
         ('[[server.tokens]]\nname = "a"\nscopes = ["root"]\n', r"server\.tokens\[0\]\.scopes"),
         ('source = "x"\n', r"unknown key 'source'"),
-        ('[store.postgres]\npool_min = 5\npool_max = 2\n', r"pool_min <= pool_max"),
-        ('[store]\nmax_event_bytes = 5\n', r"max_event_bytes"),
+        ("[store.postgres]\npool_min = 5\npool_max = 2\n", r"pool_min <= pool_max"),
+        ("[store]\nmax_event_bytes = 5\n", r"max_event_bytes"),
     ],
 )
 def test_invalid_config_names_the_key(tmp_path: Path, text: str, message: str) -> None:
@@ -101,7 +107,7 @@ def test_open_store_picks_the_backend_from_configuration(tmp_path: Path) -> None
 
 
 def test_the_design_example_config_loads(tmp_path: Path) -> None:
-    text = '''
+    text = """
 [store]
 backend = "file"
 [store.file]
@@ -128,10 +134,11 @@ port = 8730
 name = "ci-runner"
 token = "${EVENTVAULT_TOKEN_CI}"
 scopes = ["append", "read"]
-'''
-    cfg = load_config(write(tmp_path / "c.toml", text),
-                      env={"EVENTVAULT_POSTGRES_DSN": "postgresql://db/x",
-                           "EVENTVAULT_TOKEN_CI": "t0k"})
+"""
+    cfg = load_config(
+        write(tmp_path / "c.toml", text),
+        env={"EVENTVAULT_POSTGRES_DSN": "postgresql://db/x", "EVENTVAULT_TOKEN_CI": "t0k"},
+    )
     assert cfg.retention is not None
     assert cfg.retention.rules[0].types == ["debug.*"]
     assert cfg.server.tokens[0].token == "t0k"
@@ -150,8 +157,17 @@ def test_registering_a_backend(tmp_path: Path) -> None:
         _FACTORIES.pop("custom")
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("90d", 7776000), ("12h", 43200), ("30m", 1800),
-                                               ("200ms", 0.2), ("1.5s", 1.5), ("2w", 1209600)])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("90d", 7776000),
+        ("12h", 43200),
+        ("30m", 1800),
+        ("200ms", 0.2),
+        ("1.5s", 1.5),
+        ("2w", 1209600),
+    ],
+)
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text).total_seconds() == seconds
 
