@@ -30,6 +30,7 @@ import msgspec
 from .errors import ValidationError
 
 __all__ = [
+    "CANONICAL_ENCODER",
     "CANONICAL_VERSION",
     "MAX_JSON_DEPTH",
     "canonical_event_bytes",
@@ -45,6 +46,8 @@ MAX_JSON_DEPTH = 64
 
 _EXACT = 2**53  # integers below this are exact in a float, so digits are canonical
 _encoder = msgspec.json.Encoder(order="sorted")
+#: The encoder of the canonical form (object keys sorted).
+CANONICAL_ENCODER = _encoder
 
 
 def _number_text(value: int | float) -> msgspec.Raw:

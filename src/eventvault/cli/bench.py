@@ -79,6 +79,8 @@ class EventMaker:
     def __init__(self, seed: int = 42) -> None:
         self.rng = random.Random(seed)
         self.n = 0
+        # A pool of payload texts: generating words per event would dominate the run.
+        self.texts = [" ".join(self.rng.choice(WORDS) for _ in range(25)) for _ in range(4096)]
 
     def make(self, count: int) -> list[Any]:
         from ..model import NewEvent
@@ -100,7 +102,7 @@ class EventMaker:
                         "task": f"T{rng.randrange(100000)}",
                         "status": rng.choice(("ok", "failed", "retry")),
                         "attempt": rng.randrange(5),
-                        "text": " ".join(rng.choice(WORDS) for _ in range(25)),
+                        "text": self.texts[rng.randrange(4096)],
                     },
                 )
             )

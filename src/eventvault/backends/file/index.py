@@ -24,7 +24,7 @@ import mmap
 import struct
 import zlib
 from array import array
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, KeysView, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,6 +32,7 @@ from typing import Any, Protocol
 import msgspec
 
 from ...errors import CorruptionError
+from ...model import RecordedEvent
 from .fsio import atomic_write
 from .records import LineHead
 
@@ -115,6 +116,9 @@ class MemIndex:
     def find_id(self, key: int) -> int | None:
         return self._ids.get(key)
 
+    def id_keys(self) -> KeysView[int]:
+        return self._ids.keys()
+
     @property
     def id_max(self) -> int:
         return max(self._ids, default=-1)
@@ -150,6 +154,44 @@ class MemIndex:
         self._stream_last[stream] = stream_revision
         self._ids[id_key] = slot
         self._last_hash = hash
+
+    def add_batch(
+        self, records: Sequence[RecordedEvent], offsets: Sequence[int], recorded_us: int
+    ) -> None:
+        """Index one appended batch (all of it shares one recorded_at)."""
+        slot = len(self._offsets)
+        self._offsets.extend(offsets)
+        self._times.extend([recorded_us] * len(records))
+        p = self._postings
+        by_type, by_stream, by_actor, by_corr = (
+            p["type"], p["stream"], p["actor"], p["correlation_id"]
+        )  # fmt: skip
+        stream_last = self._stream_last
+        ids = self._ids
+        for rec in records:
+            # Unrolled on purpose: this runs once per appended event.
+            lst = by_type.get(rec.type)
+            if lst is None:
+                lst = by_type[rec.type] = array("I")
+            lst.append(slot)
+            lst = by_stream.get(rec.stream)
+            if lst is None:
+                lst = by_stream[rec.stream] = array("I")
+            lst.append(slot)
+            if rec.actor is not None:
+                lst = by_actor.get(rec.actor)
+                if lst is None:
+                    lst = by_actor[rec.actor] = array("I")
+                lst.append(slot)
+            if rec.correlation_id is not None:
+                lst = by_corr.get(rec.correlation_id)
+                if lst is None:
+                    lst = by_corr[rec.correlation_id] = array("I")
+                lst.append(slot)
+            stream_last[rec.stream] = rec.stream_revision
+            ids[rec.id.int] = slot
+            slot += 1
+        self._last_hash = records[-1].hash
 
     def add_head(self, offset: int, head: LineHead) -> None:
         self.add(

@@ -33,7 +33,7 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -479,7 +479,7 @@ class FileEventStore(EventStore):
     ) -> tuple[list[tuple[_Request, list[RecordedEvent]]], ChainHead]:
         """Decide each request's records; a failing request fails alone."""
         head = self._head
-        new_ids: dict[UUID, RecordedEvent] = {}
+        new_ids: dict[int, RecordedEvent] = {}  # UUID.int: UUID.__hash__ is Python code
         new_revs: dict[str, int] = {}
 
         def revision_of(stream: str) -> int | None:
@@ -487,8 +487,24 @@ class FileEventStore(EventStore):
             return rev if rev is not None else self._revision_of(stream)
 
         def find(event_id: UUID) -> RecordedEvent | None:
-            rec = new_ids.get(event_id)
+            rec = new_ids.get(event_id.int)
             return rec if rec is not None else self._find(event_id)
+
+        def find_many(batch: Sequence[NewEvent]) -> list[int]:
+            """Indexes of events whose id may be stored: in this group, in the active
+            segment, or not above the largest id of the sealed segments."""
+            keys = [ev.id.int for ev in batch]
+            active = self._active
+            stored = active.id_keys() if active is not None else new_ids.keys()
+            if self._sealed_id_max is None:
+                self._sealed_id_max = max(
+                    (self._index(f).id_max for f in self._segments[:-1]), default=-1
+                )
+            ceiling = self._sealed_id_max
+            # isdisjoint() walks ``keys`` and probes the views: O(batch), no copies.
+            if stored.isdisjoint(keys) and new_ids.keys().isdisjoint(keys) and min(keys) > ceiling:
+                return []
+            return [i for i, k in enumerate(keys) if k in stored or k in new_ids or k <= ceiling]
 
         chunks = []
         for req in group:
@@ -499,6 +515,7 @@ class FileEventStore(EventStore):
                     head,
                     revision_of=revision_of,
                     find=find,
+                    find_many=find_many,
                     max_event_bytes=self.max_event_bytes,
                 )
             except EventVaultError as exc:
@@ -507,7 +524,7 @@ class FileEventStore(EventStore):
             req.results = stamped.results
             head = stamped.head
             for rec in stamped.new:
-                new_ids[rec.id] = rec
+                new_ids[rec.id.int] = rec
                 new_revs[rec.stream] = rec.stream_revision
             if stamped.new:
                 chunks.append((req, stamped.new))
@@ -552,19 +569,8 @@ class FileEventStore(EventStore):
             return
         with self._lock:
             for recs, offsets in layout:
-                recorded_us = to_us(recs[0].recorded_at)  # one clock reading per batch
-                for rec, offset in zip(recs, offsets, strict=True):
-                    active.add(
-                        offset,
-                        recorded_us=recorded_us,
-                        id_key=rec.id.int,
-                        type=rec.type,
-                        stream=rec.stream,
-                        stream_revision=rec.stream_revision,
-                        actor=rec.actor,
-                        correlation_id=rec.correlation_id,
-                        hash=rec.hash,
-                    )
+                # A batch shares one clock reading, so one recorded_at.
+                active.add_batch(recs, offsets, to_us(recs[0].recorded_at))
             active.set_size(at)
             self._head = head
             self._dirty = True
