@@ -96,12 +96,13 @@ def throwaway_cluster() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def postgres_dsn() -> Iterator[str]:
-    dsn = os.environ.get("EVENTVAULT_TEST_POSTGRES_DSN", DEFAULT_DSN)
+    dsn = os.environ.get("EVENTVAULT_TEST_POSTGRES_DSN") or DEFAULT_DSN
     problem = _answers(dsn)
     if problem is None:
+        os.environ["EVENTVAULT_TEST_POSTGRES_DSN"] = dsn  # for code outside fixtures
         yield dsn
         return
-    if "EVENTVAULT_TEST_POSTGRES_DSN" in os.environ:
+    if os.environ.get("EVENTVAULT_TEST_POSTGRES_DSN"):
         pytest.fail(f"EVENTVAULT_TEST_POSTGRES_DSN={dsn} does not answer: {problem}")
     try:
         cluster = throwaway_cluster()
@@ -113,6 +114,7 @@ def postgres_dsn() -> Iterator[str]:
             if _answers(started) is None:
                 break
             time.sleep(0.1)
+        os.environ["EVENTVAULT_TEST_POSTGRES_DSN"] = started
         yield started
     finally:
         cluster.__exit__(None, None, None)

@@ -21,6 +21,7 @@ __all__ = ["backend_names", "open_store", "register_backend"]
 _BACKENDS: dict[str, str] = {
     "memory": "eventvault.backends.memory:from_config",
     "file": "eventvault.backends.file:from_config",
+    "postgres": "eventvault.backends.postgres:from_config",
 }
 _FACTORIES: dict[str, Callable[[Config], EventStore]] = {}
 

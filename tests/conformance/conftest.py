@@ -6,6 +6,8 @@ in this folder then runs against it.
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,16 +20,48 @@ from eventvault.backends.file import FileEventStore
 StoreFactory = Callable[[], EventStore]
 
 
-def _memory(tmp_path: Path) -> EventStore:
+class Place:
+    """Where a test's store lives: a temporary directory, or a fresh PG schema."""
+
+    def __init__(self, tmp_path: Path, request: pytest.FixtureRequest | None) -> None:
+        self.tmp_path = tmp_path
+        self._request = request
+        self.schema = f"t_{uuid.uuid4().hex[:12]}"
+
+    @property
+    def dsn(self) -> str:
+        if self._request is None:  # outside a fixture: the session fixture exported it
+            return os.environ["EVENTVAULT_TEST_POSTGRES_DSN"]
+        return str(self._request.getfixturevalue("postgres_dsn"))
+
+
+def _memory(place: Place) -> EventStore:
     return MemoryEventStore()
 
 
-def _file(tmp_path: Path) -> EventStore:
+def _file(place: Place) -> EventStore:
     # Small segments, so the suite crosses sealed segments and their indexes too.
-    return FileEventStore(tmp_path / "store", segment_max_bytes=8192)
+    return FileEventStore(place.tmp_path / "store", segment_max_bytes=8192)
 
 
-FACTORIES: dict[str, Callable[[Path], EventStore]] = {"memory": _memory, "file": _file}
+def _postgres(place: Place) -> EventStore:
+    from eventvault.backends.postgres.store import PostgresEventStore
+
+    return PostgresEventStore(place.dsn, schema=place.schema, pool_max=12)
+
+
+def _cleanup_postgres(place: Place) -> None:
+    from eventvault.backends.postgres.store import drop_schema
+
+    drop_schema(place.dsn, place.schema)
+
+
+FACTORIES: dict[str, Callable[[Place], EventStore]] = {
+    "memory": _memory,
+    "file": _file,
+    "postgres": _postgres,
+}
+CLEANUP: dict[str, Callable[[Place], None]] = {"postgres": _cleanup_postgres}
 
 
 @pytest.fixture(params=sorted(FACTORIES))
@@ -36,17 +70,24 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def make_store(backend: str, tmp_path: Path) -> Iterator[StoreFactory]:
+def place(tmp_path: Path, request: pytest.FixtureRequest) -> Place:
+    return Place(tmp_path, request)
+
+
+@pytest.fixture
+def make_store(backend: str, place: Place) -> Iterator[StoreFactory]:
     made: list[EventStore] = []
 
     def make() -> EventStore:
-        store = FACTORIES[backend](tmp_path)
+        store = FACTORIES[backend](place)
         made.append(store)
         return store
 
     yield make
     for store in made:
         store.close()
+    if backend in CLEANUP:
+        CLEANUP[backend](place)
 
 
 @pytest.fixture
@@ -78,9 +119,31 @@ def _tamper_file(store: EventStore, position: int) -> EventStore:
     raise AssertionError(f"position {position} not found")
 
 
+def _tamper_postgres(store: EventStore, position: int) -> EventStore:
+    """Only a superuser who disables the append-only trigger can change a row."""
+    import psycopg
+    from psycopg import sql
+
+    from eventvault.backends.postgres.store import PostgresEventStore
+
+    assert isinstance(store, PostgresEventStore)
+    table = sql.Identifier(store.schema, "events")
+    with psycopg.connect(store.dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("ALTER TABLE {} DISABLE TRIGGER events_append_only").format(table))
+        conn.execute(
+            sql.SQL(
+                "UPDATE {} SET data = jsonb_set(data, '{{v}}', '\"tampered\"') WHERE position = %s"
+            ).format(table),
+            (position,),
+        )
+        conn.execute(sql.SQL("ALTER TABLE {} ENABLE TRIGGER events_append_only").format(table))
+    return store
+
+
 TAMPER: dict[str, Callable[[EventStore, int], EventStore]] = {
     "memory": _tamper_memory,
     "file": _tamper_file,
+    "postgres": _tamper_postgres,
 }
 
 

@@ -58,6 +58,20 @@ def test_round_trip_keeps_every_field(store: EventStore) -> None:
     assert len(got.hash) == 64
 
 
+def test_large_batch_round_trips(store: EventStore) -> None:
+    """Large enough to take a backend's bulk path (PostgreSQL: COPY)."""
+    batch = [
+        ev(stream=f"s{i % 7}", data={"v": "aaaa", "i": i}, actor="a" if i % 2 else None)
+        for i in range(700)
+    ]
+    res = store.append(batch)
+    assert [e.position for e in res.events] == list(range(1, 701))
+    got = list(store.iter(Query(limit=250)))
+    assert got == res.events
+    assert [e.data["i"] for e in got] == list(range(700))
+    assert store.verify().ok
+
+
 def test_single_event_and_list_are_both_accepted(store: EventStore) -> None:
     store.append(ev())
     store.append([ev(), ev()])

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import hypothesis.strategies as st
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -20,7 +21,7 @@ from eventvault import (
     RecordedEvent,
 )
 
-from .conftest import FACTORIES
+from .conftest import CLEANUP, FACTORIES, Place
 
 STREAMS = st.sampled_from(["s1", "s2", "s3"])
 TYPES = st.sampled_from(["a.x", "a.y", "b.z"])
@@ -54,7 +55,8 @@ def make_machine(backend: str) -> type[RuleBasedStateMachine]:
             super().__init__()
             self.tmp = tempfile.TemporaryDirectory()
             self.ref = MemoryEventStore()
-            self.sut = FACTORIES[backend](Path(self.tmp.name))
+            self.place = Place(Path(self.tmp.name), None)
+            self.sut = FACTORIES[backend](self.place)
             self.sent: list[NewEvent] = []
 
         def both(self, fn: Any) -> None:
@@ -138,6 +140,8 @@ def make_machine(backend: str) -> type[RuleBasedStateMachine]:
 
         def teardown(self) -> None:
             self.sut.close()
+            if backend in CLEANUP:
+                CLEANUP[backend](self.place)
             self.tmp.cleanup()
 
     Compare.__name__ = f"Compare_{backend}"
@@ -152,3 +156,12 @@ _settings = settings(
 )
 TestFileAgainstMemory = make_machine("file").TestCase
 TestFileAgainstMemory.settings = _settings
+TestPostgresAgainstMemory = pytest.mark.usefixtures("postgres_dsn")(
+    make_machine("postgres").TestCase
+)
+TestPostgresAgainstMemory.settings = settings(
+    max_examples=10,
+    stateful_step_count=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)

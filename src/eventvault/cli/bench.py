@@ -132,6 +132,15 @@ def bench_config(backend: str, where: Path, dsn: str | None) -> dict[str, Any]:
     return {"store": {"backend": backend}}
 
 
+def _reset(config: dict[str, Any]) -> None:
+    """Start from an empty scratch store (PostgreSQL: drop the bench schema)."""
+    if config["store"]["backend"] == "postgres":
+        from ..backends.postgres.store import drop_schema
+
+        pg = config["store"]["postgres"]
+        drop_schema(pg["dsn"], pg["schema"])
+
+
 def run_writes(
     config: dict[str, Any], events: int, single: int, threads: int, say: Callable[[str], None]
 ) -> dict[str, Any]:
@@ -355,8 +364,9 @@ def bench(
     all_runs = []
     for run in range(runs):
         root = Path(tempfile.mkdtemp(prefix="eventvault-bench-", dir=work_dir))
+        config = bench_config(bench_backend, root / "store", dsn)
+        _reset(config)
         try:
-            config = bench_config(bench_backend, root / "store", dsn)
             say(f"run {run + 1}/{runs}: {bench_backend} backend in {root}")
             result = run_writes(config, events, single, threads, say)
             if bench_backend != "memory":
@@ -365,6 +375,7 @@ def bench(
             all_runs.append(result)
         finally:
             shutil.rmtree(root, ignore_errors=True)
+            _reset(config)
     if as_json:
         click.echo(json.dumps(all_runs, indent=2))
         return

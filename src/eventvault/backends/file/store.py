@@ -34,7 +34,6 @@ import re
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -44,6 +43,7 @@ import msgspec
 
 from ...chain import GENESIS
 from ...errors import EventVaultError, StoreUnavailableError, ValidationError
+from ...groupcommit import GroupCommit, Request
 from ...model import ExpectedRevision, NewEvent, Query, RecordedEvent, StoreStats
 from ...sequencer import DEFAULT_MAX_EVENT_BYTES, ChainHead, stamp_batch
 from ...store import EventStore
@@ -82,15 +82,6 @@ def _name(first: int) -> str:
     return f"{first:020d}"
 
 
-@dataclass
-class _Request:
-    batch: list[NewEvent]
-    expected: int | ExpectedRevision
-    results: list[RecordedEvent] = field(default_factory=list)
-    error: BaseException | None = None
-    done: bool = False
-
-
 class _Meta(msgspec.Struct):
     format: str
     version: int
@@ -126,9 +117,7 @@ class FileEventStore(EventStore):
         self._idx_dir = self.path / "index"
         self._lock = threading.RLock()  # guards the in-memory state below
         self._appended = threading.Condition(self._lock)
-        self._commit_lock = threading.Lock()  # held by the group-commit leader
-        self._pending_lock = threading.Lock()
-        self._pending: list[_Request] = []
+        self._group = GroupCommit(self._commit)
         self._writing = False  # this process holds the flock and is writing
         self._segments: list[int] = []
         self._indexes: dict[int, SegmentIndex] = {}
@@ -427,19 +416,9 @@ class FileEventStore(EventStore):
     def _append(
         self, batch: list[NewEvent], expected: int | ExpectedRevision
     ) -> list[RecordedEvent]:
-        req = _Request(batch, expected)
-        with self._pending_lock:
-            self._pending.append(req)
-        with self._commit_lock:
-            if not req.done:
-                with self._pending_lock:
-                    group, self._pending = self._pending, []
-                self._commit(group)
-        if req.error is not None:
-            raise req.error
-        return req.results
+        return self._group.submit(batch, expected)
 
-    def _commit(self, group: list[_Request]) -> None:
+    def _commit(self, group: list[Request]) -> None:
         """Write every request of ``group`` with one write and one fsync (the leader's job)."""
         try:
             self._writer_lock.acquire()
@@ -467,16 +446,14 @@ class FileEventStore(EventStore):
                     self._writing = False
         finally:
             self._writer_lock.release()
-            for req in group:
-                req.done = True
 
-    def _fail(self, group: list[_Request], exc: EventVaultError) -> None:
+    def _fail(self, group: list[Request], exc: EventVaultError) -> None:
         for req in group:
             req.error = exc
 
     def _stamp(
-        self, group: list[_Request]
-    ) -> tuple[list[tuple[_Request, list[RecordedEvent]]], ChainHead]:
+        self, group: list[Request]
+    ) -> tuple[list[tuple[Request, list[RecordedEvent]]], ChainHead]:
         """Decide each request's records; a failing request fails alone."""
         head = self._head
         new_ids: dict[int, RecordedEvent] = {}  # UUID.int: UUID.__hash__ is Python code
@@ -532,8 +509,8 @@ class FileEventStore(EventStore):
 
     def _write(
         self,
-        group: list[_Request],
-        chunks: list[tuple[_Request, list[RecordedEvent]]],
+        group: list[Request],
+        chunks: list[tuple[Request, list[RecordedEvent]]],
         head: ChainHead,
     ) -> None:
         if not chunks:
@@ -828,7 +805,8 @@ class FileEventStore(EventStore):
         del deadline
 
     def _close(self) -> None:
-        with self._commit_lock, self._lock:
+        self._group.drain()
+        with self._lock:
             self._appended.notify_all()
             active = self._active
             if active is not None and active.count >= 1000:

@@ -1,0 +1,129 @@
+"""The PostgreSQL schema and its versioned, idempotent migrations.
+
+Every identifier is composed with :mod:`psycopg.sql` — the schema name comes from
+configuration and never reaches SQL as plain text.
+"""
+
+from __future__ import annotations
+
+import uuid
+import zlib
+from typing import Any, LiteralString
+
+import psycopg
+from psycopg import sql
+
+__all__ = ["SCHEMA_VERSION", "migrate", "schema_version"]
+
+#: Text columns are COLLATE "C": byte order equals code-point order (what the other
+#: backends use) and ``LIKE 'prefix%'`` can use the btree indexes.
+_V1: LiteralString = """
+CREATE TABLE IF NOT EXISTS {schema}.events (
+    position        bigint      PRIMARY KEY,
+    id              uuid        NOT NULL UNIQUE,
+    stream          text        COLLATE "C" NOT NULL,
+    stream_revision bigint      NOT NULL,
+    type            text        COLLATE "C" NOT NULL,
+    actor           text        COLLATE "C",
+    correlation_id  text        COLLATE "C",
+    causation_id    text,
+    source          text,
+    occurred_at     timestamptz NOT NULL,
+    recorded_at     timestamptz NOT NULL,
+    data            jsonb       NOT NULL,
+    metadata        jsonb       NOT NULL,
+    hash            text        NOT NULL,
+    -- The database enforces optimistic concurrency: two writers can never both
+    -- store revision N of a stream.
+    CONSTRAINT events_stream_revision UNIQUE (stream, stream_revision)
+);
+CREATE INDEX IF NOT EXISTS events_type_position ON {schema}.events (type, position);
+CREATE INDEX IF NOT EXISTS events_actor_position ON {schema}.events (actor, position)
+    WHERE actor IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_correlation_position
+    ON {schema}.events (correlation_id, position) WHERE correlation_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_stream_position ON {schema}.events (stream, position);
+CREATE INDEX IF NOT EXISTS events_recorded_at ON {schema}.events (recorded_at, position);
+
+-- The tip of the chain. Every append transaction locks this row first (FOR UPDATE),
+-- which orders writers from every process: see the comment in store.py.
+CREATE TABLE IF NOT EXISTS {schema}.head (
+    singleton   boolean     PRIMARY KEY DEFAULT true CHECK (singleton),
+    position    bigint      NOT NULL,
+    hash        text,
+    recorded_at timestamptz,
+    store_id    uuid        NOT NULL
+);
+
+-- Append-only, enforced by the database itself: no UPDATE, DELETE or TRUNCATE of
+-- events, whatever the client. (Retention will add the one controlled exception.)
+CREATE OR REPLACE FUNCTION {schema}.events_append_only() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'eventvault: events are append-only (% refused)', TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END $$;
+DROP TRIGGER IF EXISTS events_append_only ON {schema}.events;
+CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON {schema}.events
+    FOR EACH ROW EXECUTE FUNCTION {schema}.events_append_only();
+DROP TRIGGER IF EXISTS events_no_truncate ON {schema}.events;
+CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON {schema}.events
+    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.events_append_only();
+"""
+
+MIGRATIONS: list[LiteralString] = [_V1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _lock_key(schema: str) -> int:
+    return zlib.crc32(f"eventvault:{schema}".encode()) - 2**31
+
+
+def schema_version(conn: psycopg.Connection[tuple[Any, ...]], schema: str) -> int:
+    """The version the schema is at (0: not created)."""
+    row = conn.execute(
+        "SELECT to_regclass(%s) IS NOT NULL", (f"{schema}.schema_version",)
+    ).fetchone()
+    if not row or not row[0]:
+        return 0
+    got = conn.execute(
+        sql.SQL("SELECT coalesce(max(version), 0) FROM {}.schema_version").format(
+            sql.Identifier(schema)
+        )
+    ).fetchone()
+    return int(got[0]) if got else 0
+
+
+def migrate(conn: psycopg.Connection[tuple[Any, ...]], schema: str) -> int:
+    """Bring the schema to :data:`SCHEMA_VERSION`; safe to run concurrently. Returns
+    the number of migrations applied."""
+    ident = sql.Identifier(schema)
+    applied = 0
+    with conn.transaction():
+        # Concurrent openers wait here instead of racing through CREATE statements.
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(schema),))
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident))
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {}.schema_version ("
+                "version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            ).format(ident)
+        )
+        current = schema_version(conn, schema)
+        for version, statement in enumerate(MIGRATIONS, 1):
+            if version <= current:
+                continue
+            conn.execute(sql.SQL(statement).format(schema=ident))
+            conn.execute(
+                sql.SQL("INSERT INTO {}.schema_version (version) VALUES (%s)").format(ident),
+                (version,),
+            )
+            applied += 1
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO {}.head (position, store_id) VALUES (0, %s) "
+                "ON CONFLICT (singleton) DO NOTHING"
+            ).format(ident),
+            (uuid.uuid4(),),
+        )
+    return applied

@@ -1,0 +1,509 @@
+"""The PostgreSQL backend: the production store.
+
+Ordering without gaps — how and why
+-----------------------------------
+The classic event-store bug: positions come from a sequence, writer A takes 41 and
+writer B takes 42, B commits first, a follower reads "position > 40", sees 42 and
+moves its cursor past 41 — which A commits a moment later and the follower never
+sees. eventvault cannot have that bug, by construction:
+
+* Every append transaction first locks the single row of ``head``
+  (``SELECT … FOR UPDATE``). It holds the last position and the last chain hash,
+  which the transaction needs anyway: event N's hash covers event N-1's.
+* Positions are assigned while that lock is held, as ``head.position + 1 …``, and
+  ``head`` is updated in the same transaction. The next writer (any thread, any
+  process) blocks on the row until this transaction commits, then re-reads the
+  committed ``head``. So transactions commit in position order, positions are
+  contiguous, and a reader that sees position N also sees everything before N.
+  (PostgreSQL makes a commit visible before it releases the transaction's locks.)
+
+Serialising every transaction would cap throughput at one WAL flush per append,
+so appends from threads of one process are *group-committed*: whichever thread
+gets the commit lock takes every append queued so far and writes them all in one
+transaction (one lock, one ``COPY``, one WAL flush). Each append keeps its own
+atomicity and expected-revision check — a failing one fails alone.
+
+Live tail: the append transaction ``NOTIFY``s; a listener connection wakes
+subscribers, and they poll as a fallback if notifications are missed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any, LiteralString
+from uuid import UUID
+
+import msgspec
+
+from ...chain import GENESIS
+from ...errors import (
+    ConflictError,
+    EventVaultError,
+    MissingExtraError,
+    StoreError,
+    StoreUnavailableError,
+    ValidationError,
+)
+from ...groupcommit import GroupCommit, Request
+from ...model import ExpectedRevision, NewEvent, Query, RecordedEvent, StoreStats
+from ...sequencer import DEFAULT_MAX_EVENT_BYTES, ChainHead, stamp_batch
+from ...store import EventStore
+from ..memory import as_uuid
+
+try:
+    import psycopg
+    from psycopg import sql
+    from psycopg.types.json import set_json_loads
+    from psycopg_pool import ConnectionPool, PoolTimeout
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise MissingExtraError("postgres", exc.name or "psycopg") from exc
+
+from .schema import SCHEMA_VERSION, migrate, schema_version
+
+__all__ = ["PostgresEventStore"]
+
+log = logging.getLogger("eventvault.postgres")
+
+COLUMNS: LiteralString = (
+    "position, stream_revision, recorded_at, id, type, stream, actor, correlation_id, "
+    "causation_id, source, occurred_at, data, metadata, hash"
+)
+_encode = msgspec.json.Encoder().encode
+_MAX_POSITION = 2**63 - 1
+
+
+#: Groups this large are written with COPY; smaller ones in one INSERT statement.
+_COPY_FROM = 64
+_INSERT_COLUMNS: LiteralString = (
+    "position, id, stream, stream_revision, type, actor, correlation_id, causation_id, "
+    "source, occurred_at, recorded_at, data, metadata, hash"
+)
+_STATEMENTS: dict[str, LiteralString] = {
+    "lock_head": "SELECT position, hash, recorded_at, clock_timestamp() FROM {s}.head FOR UPDATE",
+    "by_ids": f"SELECT {COLUMNS} FROM {{s}}.events WHERE id = ANY(%s)",
+    # One backward probe of (stream, stream_revision) per stream: O(1), not O(length).
+    "revisions": (
+        "SELECT s.stream, r.stream_revision FROM unnest(%s::text[]) AS s(stream) "
+        "CROSS JOIN LATERAL (SELECT stream_revision FROM {s}.events e "
+        "WHERE e.stream = s.stream ORDER BY stream_revision DESC LIMIT 1) r"
+    ),
+    "copy": f"COPY {{s}}.events ({_INSERT_COLUMNS}) FROM STDIN",
+    "move_head": (
+        "WITH upd AS (UPDATE {s}.head SET position = %s, hash = %s, recorded_at = %s) "
+        "SELECT pg_notify(%s, %s::text)"
+    ),
+    "insert_move_head": (
+        f"WITH ins AS (INSERT INTO {{s}}.events ({_INSERT_COLUMNS}) SELECT * FROM "
+        "unnest(%s::bigint[], %s::uuid[], %s::text[], %s::bigint[], %s::text[], %s::text[], "
+        "%s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[], "
+        "%s::jsonb[], %s::jsonb[], %s::text[])), "
+        "upd AS (UPDATE {s}.head SET position = %s, hash = %s, recorded_at = %s) "
+        "SELECT pg_notify(%s, %s::text)"
+    ),
+    "by_id": f"SELECT {COLUMNS} FROM {{s}}.events WHERE id = %s",
+    "head": "SELECT position FROM {s}.head",
+    "store_id": "SELECT store_id FROM {s}.head",
+}
+
+
+def _row(r: RecordedEvent) -> tuple[Any, ...]:
+    """A stored event in the column order of ``_INSERT_COLUMNS``."""
+    return (
+        r.position,
+        r.id,
+        r.stream,
+        r.stream_revision,
+        r.type,
+        r.actor,
+        r.correlation_id,
+        r.causation_id,
+        r.source,
+        r.occurred_at,
+        r.recorded_at,
+        _encode(r.data).decode(),
+        _encode(r.metadata).decode(),
+        r.hash,
+    )
+
+
+def _record(row: Sequence[Any]) -> RecordedEvent:
+    return RecordedEvent(
+        position=row[0],
+        stream_revision=row[1],
+        recorded_at=row[2],
+        id=row[3],
+        type=row[4],
+        stream=row[5],
+        actor=row[6],
+        correlation_id=row[7],
+        causation_id=row[8],
+        source=row[9],
+        occurred_at=row[10],
+        data=row[11],
+        metadata=row[12],
+        hash=row[13],
+    )
+
+
+def _like_prefix(pattern: str) -> str:
+    """``task.*`` -> ``task.%`` with LIKE's own wildcards escaped."""
+    body = pattern[:-1].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return body + "%"
+
+
+@contextlib.contextmanager
+def _db_errors(action: str) -> Iterator[None]:
+    """The one place driver errors become eventvault errors."""
+    try:
+        yield
+    except EventVaultError:
+        raise
+    except PoolTimeout as exc:
+        raise StoreUnavailableError(f"{action}: no database connection available ({exc})") from exc
+    except psycopg.OperationalError as exc:
+        raise StoreUnavailableError(f"{action}: {exc}".strip()) from exc
+    except psycopg.errors.UniqueViolation as exc:
+        raise ConflictError(f"{action}: {exc}".strip()) from exc
+    except psycopg.Error as exc:
+        raise StoreError(f"{action}: {type(exc).__name__}: {exc}".strip()) from exc
+
+
+class PostgresEventStore(EventStore):
+    """Events in a PostgreSQL schema. Thread- and process-safe."""
+
+    backend_name = "postgres"
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str = "eventvault",
+        pool_min: int = 1,
+        pool_max: int = 10,
+        connect_timeout: float = 10.0,
+        statement_timeout: float = 30.0,
+        create_schema: bool = True,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    ) -> None:
+        super().__init__(max_event_bytes=max_event_bytes)
+        self.dsn = dsn
+        self.schema = schema
+        self._s = sql.Identifier(schema)
+        self._channel = f"eventvault_{schema}"
+        self._statement_timeout_ms = int(statement_timeout * 1000)
+        self._connect_timeout = connect_timeout
+        self._pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] = ConnectionPool(
+            dsn,
+            min_size=pool_min,
+            max_size=pool_max,
+            timeout=connect_timeout,
+            kwargs={"connect_timeout": max(1, int(connect_timeout)), "autocommit": True},
+            configure=self._configure,
+            open=False,
+            name=f"eventvault-{schema}",
+        )
+        with _db_errors(f"connecting to PostgreSQL ({self._safe_dsn()})"):
+            self._pool.open(wait=True, timeout=connect_timeout)
+        try:
+            with _db_errors("preparing the schema"), self._pool.connection() as conn:
+                if create_schema:
+                    migrate(conn, schema)
+                found = schema_version(conn, schema)
+                if found != SCHEMA_VERSION:
+                    raise StoreUnavailableError(
+                        f"schema {schema!r} is at version {found}, this eventvault needs "
+                        f"{SCHEMA_VERSION}: run 'eventvault init' (or allow create_schema)"
+                    )
+                # Rendered once: psycopg then caches (and prepares) them by their bytes.
+                self._sql = {k: self._q(v).as_bytes(conn) for k, v in _STATEMENTS.items()}
+                row = conn.execute(self._sql["store_id"]).fetchone()
+                assert row is not None
+                self._store_id = str(row[0])
+        except BaseException:
+            self._pool.close()
+            raise
+        self._group = GroupCommit(self._commit)
+        self._writer_conn: psycopg.Connection[tuple[Any, ...]] | None = None
+        self._notified = threading.Condition()
+        self._notified_head = 0
+        self._listener: threading.Thread | None = None
+
+    def _safe_dsn(self) -> str:
+        try:
+            info = psycopg.conninfo.conninfo_to_dict(self.dsn)
+        except psycopg.ProgrammingError:
+            return "an invalid DSN"
+        info.pop("password", None)
+        return " ".join(f"{k}={v}" for k, v in info.items())
+
+    def _configure(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+        conn.execute("SET TIME ZONE 'UTC'")
+        conn.execute(f"SET statement_timeout = {int(self._statement_timeout_ms)}")
+        set_json_loads(msgspec.json.decode, conn)
+
+    def _q(self, text: LiteralString) -> sql.Composed:
+        """A statement with ``{s}`` standing for the (quoted) schema name."""
+        return sql.SQL(text).format(s=self._s)
+
+    @property
+    def store_id(self) -> str:
+        return self._store_id
+
+    # -- appending -------------------------------------------------------------------
+
+    def _append(
+        self, batch: list[NewEvent], expected: int | ExpectedRevision
+    ) -> list[RecordedEvent]:
+        return self._group.submit(batch, expected)
+
+    def _writer(self) -> psycopg.Connection[tuple[Any, ...]]:
+        """The commit leader's own connection (one leader at a time), reopened after a
+        failure. Appends skip the pool: checking a connection out costs more than a
+        small append."""
+        conn = self._writer_conn
+        if conn is None or conn.closed:
+            conn = psycopg.connect(
+                self.dsn, autocommit=True, connect_timeout=max(1, int(self._connect_timeout))
+            )
+            self._configure(conn)
+            self._writer_conn = conn
+        return conn
+
+    def _commit(self, group: list[Request]) -> None:
+        """Write every request of ``group`` in one transaction (the leader's job)."""
+        try:
+            with _db_errors("appending"):
+                try:
+                    conn = self._writer()
+                    use_copy = sum(len(r.batch) for r in group) >= _COPY_FROM
+                    # Small groups use pipeline mode: BEGIN + lock + the two reads go
+                    # out together, then the write and COMMIT: two round trips, not six.
+                    # (COPY, for large groups, cannot run in a pipeline.)
+                    pipeline = contextlib.nullcontext() if use_copy else conn.pipeline()
+                    with pipeline, conn.transaction():
+                        written = self._commit_in(conn, group, use_copy=use_copy)
+                except psycopg.Error:
+                    if self._writer_conn is not None and self._writer_conn.broken:
+                        self._writer_conn.close()
+                        self._writer_conn = None
+                    raise
+            if written:
+                with self._notified:
+                    self._notified.notify_all()
+        except EventVaultError as exc:
+            # The transaction rolled back, or its outcome is unknown (connection lost
+            # during COMMIT): either way a retry with the same ids is safe.
+            for req in group:
+                if req.error is None:
+                    req.error = exc
+                    req.results = []
+
+    def _commit_in(
+        self, conn: psycopg.Connection[tuple[Any, ...]], group: list[Request], *, use_copy: bool
+    ) -> int:
+        ids = [ev.id for req in group for ev in req.batch]
+        streams = list({ev.stream for req in group for ev in req.batch})
+        # The lock orders all writers (see the module docstring). The reads come
+        # after it is granted: under READ COMMITTED each statement sees every commit
+        # before it, so nobody can add an id or a revision behind our back.
+        head_cur = conn.execute(self._sql["lock_head"])
+        ids_cur = conn.execute(self._sql["by_ids"], (ids,))
+        revs_cur = conn.execute(self._sql["revisions"], (streams,))
+        row = head_cur.fetchone()  # (in a pipeline: sends all three, waits once)
+        assert row is not None
+        head = ChainHead(
+            position=row[0],
+            hash=bytes.fromhex(row[1]) if row[1] else GENESIS,
+            recorded_at=row[2],
+        )
+        now: datetime = row[3]
+        stored = {rec.id.int: rec for rec in map(_record, ids_cur.fetchall())}
+        revisions: dict[str, int] = {r[0]: r[1] for r in revs_cur.fetchall()}
+        new_ids: dict[int, RecordedEvent] = {}
+
+        def find(event_id: UUID) -> RecordedEvent | None:
+            key = event_id.int
+            return new_ids.get(key) or stored.get(key)
+
+        new: list[RecordedEvent] = []
+        for req in group:
+            try:
+                stamped = stamp_batch(
+                    req.batch,
+                    req.expected,
+                    head,
+                    revision_of=revisions.get,
+                    find=find,
+                    max_event_bytes=self.max_event_bytes,
+                    now=now,
+                )
+            except EventVaultError as exc:
+                req.error = exc
+                continue
+            req.results = stamped.results
+            head = stamped.head
+            for rec in stamped.new:
+                new_ids[rec.id.int] = rec
+                revisions[rec.stream] = rec.stream_revision
+            new.extend(stamped.new)
+        if not new:
+            return 0
+        move_head = (head.position, head.hash.hex(), head.recorded_at, self._channel, head.position)
+        if use_copy:
+            with conn.cursor() as cur, cur.copy(self._sql["copy"]) as copy:
+                for r in new:
+                    copy.write_row(_row(r))
+            conn.execute(self._sql["move_head"], move_head)
+        else:
+            # Small groups: one statement inserts the rows (arrays, unnested), moves
+            # the head and notifies listeners (delivered at COMMIT).
+            columns = list(zip(*map(_row, new), strict=True))
+            conn.execute(self._sql["insert_move_head"], (*map(list, columns), *move_head))
+        return len(new)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _read(self, query: Query, limit: int) -> list[RecordedEvent]:
+        where: list[sql.Composable] = []
+        params: list[Any] = []
+        if query.after is not None:
+            where.append(sql.SQL("position > %s"))
+            params.append(query.after)
+        if query.before is not None:
+            where.append(sql.SQL("position < %s"))
+            params.append(query.before)
+        # recorded_at never decreases with position, so a time bound is a position
+        # bound: one index probe (an InitPlan), then position-ordered index scans.
+        if query.since is not None:
+            where.append(
+                self._q(
+                    "position >= coalesce((SELECT position FROM {s}.events WHERE recorded_at "
+                    f">= %s ORDER BY recorded_at, position LIMIT 1), {_MAX_POSITION})"
+                )
+            )
+            params.append(query.since)
+        if query.until is not None:
+            where.append(
+                self._q(
+                    "position < coalesce((SELECT position FROM {s}.events WHERE recorded_at "
+                    f">= %s ORDER BY recorded_at, position LIMIT 1), {_MAX_POSITION})"
+                )
+            )
+            params.append(query.until)
+        if query.types and "*" not in query.types:
+            exact = [t for t in query.types if not t.endswith("*")]
+            alternatives: list[sql.Composable] = []
+            if exact:
+                alternatives.append(sql.SQL("type = ANY(%s)"))
+                params.append(exact)
+            for pattern in (t for t in query.types if t.endswith("*")):
+                alternatives.append(sql.SQL("type LIKE %s"))
+                params.append(_like_prefix(pattern))
+            where.append(sql.SQL("(") + sql.SQL(" OR ").join(alternatives) + sql.SQL(")"))
+        for column, values in (
+            ("actor", query.actors),
+            ("correlation_id", query.correlation_ids),
+            ("stream", query.streams),
+        ):
+            if values:
+                where.append(sql.SQL("{} = ANY(%s)").format(sql.Identifier(column)))
+                params.append(list(values))
+        statement = self._q(f"SELECT {COLUMNS} FROM {{s}}.events")
+        if where:
+            statement = statement + sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where)
+        order = "DESC" if query.reverse else "ASC"
+        statement = statement + sql.SQL(f" ORDER BY position {order} LIMIT %s")
+        params.append(limit)
+        with _db_errors("reading"), self._pool.connection() as conn:
+            return list(map(_record, conn.execute(statement, params).fetchall()))
+
+    def get(self, event_id: UUID | str) -> RecordedEvent | None:
+        self._check_open()
+        key = as_uuid(event_id)
+        if key is None:
+            raise ValidationError(f"{event_id!r} is not an event id (UUID)")
+        with _db_errors("reading"), self._pool.connection() as conn:
+            row = conn.execute(self._sql["by_id"], (key,)).fetchone()
+        return _record(row) if row else None
+
+    def head(self) -> int:
+        with _db_errors("reading the head"), self._pool.connection() as conn:
+            row = conn.execute(self._sql["head"]).fetchone()
+        return int(row[0]) if row else 0
+
+    def stats(self) -> StoreStats:
+        self._check_open()
+        with _db_errors("reading stats"), self._pool.connection() as conn:
+            row = conn.execute(
+                self._q(
+                    "SELECT (SELECT position FROM {s}.head), count(*), min(position), "
+                    "count(DISTINCT stream), min(recorded_at), max(recorded_at), "
+                    "pg_total_relation_size(%s) FROM {s}.events"
+                ),
+                (f"{self.schema}.events",),
+            ).fetchone()
+        assert row is not None
+        return StoreStats(
+            backend=self.backend_name,
+            events=row[1],
+            head_position=row[0],
+            first_position=row[2],
+            streams=row[3],
+            oldest_recorded_at=row[4],
+            newest_recorded_at=row[5],
+            size_bytes=row[6],
+            details={"schema": self.schema, "dsn": self._safe_dsn()},
+        )
+
+    # -- live tail ---------------------------------------------------------------------------
+
+    def _listen(self) -> None:
+        """Wake waiting subscribers on NOTIFY; reconnect if the connection drops."""
+        while not self._closed:
+            try:
+                with psycopg.connect(
+                    self.dsn, autocommit=True, connect_timeout=max(1, int(self._connect_timeout))
+                ) as conn:
+                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+                    while not self._closed:
+                        for note in conn.notifies(timeout=0.5):
+                            with self._notified:
+                                self._notified_head = max(self._notified_head, int(note.payload))
+                                self._notified.notify_all()
+            except (psycopg.Error, ValueError) as exc:
+                log.info("live-tail listener reconnecting after: %s", exc)
+                threading.Event().wait(0.5)
+
+    def _wait(self, head: int, timeout: float) -> None:
+        if self._listener is None:
+            with self._notified:
+                if self._listener is None:
+                    self._listener = threading.Thread(
+                        target=self._listen, name="eventvault-pg-listen", daemon=True
+                    )
+                    self._listener.start()
+        with self._notified:
+            if self._notified_head <= head and not self._closed:
+                # A missed notification only delays delivery by ``timeout``: the caller
+                # re-reads the table, which is the source of truth.
+                self._notified.wait(timeout)
+
+    def _close(self) -> None:
+        with self._notified:
+            self._notified.notify_all()
+        self._group.drain()
+        if self._writer_conn is not None:
+            self._writer_conn.close()
+        self._pool.close()
+        if self._listener is not None:
+            self._listener.join(timeout=2)
+
+
+def drop_schema(dsn: str, schema: str) -> None:
+    """Remove a whole eventvault schema (tests and benchmarks only)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
