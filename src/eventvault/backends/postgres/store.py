@@ -418,35 +418,46 @@ class PostgresEventStore(EventStore):
         order = "DESC" if query.reverse else "ASC"
         statement = statement + sql.SQL(f" ORDER BY position {order} LIMIT %s")
         params.append(limit)
-        with _db_errors("reading"), self._pool.connection() as conn:
-            return list(map(_record, conn.execute(statement, params).fetchall()))
+        return list(map(_record, self._query("reading", statement, params)))
+
+    def _query(
+        self, action: str, statement: bytes | sql.Composed, params: Sequence[Any] = ()
+    ) -> list[tuple[Any, ...]]:
+        """Run a read. Reads are idempotent, so after a connection failure (a server
+        restart leaves dead connections in the pool) the pool drops its broken
+        connections and the read is tried once more."""
+        with _db_errors(action):
+            try:
+                with self._pool.connection() as conn:
+                    return conn.execute(statement, params).fetchall()
+            except psycopg.OperationalError:
+                self._pool.check()
+                with self._pool.connection() as conn:
+                    return conn.execute(statement, params).fetchall()
 
     def get(self, event_id: UUID | str) -> RecordedEvent | None:
         self._check_open()
         key = as_uuid(event_id)
         if key is None:
             raise ValidationError(f"{event_id!r} is not an event id (UUID)")
-        with _db_errors("reading"), self._pool.connection() as conn:
-            row = conn.execute(self._sql["by_id"], (key,)).fetchone()
-        return _record(row) if row else None
+        rows = self._query("reading", self._sql["by_id"], (key,))
+        return _record(rows[0]) if rows else None
 
     def head(self) -> int:
-        with _db_errors("reading the head"), self._pool.connection() as conn:
-            row = conn.execute(self._sql["head"]).fetchone()
-        return int(row[0]) if row else 0
+        rows = self._query("reading the head", self._sql["head"])
+        return int(rows[0][0]) if rows else 0
 
     def stats(self) -> StoreStats:
         self._check_open()
-        with _db_errors("reading stats"), self._pool.connection() as conn:
-            row = conn.execute(
-                self._q(
-                    "SELECT (SELECT position FROM {s}.head), count(*), min(position), "
-                    "count(DISTINCT stream), min(recorded_at), max(recorded_at), "
-                    "pg_total_relation_size(%s) FROM {s}.events"
-                ),
-                (f"{self.schema}.events",),
-            ).fetchone()
-        assert row is not None
+        (row,) = self._query(
+            "reading stats",
+            self._q(
+                "SELECT (SELECT position FROM {s}.head), count(*), min(position), "
+                "count(DISTINCT stream), min(recorded_at), max(recorded_at), "
+                "pg_total_relation_size(%s) FROM {s}.events"
+            ),
+            (f"{self.schema}.events",),
+        )
         return StoreStats(
             backend=self.backend_name,
             events=row[1],
