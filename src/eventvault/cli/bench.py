@@ -132,6 +132,12 @@ def bench_config(backend: str, where: Path, dsn: str | None) -> dict[str, Any]:
     return {"store": {"backend": backend}}
 
 
+def _have(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
 def _reset(config: dict[str, Any]) -> None:
     """Start from an empty scratch store (PostgreSQL: drop the bench schema)."""
     if config["store"]["backend"] == "postgres":
@@ -202,6 +208,95 @@ def run_writes(
             "events_per_s": per * threads / elapsed,
             **_lat([x for lst in lats for x in lst]),
         }
+    return results
+
+
+def run_eventsourcing_writes(
+    dsn: str, events: int, single: int, threads: int, say: Callable[[str], None]
+) -> dict[str, Any]:
+    """The same append workloads through the ``eventsourcing`` library's PostgreSQL
+    application recorder (gap-free notification ids, like ours), for a same-run ratio.
+
+    Each stream becomes an aggregate (a UUID), each event a ``StoredEvent`` whose state
+    is the same JSON payload eventvault stores.
+    """
+    import uuid
+
+    import msgspec
+    import psycopg
+    from eventsourcing.persistence import StoredEvent
+    from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+
+    info = psycopg.conninfo.conninfo_to_dict(dsn)
+    schema = "eventvault_bench_es"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        conn.execute(f"CREATE SCHEMA {schema}")
+    datastore = PostgresDatastore(
+        str(info.get("dbname", "postgres")), str(info.get("host", "127.0.0.1")),
+        str(info.get("port", 5432)), str(info.get("user", "postgres")),
+        str(info.get("password", "")), schema=schema, pool_size=threads + 2,
+    )  # fmt: skip
+    recorder = PostgresApplicationRecorder(datastore)
+    recorder.create_table()
+    versions: dict[str, int] = {}
+    lock = threading.Lock()
+    encode = msgspec.json.encode
+
+    def stored(batch: list[Any]) -> list[Any]:
+        out = []
+        with lock:
+            for e in batch:
+                v = versions.get(e.stream, 0) + 1
+                versions[e.stream] = v
+                out.append(StoredEvent(
+                    originator_id=uuid.uuid5(uuid.NAMESPACE_URL, e.stream),
+                    originator_version=v, topic=e.type, state=encode(e),
+                ))  # fmt: skip
+        return out
+
+    results: dict[str, Any] = {}
+    maker = EventMaker()
+    try:
+        say(f"eventsourcing recorder, batched: {events} events in batches of 1000")
+        spent = 0.0
+        done = 0
+        while done < events:
+            batch = stored(maker.make(min(1000, events - done)))
+            t0 = time.perf_counter()
+            recorder.insert_events(batch)
+            spent += time.perf_counter() - t0
+            done += len(batch)
+        results["es_append_batch_1000"] = {"events_per_s": events / spent}
+        say(f"eventsourcing recorder, single, 1 thread: {single} events")
+        pending = [stored([e]) for e in maker.make(single)]
+        t0 = time.perf_counter()
+        for one in pending:
+            recorder.insert_events(one)
+        results["es_append_single_1_thread"] = {"events_per_s": single / (time.perf_counter() - t0)}
+        per = (single * 2) // threads
+        work = [[stored([e]) for e in maker.make(per)] for _ in range(threads)]
+        barrier = threading.Barrier(threads + 1)
+
+        def writer(k: int) -> None:
+            barrier.wait()
+            for one in work[k]:
+                recorder.insert_events(one)
+
+        pool = [threading.Thread(target=writer, args=(k,)) for k in range(threads)]
+        for t in pool:
+            t.start()
+        barrier.wait()
+        t0 = time.perf_counter()
+        for t in pool:
+            t.join()
+        results[f"es_append_single_{threads}_threads"] = {
+            "events_per_s": per * threads / (time.perf_counter() - t0)
+        }
+    finally:
+        datastore.close()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     return results
 
 
@@ -339,6 +434,13 @@ def _fmt(vals: list[float]) -> str:
 )
 @click.option("--dsn", default=None, help="PostgreSQL DSN for --backend postgres.")
 @click.option("--json", "as_json", is_flag=True, help="Print raw results as JSON.")
+@click.option(
+    "--compare/--no-compare",
+    default=True,
+    show_default=True,
+    help="postgres: also run the eventsourcing library's recorder (if installed; "
+    "pip install 'eventvault[bench]') and print the ratios.",
+)
 def bench(
     bench_backend: str,
     events: int,
@@ -349,6 +451,7 @@ def bench(
     work_dir: str | None,
     dsn: str | None,
     as_json: bool,
+    compare: bool,
 ) -> None:
     """Benchmark a backend on a scratch store (never your configured one).
 
@@ -356,6 +459,7 @@ def bench(
     Examples:
       eventvault bench                              # file backend, 100k events
       eventvault bench --events 1000000 --runs 3    # the published figures
+      eventvault bench --backend postgres --events 1000000 --runs 3
     """
 
     def say(message: str) -> None:
@@ -369,6 +473,20 @@ def bench(
         try:
             say(f"run {run + 1}/{runs}: {bench_backend} backend in {root}")
             result = run_writes(config, events, single, threads, say)
+            if bench_backend == "postgres" and compare and not _have("eventsourcing"):
+                say(
+                    "eventsourcing is not installed (pip install 'eventvault[bench]'): "
+                    "no comparison this run"
+                )
+            elif bench_backend == "postgres" and compare:
+                pg_dsn = config["store"]["postgres"]["dsn"]
+                theirs = run_eventsourcing_writes(pg_dsn, events, single, threads, say)
+                result.update(theirs)
+                for name in list(theirs):
+                    ours = result[name.removeprefix("es_")]["events_per_s"]
+                    result[f"ratio_{name.removeprefix('es_')}"] = {
+                        "x": ours / theirs[name]["events_per_s"]
+                    }
             if bench_backend != "memory":
                 say("reads, filters, open time and RSS in a fresh process")
                 result.update(_child(config, queries))
