@@ -335,7 +335,7 @@ class DiskIndex:
                 raise ValueError("stale")
             if len(mm) != body + header["body_len"]:
                 raise ValueError("truncated")
-            if zlib.crc32(mm[body:]) != header["body_crc"]:
+            if zlib.crc32(memoryview(mm)[body:]) != header["body_crc"]:  # no copy
                 raise ValueError("damaged")
             return cls(path, header, mm, body)
         except (ValueError, KeyError, TypeError, struct.error, msgspec.DecodeError):

@@ -34,6 +34,7 @@ import re
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -130,6 +131,7 @@ class FileEventStore(EventStore):
         self._stray: list[str] = []
         self._dirty = False
         self._syncer: threading.Thread | None = None
+        self._index_writer = ThreadPoolExecutor(1, thread_name_prefix="eventvault-index")
         with io_errors(f"opening the store at {self.path}"):
             self._store_id = self._open_dir()
             self._writer_lock = WriterLock(self.path / "lock", file_mode)
@@ -344,13 +346,36 @@ class FileEventStore(EventStore):
 
     def _seal(self, index: MemIndex, *, write_index: bool) -> None:
         if write_index:
-            with contextlib.suppress(OSError):
-                index.write(self._idx_dir / f"{_name(index.first)}.idx", self._file_mode)
+            # Derived data, so written off the append path: until it lands this
+            # process answers from ``index`` itself; if we crash first, whoever
+            # needs the file rebuilds it from the segment.
+            self._index_writer.submit(self._write_sealed_index, index)
         self._indexes[index.first] = index
         if self._sealed_id_max is not None:
             self._sealed_id_max = max(self._sealed_id_max, index.id_max)
         if self._sealed_streams is not None:
             self._sealed_streams.update(index.stream_last())
+
+    def _write_sealed_index(self, index: MemIndex) -> None:
+        """Write a sealed segment's index, then answer from the (mapped) file instead
+        of memory: a long-running writer must not keep every index it built."""
+        path = self._idx_dir / f"{_name(index.first)}.idx"
+        try:
+            index.write(path, self._file_mode)
+            disk = DiskIndex.load(path, first=index.first, size=index.size)
+        except OSError as exc:
+            log.warning("could not write %s (it will be rebuilt when needed): %s", path, exc)
+            return
+        if disk is not None:
+            with self._lock:
+                if self._indexes.get(index.first) is index:
+                    self._indexes[index.first] = disk
+                else:
+                    disk.close()
+
+    def _flush_index_writes(self) -> None:
+        """Wait for the index files already queued (the writer runs them in order)."""
+        self._index_writer.submit(lambda: None).result()
 
     def _index(self, first: int) -> SegmentIndex:
         """The index of a sealed segment: loaded, or rebuilt from the segment."""
@@ -395,6 +420,7 @@ class FileEventStore(EventStore):
     def reindex(self) -> int:
         """Rebuild every sealed segment's index from its segment; returns how many."""
         self._check_open()
+        self._flush_index_writes()
         with self._lock:
             self._refresh()
             sealed = self._segments[:-1]
@@ -806,6 +832,7 @@ class FileEventStore(EventStore):
 
     def _close(self) -> None:
         self._group.drain()
+        self._index_writer.shutdown(wait=True)
         with self._lock:
             self._appended.notify_all()
             active = self._active
