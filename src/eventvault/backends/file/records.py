@@ -65,6 +65,27 @@ def decode_record(line: bytes | memoryview, where: str) -> RecordedEvent:
         raise CorruptionError(f"{where}: record does not decode ({exc})") from None
 
 
+def decode_run(buf: bytes, first_position: int, count: int, where: str) -> list[RecordedEvent]:
+    """Decode ``count`` consecutive records starting at ``first_position`` (one C call
+    for the whole run), checking each sits at its position."""
+    try:
+        run = _record_decoder.decode_lines(buf)
+    except msgspec.DecodeError:
+        run = None
+    if run is None or len(run) != count:
+        # Find the culprit, to name it exactly.
+        lines = buf.split(b"\n")[:count]
+        for k, line in enumerate(lines):
+            decode_record(line, f"{where} position {first_position + k}")
+        raise CorruptionError(f"{where}: expected {count} records from position {first_position}")
+    for k, rec in enumerate(run):
+        if rec.position != first_position + k:
+            raise CorruptionError(
+                f"{where}: found position {rec.position} where {first_position + k} belongs"
+            )
+    return run
+
+
 def scan_committed(
     buf: bytes, base: int, next_position: int, where: str
 ) -> tuple[list[tuple[int, LineHead]], int]:
