@@ -209,6 +209,30 @@ def test_every_command_has_help_with_an_example(run) -> None:  # type: ignore[no
         assert "Example" in r.output, f"{name} --help shows no example"
 
 
+def test_bench_postgres_compares_with_eventsourcing(run, postgres_dsn: str) -> None:  # type: ignore[no-untyped-def]
+    r = run(
+        "bench",
+        "--backend",
+        "postgres",
+        "--dsn",
+        postgres_dsn,
+        "--events",
+        "1000",
+        "--single",
+        "20",
+        "--threads",
+        "2",
+        "--queries",
+        "3",
+        "--json",
+    )
+    assert r.exit_code == 0, r.output
+    (result,) = json.loads(r.stdout[r.stdout.index("[") :])
+    assert result["es_append_batch_1000"]["events_per_s"] > 0
+    assert result["ratio_append_single_2_threads"]["x"] > 0
+    assert result["query_correlation_id"]["p50_ms"] > 0
+
+
 def test_bench_runs_small(run) -> None:  # type: ignore[no-untyped-def]
     r = run(
         "bench",
