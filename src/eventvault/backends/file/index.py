@@ -31,7 +31,6 @@ from typing import Any, Protocol
 
 import msgspec
 
-from ...errors import CorruptionError
 from ...model import RecordedEvent
 from .fsio import atomic_write
 from .records import LineHead
@@ -402,18 +401,6 @@ class DiskIndex:
             self._mm.close()
 
 
-def slot_range(index: SegmentIndex, lo_pos: int, hi_pos: int) -> tuple[int, int]:
-    """Slots ``[a, b)`` of positions in ``[lo_pos, hi_pos)`` within this segment."""
-    a = max(0, lo_pos - index.first)
-    b = min(index.count, max(0, hi_pos - index.first))
-    return a, max(a, b)
-
-
-def time_slot(index: SegmentIndex, us: int) -> int:
-    """The first slot whose recorded time is >= ``us``."""
-    return bisect.bisect_left(index.times, us)
-
-
 def iter_union(lists: Iterable[Sequence[int]], a: int, b: int, *, reverse: bool) -> Iterator[int]:
     """Slots in ``[a, b)`` found in any of ``lists``, lazily, in the given direction.
 
@@ -440,11 +427,3 @@ def _backwards(seq: Sequence[int]) -> Iterator[int]:
 def count_in(lists: Iterable[Sequence[int]], a: int, b: int) -> int:
     """How many slots in ``[a, b)`` the lists hold (to pick the most selective field)."""
     return sum(bisect.bisect_left(lst, b) - bisect.bisect_left(lst, a) for lst in lists)
-
-
-def check_sealed_tail(buf: bytes, committed: int, where: str) -> None:
-    if committed != len(buf):
-        raise CorruptionError(
-            f"{where}: {len(buf) - committed} bytes after the last committed record "
-            "in a sealed segment"
-        )

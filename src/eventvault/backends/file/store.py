@@ -27,6 +27,7 @@ fsync is still running.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import logging
 import os
@@ -43,7 +44,7 @@ from uuid import UUID
 import msgspec
 
 from ...chain import GENESIS
-from ...errors import EventVaultError, StoreUnavailableError, ValidationError
+from ...errors import CorruptionError, EventVaultError, StoreUnavailableError, ValidationError
 from ...groupcommit import GroupCommit, Request
 from ...model import ExpectedRevision, NewEvent, Query, RecordedEvent, StoreStats
 from ...sequencer import DEFAULT_MAX_EVENT_BYTES, ChainHead, stamp_batch
@@ -402,8 +403,6 @@ class FileEventStore(EventStore):
         return built
 
     def _build_index(self, first: int, seg: Path, size: int) -> MemIndex:
-        from ...errors import CorruptionError
-
         data = seg.read_bytes()
         heads, end = scan_committed(data, 0, first, str(seg))
         if end != len(data):
@@ -812,7 +811,6 @@ class FileEventStore(EventStore):
 
     def _wait(self, head: int, timeout: float) -> None:
         # Other processes do not notify us: poll the files while waiting.
-        deadline = threading.Event()
         remaining = timeout
         step = 0.05
         while remaining > 0 and not self._closed:
@@ -824,7 +822,6 @@ class FileEventStore(EventStore):
                 if self._head.position > head:
                     return
             remaining -= step
-        del deadline
 
     def _close(self) -> None:
         self._group.drain()
@@ -850,8 +847,6 @@ class FileEventStore(EventStore):
 
 
 def _bisect(times: Any, value: int, lo: int, hi: int) -> int:
-    import bisect
-
     return bisect.bisect_left(times, value, lo, hi)
 
 
@@ -862,10 +857,6 @@ def _take(it: Iterator[int], n: int) -> list[int]:
         if len(out) >= n:
             break
     return out
-
-
-def _fields_used(query: Query) -> list[str]:
-    return [f for q, f in _QUERY_FIELDS if getattr(query, q)]
 
 
 assert set(FIELDS) == {f for _, f in _QUERY_FIELDS}
