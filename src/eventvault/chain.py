@@ -9,71 +9,35 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
-from uuid import UUID
 
 from .canonical import canonical_event_bytes
 from .model import RecordedEvent, VerifyResult
 
-__all__ = ["GENESIS", "event_hash", "record_hash", "verify_chain"]
+__all__ = ["GENESIS", "record_hash", "verify_chain"]
 
 GENESIS = bytes(32)
 
 
-def event_hash(
-    prev: bytes,
-    *,
-    id: UUID,
-    type: str,
-    stream: str,
-    stream_revision: int,
-    actor: str | None,
-    correlation_id: str | None,
-    causation_id: str | None,
-    source: str | None,
-    occurred_at: datetime,
-    recorded_at: datetime,
-    data: dict[str, Any],
-    metadata: dict[str, Any],
-) -> bytes:
-    """The raw 32-byte chain hash of one event given the previous raw hash."""
+def record_hash(prev: bytes, event: RecordedEvent) -> bytes:
+    """Recompute the chain hash of a stored event from its fields."""
     h = hashlib.sha256(prev)
     h.update(
         canonical_event_bytes(
-            id=id,
-            type=type,
-            stream=stream,
-            stream_revision=stream_revision,
-            actor=actor,
-            correlation_id=correlation_id,
-            causation_id=causation_id,
-            source=source,
-            occurred_at=occurred_at,
-            recorded_at=recorded_at,
-            data=data,
-            metadata=metadata,
+            id=event.id,
+            type=event.type,
+            stream=event.stream,
+            stream_revision=event.stream_revision,
+            actor=event.actor,
+            correlation_id=event.correlation_id,
+            causation_id=event.causation_id,
+            source=event.source,
+            occurred_at=event.occurred_at,
+            recorded_at=event.recorded_at,
+            data=event.data,
+            metadata=event.metadata,
         )
     )
     return h.digest()
-
-
-def record_hash(prev: bytes, event: RecordedEvent) -> bytes:
-    """Recompute the chain hash of a stored event from its fields."""
-    return event_hash(
-        prev,
-        id=event.id,
-        type=event.type,
-        stream=event.stream,
-        stream_revision=event.stream_revision,
-        actor=event.actor,
-        correlation_id=event.correlation_id,
-        causation_id=event.causation_id,
-        source=event.source,
-        occurred_at=event.occurred_at,
-        recorded_at=event.recorded_at,
-        data=event.data,
-        metadata=event.metadata,
-    )
 
 
 def verify_chain(

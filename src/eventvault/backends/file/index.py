@@ -73,22 +73,15 @@ class SegmentIndex(Protocol):
     def last_hash(self) -> str | None: ...
 
 
-class MemIndex:
-    """The growing index of the active segment."""
+class _Accessors:
+    """What both kinds of index expose the same way."""
 
-    def __init__(self, first: int) -> None:
-        self.first = first
-        self._offsets = array("Q")
-        self._times = array("q")
-        self._postings: dict[str, dict[str, array[int]]] = {f: {} for f in FIELDS}
-        self._stream_last: dict[str, int] = {}
-        self._ids: dict[int, int] = {}  # UUID.int -> slot
-        self._size = 0
-        self._last_hash: str | None = None
-
-    @property
-    def count(self) -> int:
-        return len(self._offsets)
+    _size: int
+    _offsets: Sequence[int]
+    _times: Sequence[int]
+    _last_hash: str | None
+    _postings: Mapping[str, Mapping[str, Sequence[int]]]
+    _stream_last: Mapping[str, int]
 
     @property
     def size(self) -> int:
@@ -111,6 +104,24 @@ class MemIndex:
 
     def stream_last(self) -> Mapping[str, int]:
         return self._stream_last
+
+
+class MemIndex(_Accessors):
+    """The growing index of the active segment."""
+
+    def __init__(self, first: int) -> None:
+        self.first = first
+        self._offsets: array[int] = array("Q")
+        self._times: array[int] = array("q")
+        self._postings: dict[str, dict[str, array[int]]] = {f: {} for f in FIELDS}
+        self._stream_last: dict[str, int] = {}
+        self._ids: dict[int, int] = {}  # UUID.int -> slot
+        self._size = 0
+        self._last_hash: str | None = None
+
+    @property
+    def count(self) -> int:
+        return len(self._offsets)
 
     def find_id(self, key: int) -> int | None:
         return self._ids.get(key)
@@ -288,7 +299,7 @@ class _LazyPostings(Mapping[str, Sequence[int]]):
         return key in self._table
 
 
-class DiskIndex:
+class DiskIndex(_Accessors):
     """A sealed segment's index, memory-mapped from its file."""
 
     def __init__(self, path: Path, header: dict[str, Any], mm: mmap.mmap, body: int) -> None:
@@ -302,8 +313,8 @@ class DiskIndex:
         view = memoryview(mm)[body : body + header["body_len"]]
         sec = header["sections"]
         n = self._count
-        self._offsets = view[sec["offsets"] : sec["offsets"] + 8 * n].cast("Q")
-        self._times = view[sec["times"] : sec["times"] + 8 * n].cast("q")
+        self._offsets: memoryview = view[sec["offsets"] : sec["offsets"] + 8 * n].cast("Q")
+        self._times: memoryview = view[sec["times"] : sec["times"] + 8 * n].cast("q")
         total = sum(c for t in header["fields"].values() for _, c in t.values())
         postings = view[sec["postings"] : sec["postings"] + 4 * total].cast("I")
         self._postings = {f: _LazyPostings(header["fields"][f], postings) for f in FIELDS}
@@ -344,28 +355,6 @@ class DiskIndex:
     @property
     def count(self) -> int:
         return self._count
-
-    @property
-    def size(self) -> int:
-        return self._size
-
-    @property
-    def offsets(self) -> Sequence[int]:
-        return self._offsets
-
-    @property
-    def times(self) -> Sequence[int]:
-        return self._times
-
-    @property
-    def last_hash(self) -> str | None:
-        return self._last_hash
-
-    def postings(self, field: str) -> Mapping[str, Sequence[int]]:
-        return self._postings[field]
-
-    def stream_last(self) -> Mapping[str, int]:
-        return self._stream_last
 
     @property
     def id_max(self) -> int:
