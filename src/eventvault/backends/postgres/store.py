@@ -368,56 +368,85 @@ class PostgresEventStore(EventStore):
     # -- reading ---------------------------------------------------------------------------
 
     def _read(self, query: Query, limit: int) -> list[RecordedEvent]:
-        where: list[sql.Composable] = []
-        params: list[Any] = []
+        """One SELECT, shaped so the planner can walk an index in position order.
+
+        ``ORDER BY position LIMIT n`` with ``col = ANY(array)`` tempts PostgreSQL to
+        scan the primary key and filter — fine when matches are spread out, a
+        half-table scan when they cluster (a run's events do). So a filter with one
+        value is written ``col = %s`` (the ``(col, position)`` index then yields rows in
+        order), and with several values the query is split into one ordered, limited
+        branch per value, merged by ``UNION ALL`` (values of one column are disjoint).
+        """
+        common: list[tuple[sql.Composable, list[Any]]] = []
         if query.after is not None:
-            where.append(sql.SQL("position > %s"))
-            params.append(query.after)
+            common.append((sql.SQL("position > %s"), [query.after]))
         if query.before is not None:
-            where.append(sql.SQL("position < %s"))
-            params.append(query.before)
+            common.append((sql.SQL("position < %s"), [query.before]))
         # recorded_at never decreases with position, so a time bound is a position
         # bound: one index probe (an InitPlan), then position-ordered index scans.
-        if query.since is not None:
-            where.append(
-                self._q(
-                    "position >= coalesce((SELECT position FROM {s}.events WHERE recorded_at "
-                    f">= %s ORDER BY recorded_at, position LIMIT 1), {_MAX_POSITION})"
+        for bound, value in ((">=", query.since), ("<", query.until)):
+            if value is not None:
+                probe = self._q(
+                    f"position {bound} coalesce((SELECT position FROM {{s}}.events WHERE "
+                    f"recorded_at >= %s ORDER BY recorded_at, position LIMIT 1), {_MAX_POSITION})"
                 )
-            )
-            params.append(query.since)
-        if query.until is not None:
-            where.append(
-                self._q(
-                    "position < coalesce((SELECT position FROM {s}.events WHERE recorded_at "
-                    f">= %s ORDER BY recorded_at, position LIMIT 1), {_MAX_POSITION})"
-                )
-            )
-            params.append(query.until)
+                common.append((probe, [value]))
+        exact: dict[str, list[str]] = {}
         if query.types and "*" not in query.types:
-            exact = [t for t in query.types if not t.endswith("*")]
-            alternatives: list[sql.Composable] = []
-            if exact:
-                alternatives.append(sql.SQL("type = ANY(%s)"))
-                params.append(exact)
-            for pattern in (t for t in query.types if t.endswith("*")):
-                alternatives.append(sql.SQL("type LIKE %s"))
-                params.append(_like_prefix(pattern))
-            where.append(sql.SQL("(") + sql.SQL(" OR ").join(alternatives) + sql.SQL(")"))
+            patterns = [t for t in query.types if t.endswith("*")]
+            if patterns:  # patterns may overlap exact names: an OR, never a branch
+                ors = [(sql.SQL("type LIKE %s"), _like_prefix(p)) for p in patterns]
+                ors += [(sql.SQL("type = %s"), t) for t in query.types if not t.endswith("*")]
+                common.append(
+                    (
+                        sql.SQL("(") + sql.SQL(" OR ").join(c for c, _ in ors) + sql.SQL(")"),
+                        [v for _, v in ors],
+                    )
+                )
+            else:
+                exact["type"] = list(query.types)
         for column, values in (
-            ("actor", query.actors),
             ("correlation_id", query.correlation_ids),
             ("stream", query.streams),
+            ("actor", query.actors),
         ):
             if values:
-                where.append(sql.SQL("{} = ANY(%s)").format(sql.Identifier(column)))
-                params.append(list(values))
-        statement = self._q(f"SELECT {COLUMNS} FROM {{s}}.events")
-        if where:
-            statement = statement + sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where)
-        order = "DESC" if query.reverse else "ASC"
-        statement = statement + sql.SQL(f" ORDER BY position {order} LIMIT %s")
-        params.append(limit)
+                exact[column] = list(values)
+        # Branch on the multi-valued column with the fewest values; others use ANY.
+        multi = sorted((len(v), c) for c, v in exact.items() if len(v) > 1)
+        split = multi[0][1] if multi else None
+        for column, values in exact.items():
+            if column == split:
+                continue
+            ident = sql.Identifier(column)
+            if len(values) == 1:
+                common.append((sql.SQL("{} = %s").format(ident), [values[0]]))
+            else:
+                common.append((sql.SQL("{} = ANY(%s)").format(ident), [values]))
+        order = sql.SQL("DESC" if query.reverse else "ASC")
+        select = self._q(f"SELECT {COLUMNS} FROM {{s}}.events")
+
+        def branch(extra: list[tuple[sql.Composable, list[Any]]]) -> tuple[sql.Composed, list[Any]]:
+            conds = common + extra
+            text = select
+            if conds:
+                text = text + sql.SQL(" WHERE ") + sql.SQL(" AND ").join(c for c, _ in conds)
+            text = text + sql.SQL(" ORDER BY position {} LIMIT %s").format(order)
+            return text, [p for _, ps in conds for p in ps] + [limit]
+
+        if split is None:
+            statement, params = branch([])
+        else:
+            parts = [
+                branch([(sql.SQL("{} = %s").format(sql.Identifier(split)), [value])])
+                for value in exact[split]
+            ]
+            statement = (
+                sql.SQL("SELECT * FROM (")
+                + sql.SQL(" UNION ALL ").join(sql.SQL("(") + t + sql.SQL(")") for t, _ in parts)
+                + sql.SQL(") AS branches ORDER BY position {} LIMIT %s").format(order)
+            )
+            params = [p for _, ps in parts for p in ps] + [limit]
         return list(map(_record, self._query("reading", statement, params)))
 
     def _query(
