@@ -78,6 +78,8 @@ _MAX_POSITION = 2**63 - 1
 
 #: Groups this large are written with COPY; smaller ones in one INSERT statement.
 _COPY_FROM = 64
+#: Streams whose last revision the writer remembers between commits.
+_REVISION_CACHE = 100_000
 _INSERT_COLUMNS: LiteralString = (
     "position, id, stream, stream_revision, type, actor, correlation_id, causation_id, "
     "source, occurred_at, recorded_at, data, metadata, hash"
@@ -103,6 +105,21 @@ _STATEMENTS: dict[str, LiteralString] = {
         "%s::jsonb[], %s::jsonb[], %s::text[])), "
         "upd AS (UPDATE {s}.head SET position = %s, hash = %s, recorded_at = %s) "
         "SELECT pg_notify(%s, %s::text)"
+    ),
+    # The one-round-trip append (see _commit_fast): the head moves only if it is where
+    # we left it and the streams new to us are empty; the rows go in only if it moved.
+    "fast_insert": (
+        "WITH upd AS (UPDATE {s}.head SET position = %s, hash = %s, recorded_at = %s "
+        "WHERE position = %s AND hash IS NOT DISTINCT FROM %s AND NOT EXISTS "
+        # One index probe per stream (a plain "stream = ANY(...)" gets a generic plan
+        # that scans the table once the statement is prepared).
+        "(SELECT 1 FROM unnest(%s::text[]) AS u(stream) CROSS JOIN LATERAL "
+        "(SELECT 1 FROM {s}.events e WHERE e.stream = u.stream LIMIT 1) AS hit) RETURNING 1), "
+        f"ins AS (INSERT INTO {{s}}.events ({_INSERT_COLUMNS}) SELECT * FROM "
+        "unnest(%s::bigint[], %s::uuid[], %s::text[], %s::bigint[], %s::text[], %s::text[], "
+        "%s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[], "
+        "%s::jsonb[], %s::jsonb[], %s::text[]) WHERE EXISTS (SELECT 1 FROM upd)) "
+        "SELECT count(*) FROM upd, LATERAL (SELECT pg_notify(%s, %s::text)) AS notified"
     ),
     "by_id": f"SELECT {COLUMNS} FROM {{s}}.events WHERE id = %s",
     "head": "SELECT position FROM {s}.head",
@@ -228,6 +245,9 @@ class PostgresEventStore(EventStore):
             raise
         self._group = GroupCommit(self._commit)
         self._writer_conn: psycopg.Connection[tuple[Any, ...]] | None = None
+        # The head and stream revisions as of our last commit (see _commit_fast).
+        self._known: ChainHead | None = None
+        self._revisions: dict[str, int] = {}
         self._notified = threading.Condition()
         self._notified_head = 0
         self._listener: threading.Thread | None = None
@@ -280,13 +300,19 @@ class PostgresEventStore(EventStore):
                 try:
                     conn = self._writer()
                     use_copy = sum(len(r.batch) for r in group) >= _COPY_FROM
-                    # Small groups use pipeline mode: BEGIN + lock + the two reads go
-                    # out together, then the write and COMMIT: two round trips, not six.
-                    # (COPY, for large groups, cannot run in a pipeline.)
-                    pipeline = contextlib.nullcontext() if use_copy else conn.pipeline()
-                    with pipeline, conn.transaction():
-                        written = self._commit_in(conn, group, use_copy=use_copy)
+                    written = None if use_copy else self._commit_fast(conn, group)
+                    if written is None:
+                        # Small groups use pipeline mode: BEGIN + lock + the two reads
+                        # go out together, then the write and COMMIT: two round trips.
+                        # (COPY, for large groups, cannot run in a pipeline.)
+                        pipeline = contextlib.nullcontext() if use_copy else conn.pipeline()
+                        with pipeline, conn.transaction():
+                            written, head, revisions = self._commit_in(
+                                conn, group, use_copy=use_copy
+                            )
+                        self._remember(head, revisions)
                 except psycopg.Error:
+                    self._known = None
                     if self._writer_conn is not None and self._writer_conn.broken:
                         self._writer_conn.close()
                         self._writer_conn = None
@@ -302,9 +328,90 @@ class PostgresEventStore(EventStore):
                     req.error = exc
                     req.results = []
 
+    def _remember(self, head: ChainHead, revisions: dict[str, int]) -> None:
+        """What the next append may assume if nobody else writes in between."""
+        self._known = head
+        if len(self._revisions) + len(revisions) > _REVISION_CACHE:
+            self._revisions.clear()
+        self._revisions.update(revisions)
+
+    def _commit_fast(
+        self, conn: psycopg.Connection[tuple[Any, ...]], group: list[Request]
+    ) -> int | None:
+        """Commit in ONE round trip by assuming nobody wrote since our last commit.
+
+        After our own commit we know the head (position, hash, time) and the last
+        revision of every stream we touched. Assuming they still hold, the records
+        are stamped here, and one statement (its own transaction) moves the head *only
+        if* it is still where we left it (and the streams we have never seen are still empty),
+        and inserts the rows only if the head moved. Whoever wrote meanwhile changed
+        the head, so the update matches no row and nothing is written. A re-sent id
+        trips the UNIQUE constraint. Either way (or whenever an assumption is not
+        safe to make, e.g. an expected revision on a stream we have not seen) this
+        returns None and the locking path decides, authoritatively.
+        """
+        known = self._known
+        if known is None:
+            return None
+        unknown = list({ev.stream for r in group for ev in r.batch} - self._revisions.keys())
+        if unknown and any(r.expected is not ExpectedRevision.ANY for r in group):
+            return None
+        head = known
+        new: list[RecordedEvent] = []
+        seen: dict[int, RecordedEvent] = {}
+        revisions: dict[str, int] = {}
+        stamped_all = []
+        for req in group:
+            try:
+                stamped = stamp_batch(
+                    req.batch,
+                    req.expected,
+                    head,
+                    revision_of=lambda s: revisions.get(s, self._revisions.get(s)),
+                    find=lambda i: seen.get(i.int),
+                    max_event_bytes=self.max_event_bytes,
+                )
+            except EventVaultError:
+                return None  # let the authoritative path produce (or not) the error
+            stamped_all.append((req, stamped))
+            head = stamped.head
+            for rec in stamped.new:
+                seen[rec.id.int] = rec
+                revisions[rec.stream] = rec.stream_revision
+            new.extend(stamped.new)
+        columns = list(zip(*map(_row, new), strict=True))
+        try:
+            # One statement on an autocommit connection is its own transaction: atomic,
+            # durable when it returns, NOTIFY delivered at its commit. One round trip.
+            moved = conn.execute(
+                self._sql["fast_insert"],
+                (
+                    head.position,
+                    head.hash.hex(),
+                    head.recorded_at,
+                    known.position,
+                    known.hash.hex() if known.position else None,
+                    unknown,
+                    *map(list, columns),
+                    self._channel,
+                    head.position,
+                ),
+            )
+            row = moved.fetchone()
+        except psycopg.errors.UniqueViolation:
+            self._known = None  # an id is stored already: the locking path handles it
+            return None
+        if not row or not row[0]:
+            self._known = None  # someone else wrote: fall back, and re-learn
+            return None
+        for req, stamped in stamped_all:
+            req.results = stamped.results
+        self._remember(head, revisions)
+        return len(new)
+
     def _commit_in(
         self, conn: psycopg.Connection[tuple[Any, ...]], group: list[Request], *, use_copy: bool
-    ) -> int:
+    ) -> tuple[int, ChainHead, dict[str, int]]:
         ids = [ev.id for req in group for ev in req.batch]
         streams = list({ev.stream for req in group for ev in req.batch})
         # The lock orders all writers (see the module docstring). The reads come
@@ -351,7 +458,7 @@ class PostgresEventStore(EventStore):
                 revisions[rec.stream] = rec.stream_revision
             new.extend(stamped.new)
         if not new:
-            return 0
+            return 0, head, revisions
         move_head = (head.position, head.hash.hex(), head.recorded_at, self._channel, head.position)
         if use_copy:
             with conn.cursor() as cur, cur.copy(self._sql["copy"]) as copy:
@@ -363,7 +470,7 @@ class PostgresEventStore(EventStore):
             # the head and notifies listeners (delivered at COMMIT).
             columns = list(zip(*map(_row, new), strict=True))
             conn.execute(self._sql["insert_move_head"], (*map(list, columns), *move_head))
-        return len(new)
+        return len(new), head, revisions
 
     # -- reading ---------------------------------------------------------------------------
 
