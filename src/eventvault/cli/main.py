@@ -16,6 +16,7 @@ Data goes to stdout, messages and progress bars to stderr. Exit codes:
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -206,8 +207,9 @@ def init(ctx: Ctx, /, write_config: bool) -> None:
         ctx.say(f"wrote {target}")
     cfg = ctx.config()
     with open_store(cfg) as store:
-        where = cfg.store.file.path if cfg.backend == "file" else cfg.backend
-        ctx.say(f"store ready: {cfg.backend} backend ({where}), {store.head()} events")
+        where = {"file": cfg.store.file.path, "postgres": f"schema {cfg.store.postgres.schema}"}
+        detail = f" ({where[cfg.backend]})" if cfg.backend in where else ""
+        ctx.say(f"store ready: {cfg.backend} backend{detail}, {store.head()} events")
 
 
 def _read_jsonl(handle: IO[bytes], name: str) -> Iterator[tuple[int, NewEvent]]:
@@ -616,6 +618,8 @@ segment_max_bytes = 67_108_864
 
 def main() -> None:
     """Entry point of the ``eventvault`` command."""
+    # The connection pool logs every retry; the CLI reports the one error that counts.
+    logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)
     try:
         cli.main(standalone_mode=True)
     except SystemExit:

@@ -182,7 +182,8 @@ def _db_errors(action: str) -> Iterator[None]:
     except PoolTimeout as exc:
         raise StoreUnavailableError(f"{action}: no database connection available ({exc})") from exc
     except psycopg.OperationalError as exc:
-        raise StoreUnavailableError(f"{action}: {exc}".strip()) from exc
+        # libpq's messages span lines ("...refused\n\tIs the server running..."): one line.
+        raise StoreUnavailableError(f"{action}: {' '.join(str(exc).split())}") from exc
     except psycopg.errors.UniqueViolation as exc:
         raise ConflictError(f"{action}: {exc}".strip()) from exc
     except psycopg.Error as exc:
@@ -223,10 +224,14 @@ class PostgresEventStore(EventStore):
             open=False,
             name=f"eventvault-{schema}",
         )
+        # One direct connection first: an unreachable server or a bad password fails
+        # here at once with the driver's reason (a pool would retry until its timeout).
+        # It then serves as the commit leader's connection.
         with _db_errors(f"connecting to PostgreSQL ({self._safe_dsn()})"):
-            self._pool.open(wait=True, timeout=connect_timeout)
+            conn = self._connect()
+        self._writer_conn: psycopg.Connection[tuple[Any, ...]] | None = conn
         try:
-            with _db_errors("preparing the schema"), self._pool.connection() as conn:
+            with _db_errors("preparing the schema"):
                 if create_schema:
                     migrate(conn, schema)
                 found = schema_version(conn, schema)
@@ -240,11 +245,13 @@ class PostgresEventStore(EventStore):
                 row = conn.execute(self._sql["store_id"]).fetchone()
                 assert row is not None
                 self._store_id = str(row[0])
+            with _db_errors(f"connecting to PostgreSQL ({self._safe_dsn()})"):
+                self._pool.open(wait=True, timeout=connect_timeout)
         except BaseException:
+            conn.close()
             self._pool.close()
             raise
         self._group = GroupCommit(self._commit)
-        self._writer_conn: psycopg.Connection[tuple[Any, ...]] | None = None
         # The head and stream revisions as of our last commit (see _commit_fast).
         self._known: ChainHead | None = None
         self._revisions: dict[str, int] = {}
@@ -286,11 +293,14 @@ class PostgresEventStore(EventStore):
         small append."""
         conn = self._writer_conn
         if conn is None or conn.closed:
-            conn = psycopg.connect(
-                self.dsn, autocommit=True, connect_timeout=max(1, int(self._connect_timeout))
-            )
-            self._configure(conn)
-            self._writer_conn = conn
+            conn = self._writer_conn = self._connect()
+        return conn
+
+    def _connect(self) -> psycopg.Connection[tuple[Any, ...]]:
+        conn = psycopg.connect(
+            self.dsn, autocommit=True, connect_timeout=max(1, int(self._connect_timeout))
+        )
+        self._configure(conn)
         return conn
 
     def _commit(self, group: list[Request]) -> None:
