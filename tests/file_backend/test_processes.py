@@ -183,3 +183,49 @@ def test_processes_roll_segments_together(tmp_path: Path, n: int) -> None:
         assert p.wait(timeout=120) == 0
     assert check_store(store, acks) == len(acked(acks))
     assert len(list((store / "segments").iterdir())) > 10
+
+
+def fill_until_error(store: FileEventStore) -> tuple[int, Exception]:
+    """Append batches of 5 until one fails; return how many were acknowledged."""
+    acked = 0
+    while True:
+        try:
+            store.append([NewEvent(type="fill", data={"pad": "x" * 300}) for _ in range(5)])
+        except Exception as exc:  # noqa: BLE001 - returned for the caller to assert on
+            return acked, exc
+        acked += 5
+
+
+def test_real_enospc_on_a_tiny_tmpfs(tmp_path: Path) -> None:
+    """A genuinely full file system: clear error, intact store, works once space is back."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mnt)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(
+            f"cannot mount a tmpfs here ({mounted.stderr.strip()}); "
+            "test_disk_full_gives_a_clear_error_and_an_intact_store covers the path"
+        )
+    try:
+        ballast = mnt / "ballast"
+        ballast.write_bytes(b"\0" * 64 * 1024)
+        from eventvault import StoreUnavailableError
+
+        with FileEventStore(mnt / "store", segment_max_bytes=1 << 30) as s:
+            acked, error = fill_until_error(s)
+            assert isinstance(error, StoreUnavailableError)
+            assert "disk is full" in str(error)
+            assert s.head() == acked > 0
+            assert s.verify().ok
+            ballast.unlink()  # space is back
+            s.append(NewEvent(type="after.full"))
+        with FileEventStore(mnt / "store") as s:
+            assert s.head() == acked + 1
+            assert s.verify().ok
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True, check=False)
