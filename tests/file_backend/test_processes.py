@@ -191,7 +191,7 @@ def fill_until_error(store: FileEventStore) -> tuple[int, Exception]:
     while True:
         try:
             store.append([NewEvent(type="fill", data={"pad": "x" * 300}) for _ in range(5)])
-        except Exception as exc:  # noqa: BLE001 - returned for the caller to assert on
+        except Exception as exc:  # returned for the caller to assert on
             return acked, exc
         acked += 5
 
