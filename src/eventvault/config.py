@@ -243,6 +243,12 @@ def _check(cfg: Config, origin: str) -> None:
         raise ConfigError(f"{origin}: store.postgres.schema: {pg.schema!r} is not a plain name")
     if not 0 < cfg.server.port < 65536:
         raise ConfigError(f"{origin}: server.port: {cfg.server.port} is not a TCP port")
+    from .retention import resolve_policy
+
+    try:
+        resolve_policy(cfg.retention)
+    except ConfigError as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
 
 
 def load_config(

@@ -591,6 +591,36 @@ def reindex(ctx: Ctx) -> None:
     ctx.say(f"rebuilt {n} segment index(es); the active segment is indexed in memory")
 
 
+@cli.group()
+def retention() -> None:
+    """Retention policy: what is kept, and for how long (default: forever).
+
+    \b
+    Example:
+      eventvault retention show
+    """
+
+
+@retention.command("show")
+@pass_ctx
+@_handle_errors
+def retention_show(ctx: Ctx, /) -> None:
+    """Print the effective retention policy in plain words.
+
+    \b
+    Example:
+      eventvault retention show
+    """
+    from ..retention import resolve_policy
+
+    policy = resolve_policy(ctx.config().retention)
+    if policy is None:
+        click.echo("No retention policy: every event is kept forever (the default).")
+        return
+    for line in policy.describe():
+        click.echo(line)
+
+
 from .bench import bench  # noqa: E402 - registers the bench command on the group
 
 cli.add_command(bench)
