@@ -11,15 +11,29 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
 from .canonical import CANONICAL_ENCODER, CANONICAL_VERSION
-from .errors import DuplicateEventError, ValidationError, WrongExpectedRevisionError
+from .errors import (
+    DuplicateEventError,
+    EventVaultError,
+    ValidationError,
+    WrongExpectedRevisionError,
+)
+from .groupcommit import Request
 from .model import ExpectedRevision, NewEvent, RecordedEvent, utcnow
 
-__all__ = ["ChainHead", "StampedBatch", "same_content", "stamp_batch"]
+__all__ = [
+    "ChainHead",
+    "StampedBatch",
+    "StampedGroup",
+    "same_content",
+    "stamp_batch",
+    "stamp_group",
+]
 
 DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
 
@@ -184,3 +198,87 @@ def stamp_batch(
     return StampedBatch(
         new=new, results=results, head=ChainHead(position=position, hash=prev, recorded_at=stamp)
     )
+
+
+@dataclass(slots=True)
+class StampedGroup:
+    """The outcome of stamping a group-commit group, request by request."""
+
+    outcomes: list[tuple[Request, StampedBatch | EventVaultError]]
+    head: ChainHead  # the head after every successful request
+    new: list[RecordedEvent]  # everything to write, in position order
+    revisions: dict[str, int]  # last revision of every stream the group writes
+
+    @property
+    def failed(self) -> bool:
+        return any(isinstance(o, EventVaultError) for _, o in self.outcomes)
+
+    def settle(self) -> list[tuple[Request, list[RecordedEvent]]]:
+        """Give each request its results or its error; return what each writes."""
+        chunks = []
+        for req, outcome in self.outcomes:
+            if isinstance(outcome, EventVaultError):
+                req.error = outcome
+            else:
+                req.results = outcome.results
+                if outcome.new:
+                    chunks.append((req, outcome.new))
+        return chunks
+
+
+def stamp_group(
+    group: Sequence[Request],
+    head: ChainHead,
+    *,
+    revision_of: Callable[[str], int | None],
+    find: Callable[[UUID], RecordedEvent | None],
+    find_many: Callable[[Sequence[NewEvent], AbstractSet[int]], Sequence[int]] | None = None,
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    now: datetime | None = None,
+) -> StampedGroup:
+    """Stamp every request of a group in turn, each on top of the ones before it.
+
+    A later request must see the ids and stream revisions of earlier ones in the
+    same group (they are not stored yet), so lookups go through an overlay first.
+    A failing request fails alone and leaves the head where it was. ``find_many``,
+    if given, also receives the ids the group has stamped so far.
+    """
+    new_ids: dict[int, RecordedEvent] = {}  # UUID.int: UUID.__hash__ is Python code
+    new_revs: dict[str, int] = {}
+
+    def overlay_revision(stream: str) -> int | None:
+        rev = new_revs.get(stream)
+        return rev if rev is not None else revision_of(stream)
+
+    def overlay_find(event_id: UUID) -> RecordedEvent | None:
+        rec = new_ids.get(event_id.int)
+        return rec if rec is not None else find(event_id)
+
+    def overlay_find_many(batch: Sequence[NewEvent]) -> Sequence[int]:
+        assert find_many is not None
+        return find_many(batch, new_ids.keys())
+
+    outcomes: list[tuple[Request, StampedBatch | EventVaultError]] = []
+    new: list[RecordedEvent] = []
+    for req in group:
+        try:
+            stamped = stamp_batch(
+                req.batch,
+                req.expected,
+                head,
+                revision_of=overlay_revision,
+                find=overlay_find,
+                find_many=overlay_find_many if find_many is not None else None,
+                max_event_bytes=max_event_bytes,
+                now=now,
+            )
+        except EventVaultError as exc:
+            outcomes.append((req, exc))
+            continue
+        outcomes.append((req, stamped))
+        head = stamped.head
+        for rec in stamped.new:
+            new_ids[rec.id.int] = rec
+            new_revs[rec.stream] = rec.stream_revision
+        new.extend(stamped.new)
+    return StampedGroup(outcomes=outcomes, head=head, new=new, revisions=new_revs)

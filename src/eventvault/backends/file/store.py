@@ -35,6 +35,7 @@ import re
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,7 +48,7 @@ from ...chain import GENESIS
 from ...errors import CorruptionError, EventVaultError, StoreUnavailableError, ValidationError
 from ...groupcommit import GroupCommit, Request
 from ...model import ExpectedRevision, NewEvent, Query, RecordedEvent, StoreStats
-from ...sequencer import DEFAULT_MAX_EVENT_BYTES, ChainHead, stamp_batch
+from ...sequencer import DEFAULT_MAX_EVENT_BYTES, ChainHead, stamp_group
 from ...store import EventStore
 from ..memory import as_uuid
 from .fsio import WriterLock, atomic_write, fsync_dir, io_errors
@@ -480,57 +481,32 @@ class FileEventStore(EventStore):
         self, group: list[Request]
     ) -> tuple[list[tuple[Request, list[RecordedEvent]]], ChainHead]:
         """Decide each request's records; a failing request fails alone."""
-        head = self._head
-        new_ids: dict[int, RecordedEvent] = {}  # UUID.int: UUID.__hash__ is Python code
-        new_revs: dict[str, int] = {}
 
-        def revision_of(stream: str) -> int | None:
-            rev = new_revs.get(stream)
-            return rev if rev is not None else self._revision_of(stream)
-
-        def find(event_id: UUID) -> RecordedEvent | None:
-            rec = new_ids.get(event_id.int)
-            return rec if rec is not None else self._find(event_id)
-
-        def find_many(batch: Sequence[NewEvent]) -> list[int]:
+        def find_many(batch: Sequence[NewEvent], pending: AbstractSet[int]) -> list[int]:
             """Indexes of events whose id may be stored: in this group, in the active
             segment, or not above the largest id of the sealed segments."""
             keys = [ev.id.int for ev in batch]
             active = self._active
-            stored = active.id_keys() if active is not None else new_ids.keys()
+            stored = active.id_keys() if active is not None else pending
             if self._sealed_id_max is None:
                 self._sealed_id_max = max(
                     (self._index(f).id_max for f in self._segments[:-1]), default=-1
                 )
             ceiling = self._sealed_id_max
-            # isdisjoint() walks ``keys`` and probes the views: O(batch), no copies.
-            if stored.isdisjoint(keys) and new_ids.keys().isdisjoint(keys) and min(keys) > ceiling:
+            # isdisjoint() walks ``keys`` and probes the sets: O(batch), no copies.
+            if stored.isdisjoint(keys) and pending.isdisjoint(keys) and min(keys) > ceiling:
                 return []
-            return [i for i, k in enumerate(keys) if k in stored or k in new_ids or k <= ceiling]
+            return [i for i, k in enumerate(keys) if k in stored or k in pending or k <= ceiling]
 
-        chunks = []
-        for req in group:
-            try:
-                stamped = stamp_batch(
-                    req.batch,
-                    req.expected,
-                    head,
-                    revision_of=revision_of,
-                    find=find,
-                    find_many=find_many,
-                    max_event_bytes=self.max_event_bytes,
-                )
-            except EventVaultError as exc:
-                req.error = exc
-                continue
-            req.results = stamped.results
-            head = stamped.head
-            for rec in stamped.new:
-                new_ids[rec.id.int] = rec
-                new_revs[rec.stream] = rec.stream_revision
-            if stamped.new:
-                chunks.append((req, stamped.new))
-        return chunks, head
+        stamped = stamp_group(
+            group,
+            self._head,
+            revision_of=self._revision_of,
+            find=self._find,
+            find_many=find_many,
+            max_event_bytes=self.max_event_bytes,
+        )
+        return stamped.settle(), stamped.head
 
     def _write(
         self,

@@ -50,7 +50,7 @@ from ...errors import (
 )
 from ...groupcommit import GroupCommit, Request
 from ...model import ExpectedRevision, NewEvent, Query, RecordedEvent, StoreStats
-from ...sequencer import DEFAULT_MAX_EVENT_BYTES, ChainHead, stamp_batch
+from ...sequencer import DEFAULT_MAX_EVENT_BYTES, ChainHead, stamp_group
 from ...store import EventStore
 from ..memory import as_uuid
 
@@ -366,29 +366,16 @@ class PostgresEventStore(EventStore):
         unknown = list({ev.stream for r in group for ev in r.batch} - self._revisions.keys())
         if unknown and any(r.expected is not ExpectedRevision.ANY for r in group):
             return None
-        head = known
-        new: list[RecordedEvent] = []
-        seen: dict[int, RecordedEvent] = {}
-        revisions: dict[str, int] = {}
-        stamped_all = []
-        for req in group:
-            try:
-                stamped = stamp_batch(
-                    req.batch,
-                    req.expected,
-                    head,
-                    revision_of=lambda s: revisions.get(s, self._revisions.get(s)),
-                    find=lambda i: seen.get(i.int),
-                    max_event_bytes=self.max_event_bytes,
-                )
-            except EventVaultError:
-                return None  # let the authoritative path produce (or not) the error
-            stamped_all.append((req, stamped))
-            head = stamped.head
-            for rec in stamped.new:
-                seen[rec.id.int] = rec
-                revisions[rec.stream] = rec.stream_revision
-            new.extend(stamped.new)
+        stamped = stamp_group(
+            group,
+            known,
+            revision_of=self._revisions.get,
+            find=lambda _id: None,  # a stored id trips the UNIQUE constraint instead
+            max_event_bytes=self.max_event_bytes,
+        )
+        if stamped.failed:
+            return None  # let the authoritative path produce (or not) the error
+        head, new = stamped.head, stamped.new
         columns = list(zip(*map(_row, new), strict=True))
         try:
             # One statement on an autocommit connection is its own transaction: atomic,
@@ -414,9 +401,8 @@ class PostgresEventStore(EventStore):
         if not row or not row[0]:
             self._known = None  # someone else wrote: fall back, and re-learn
             return None
-        for req, stamped in stamped_all:
-            req.results = stamped.results
-        self._remember(head, revisions)
+        stamped.settle()
+        self._remember(head, stamped.revisions)
         return len(new)
 
     def _commit_in(
@@ -440,33 +426,17 @@ class PostgresEventStore(EventStore):
         now: datetime = row[3]
         stored = {rec.id.int: rec for rec in map(_record, ids_cur.fetchall())}
         revisions: dict[str, int] = {r[0]: r[1] for r in revs_cur.fetchall()}
-        new_ids: dict[int, RecordedEvent] = {}
-
-        def find(event_id: UUID) -> RecordedEvent | None:
-            key = event_id.int
-            return new_ids.get(key) or stored.get(key)
-
-        new: list[RecordedEvent] = []
-        for req in group:
-            try:
-                stamped = stamp_batch(
-                    req.batch,
-                    req.expected,
-                    head,
-                    revision_of=revisions.get,
-                    find=find,
-                    max_event_bytes=self.max_event_bytes,
-                    now=now,
-                )
-            except EventVaultError as exc:
-                req.error = exc
-                continue
-            req.results = stamped.results
-            head = stamped.head
-            for rec in stamped.new:
-                new_ids[rec.id.int] = rec
-                revisions[rec.stream] = rec.stream_revision
-            new.extend(stamped.new)
+        stamped = stamp_group(
+            group,
+            head,
+            revision_of=revisions.get,
+            find=lambda event_id: stored.get(event_id.int),
+            max_event_bytes=self.max_event_bytes,
+            now=now,
+        )
+        stamped.settle()
+        head, new = stamped.head, stamped.new
+        revisions.update(stamped.revisions)
         if not new:
             return 0, head, revisions
         move_head = (head.position, head.hash.hex(), head.recorded_at, self._channel, head.position)
