@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Protocol
 
 from .canonical import canonical_event_bytes
 from .model import RecordedEvent, VerifyResult
@@ -40,28 +41,53 @@ def record_hash(prev: bytes, event: RecordedEvent) -> bytes:
     return h.digest()
 
 
+class BridgeLookup(Protocol):
+    """Holes retention left, as receipts recorded them (see :mod:`eventvault.retention_plan`)."""
+
+    def between(self, q: int, s: int) -> tuple[int, str] | None: ...
+
+
 def verify_chain(
-    events: Iterable[RecordedEvent], *, start: bytes = GENESIS, checkpoint: int | None = None
+    events: Iterable[RecordedEvent],
+    *,
+    start: bytes = GENESIS,
+    checkpoint: int | None = None,
+    bridges: BridgeLookup | None = None,
+    receipts: int = 0,
 ) -> VerifyResult:
     """Walk ``events`` in position order and report the first one whose hash breaks.
 
     Also checks what the chain alone cannot: positions strictly increase and
-    recorded_at never goes backwards.
+    recorded_at never goes backwards. Where retention removed events, the next
+    survivor chains to the hash a receipt recorded for the hole (``bridges``); a
+    hole no receipt covers breaks the chain.
     """
     prev = start
     checked = 0
-    last_pos = -1
+    bridged = 0
+    last_pos = 0
     last_time: datetime | None = None
     for ev in events:
         reason = None
-        if ev.position <= last_pos:
+        if ev.position <= last_pos and checked:
             reason = f"position {ev.position} does not follow {last_pos}"
         elif last_time is not None and ev.recorded_at < last_time:
             reason = "recorded_at goes backwards"
         else:
+            hole = bridges.between(last_pos, ev.position) if bridges is not None else None
+            if hole is not None:
+                prev = bytes.fromhex(hole[1])
+                bridged += 1
+                if not checked:
+                    checkpoint = hole[0]
             expect = record_hash(prev, ev)
             if expect.hex() != ev.hash:
                 reason = "hash does not match the event's content and its predecessor"
+                if hole is None and ev.position > last_pos + 1:
+                    reason += (
+                        f" (positions {last_pos + 1}..{ev.position - 1} are missing and no "
+                        "retention receipt accounts for them)"
+                    )
             prev = expect
         if reason is not None:
             return VerifyResult(
@@ -71,6 +97,8 @@ def verify_chain(
                 first_bad_position=ev.position,
                 reason=reason,
                 checkpoint_position=checkpoint,
+                bridged=bridged,
+                receipts=receipts,
             )
         checked += 1
         last_pos = ev.position
@@ -80,4 +108,6 @@ def verify_chain(
         checked=checked,
         head_hash=prev.hex() if checked or start != GENESIS else None,
         checkpoint_position=checkpoint,
+        bridged=bridged,
+        receipts=receipts,
     )

@@ -357,4 +357,8 @@ class VerifyResult(msgspec.Struct, frozen=True, kw_only=True):
     first_bad_position: int | None = None
     reason: str | None = None
     checkpoint_position: int | None = None
-    """Where the walk started, when older events were removed by retention."""
+    """The last position retention removed before the first stored event, if any."""
+    bridged: int = 0
+    """Holes retention left in the chain, each accounted for by a receipt."""
+    receipts: int = 0
+    """Retention receipts found (``eventvault.retention.applied``)."""

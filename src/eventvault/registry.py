@@ -56,5 +56,9 @@ def open_store(
     config: str | os.PathLike[str] | Mapping[str, Any] | Config | None = None,
 ) -> EventStore:
     """Open the store a configuration names (discovered when ``config`` is None)."""
+    from .retention import resolve_policy
+
     cfg = load_config(config)
-    return _factory(cfg.store.backend)(cfg)
+    store = _factory(cfg.store.backend)(cfg)
+    store.retention_policy = resolve_policy(cfg.retention)
+    return store

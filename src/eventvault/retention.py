@@ -21,7 +21,7 @@ from .config import RetentionConfig, RetentionRule
 from .errors import ConfigError
 from .timeutil import parse_duration
 
-__all__ = ["RECEIPT_TYPE", "Policy", "Rule", "resolve_policy"]
+__all__ = ["RECEIPT_TYPE", "Policy", "Rule", "Window", "resolve_policy"]
 
 #: The type of the event every retention run appends (never removed).
 RECEIPT_TYPE = "eventvault.retention.applied"
@@ -99,6 +99,36 @@ class Policy:
             return None
         rule = self.rule_for(type, stream)
         return self.default if rule is None else rule.window
+
+    @property
+    def groups(self) -> list[tuple[int, str, Window]]:
+        """``(group id, name, window)`` of every group retention can remove from.
+
+        Group ``i < len(rules)`` is "events rule i takes"; group ``len(rules)`` is
+        "events no rule takes" (the global window). Forever-groups are left out.
+        """
+        out = [
+            (i, f"retention.rules[{i}]", rule.window)
+            for i, rule in enumerate(self.rules)
+            if rule.window is not None
+        ]
+        if self.default is not None:
+            out.append((len(self.rules), "retention", self.default))
+        return out
+
+    def group_of(self, type: str, stream: str) -> int | None:
+        """The group id deciding for such an event (None: kept forever)."""
+        if type == RECEIPT_TYPE:
+            return None
+        for i, rule in enumerate(self.rules):
+            if rule.matches(type, stream):
+                return i if rule.window is not None else None
+        return len(self.rules) if self.default is not None else None
+
+    @property
+    def uses_streams(self) -> bool:
+        """Whether any rule selects by stream (the group then depends on it too)."""
+        return any(rule.streams for rule in self.rules)
 
     def describe(self) -> list[str]:
         """The policy in plain words, one sentence a line, in the order it applies."""

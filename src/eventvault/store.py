@@ -9,8 +9,10 @@ it and registers itself (see :mod:`eventvault.registry`).
 from __future__ import annotations
 
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import ClassVar, Self
 from uuid import UUID
@@ -19,7 +21,7 @@ import msgspec
 
 from .chain import GENESIS, verify_chain
 from .cursor import decode_cursor, encode_cursor
-from .errors import StoreClosedError, ValidationError
+from .errors import NotSupportedError, StoreClosedError, ValidationError
 from .model import (
     AppendResult,
     ExpectedRevision,
@@ -30,7 +32,20 @@ from .model import (
     StoreStats,
     VerifyResult,
 )
+from .retention import RECEIPT_TYPE, Policy
+from .retention_plan import (
+    Bridges,
+    GroupEvents,
+    GroupPlan,
+    RetentionPlan,
+    RetentionReport,
+    Run,
+    RunCollector,
+    plan_groups,
+    receipts_for,
+)
 from .sequencer import DEFAULT_MAX_EVENT_BYTES
+from .timeutil import from_us, to_us
 
 __all__ = ["MAX_BATCH", "EventStore", "ProgressCallback"]
 
@@ -39,6 +54,9 @@ MAX_BATCH = 100_000
 
 #: Called with (events done, events in all, or None when unknown).
 ProgressCallback = Callable[[int, int | None], None]
+
+#: Event types the store itself writes (retention receipts); producers cannot.
+RESERVED_TYPE_PREFIX = "eventvault."
 
 
 def _normalise_batch(events: NewEvent | Iterable[NewEvent]) -> list[NewEvent]:
@@ -51,6 +69,13 @@ def _normalise_batch(events: NewEvent | Iterable[NewEvent]) -> list[NewEvent]:
         for i, ev in enumerate(batch):
             if not isinstance(ev, NewEvent):
                 raise ValidationError(f"event {i} is a {type(ev).__name__}, not a NewEvent")
+    for ev in batch:
+        # A forged receipt could vouch for a hole someone cut: only the store writes them.
+        if ev.type.startswith(RESERVED_TYPE_PREFIX):
+            raise ValidationError(
+                f"event type {ev.type!r} is reserved: types starting with "
+                f"{RESERVED_TYPE_PREFIX!r} are written by eventvault itself"
+            )
     # UUID.__hash__ is Python code; .int is a plain attribute.
     if len({ev.id.int for ev in batch}) != len(batch):
         seen: set[int] = set()
@@ -88,6 +113,9 @@ class EventStore(ABC):
 
     def __init__(self, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         self.max_event_bytes = max_event_bytes
+        #: The policy ``plan_retention``/``apply_retention`` use when given none
+        #: (``open_store`` sets it from the configuration; None: keep forever).
+        self.retention_policy: Policy | None = None
         self._closed = False
 
     # -- what a backend provides ----------------------------------------------------
@@ -123,9 +151,39 @@ class EventStore(ABC):
     def _wait(self, head: int, timeout: float) -> None:
         """Block until the head moves past ``head``, or ``timeout`` seconds pass."""
 
-    def _chain_start(self) -> tuple[bytes, int | None]:
-        """Hash the chain starts from, and the checkpoint position (None: genesis)."""
-        return GENESIS, None
+    def _retention_limit(self) -> int:
+        """The highest position retention may remove now (default: the head)."""
+        return self.head()
+
+    def _group_events(self, policy: Policy) -> dict[int, GroupEvents]:
+        """Every stored event of each retention group, in position order.
+
+        The reference does it with one scan; backends with indexes do better.
+        """
+        out: dict[int, tuple[list[int], list[int]]] = {}
+        memo: dict[tuple[str, str], int | None] = {}
+        for ev in self.iter(Query(limit=5000)):
+            key = (ev.type, ev.stream)
+            gid = memo[key] if key in memo else memo.setdefault(key, policy.group_of(*key))
+            if gid is not None:
+                positions, times = out.setdefault(gid, ([], []))
+                positions.append(ev.position)
+                times.append(to_us(ev.recorded_at))
+        return {gid: GroupEvents(p, t) for gid, (p, t) in out.items()}
+
+    def _plan_groups(self, policy: Policy, now: datetime, limit: int) -> list[GroupPlan]:
+        """Cut every group of ``policy`` at ``now`` (nothing above ``limit``)."""
+        return plan_groups(
+            policy, self._group_events(policy), now_us=to_us(now), limit=limit, to_time=from_us
+        )
+
+    def _remove_runs(
+        self, runs: list[Run], tails: dict[str, int], progress: ProgressCallback | None
+    ) -> None:
+        """Remove every stored event inside ``runs``, **newest run first**, each step
+        atomic (see :mod:`eventvault.retention_plan`). ``tails``: the last removed
+        revision per stream, which the backend must keep so revisions never restart."""
+        raise NotSupportedError(f"the {self.backend_name} backend cannot remove events")
 
     def _close(self) -> None:  # noqa: B027 - optional hook
         """Release the backend's resources."""
@@ -213,10 +271,11 @@ class EventStore(ABC):
             self._wait(head, poll_interval)
 
     def verify(self, *, progress: ProgressCallback | None = None) -> VerifyResult:
-        """Recompute the hash chain from the first stored event (or the retention
-        checkpoint) to the head; report the first position where it breaks."""
+        """Recompute the hash chain from the first stored event to the head; report
+        the first position where it breaks. Holes retention left are bridged by the
+        hashes its receipts recorded; any other hole breaks the chain."""
         self._check_open()
-        start, checkpoint = self._chain_start()
+        bridges = Bridges().add_all(self.iter(Query(types=[RECEIPT_TYPE], limit=1000)))
         total = self.head()
 
         def walk() -> Iterator[RecordedEvent]:
@@ -225,10 +284,96 @@ class EventStore(ABC):
                 if progress is not None and done % 5000 == 0:
                     progress(done, total)
 
-        result = verify_chain(walk(), start=start, checkpoint=checkpoint)
+        result = verify_chain(walk(), start=GENESIS, bridges=bridges, receipts=bridges.receipts)
         if progress is not None:
             progress(result.checked, total)
         return result
+
+    # -- retention -------------------------------------------------------------------
+
+    def plan_retention(
+        self, policy: Policy | None = None, *, now: datetime | None = None
+    ) -> RetentionPlan:
+        """What applying ``policy`` (default: :attr:`retention_policy`) at ``now``
+        (default: the current time) would remove, per group. Removes nothing."""
+        self._check_open()
+        policy = policy if policy is not None else self.retention_policy
+        now = _aware(now)
+        head = self.head()
+        limit = min(self._retention_limit(), head)
+        groups = self._plan_groups(policy, now, limit) if policy is not None else []
+        return RetentionPlan(
+            store_id=self.store_id,
+            backend=self.backend_name,
+            now=now,
+            head=head,
+            limit=limit,
+            policy=policy.describe() if policy is not None else ["Every event is kept forever."],
+            groups=groups,
+        )
+
+    def apply_retention(
+        self,
+        plan: RetentionPlan | None = None,
+        *,
+        policy: Policy | None = None,
+        now: datetime | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> RetentionReport:
+        """Remove what ``plan`` (default: a fresh plan at ``now``) says, recording it.
+
+        First appends the receipt(s) (``eventvault.retention.applied``) naming every
+        run of events that goes and the hash at its end, then removes the runs,
+        newest first. Interrupted, it leaves a store that verifies; applying again
+        finishes the job. Returns what was done.
+        """
+        self._check_open()
+        started = time.monotonic()
+        policy = policy if policy is not None else self.retention_policy
+        if plan is None:
+            plan = self.plan_retention(policy, now=now)
+        elif plan.store_id != self.store_id:
+            raise ValidationError("this retention plan was made for another store")
+        if plan.count == 0 or policy is None:
+            return RetentionReport(plan=plan, removed=0, runs=0, receipt_positions=[], seconds=0.0)
+        if plan.policy != policy.describe():
+            raise ValidationError("this retention plan was made for a different policy")
+        removes = plan.removes(policy)
+        collector = RunCollector()
+        total = plan.count
+        for ev in self.iter(Query(before=removes.max_cut + 1, limit=5000)):
+            collector.add(ev, removes(ev))
+            if progress is not None and collector.removed % 20000 == 0 and collector.removed:
+                progress(collector.removed // 2, total)
+        runs = collector.finish()
+        if not runs:  # someone else removed them meanwhile
+            return RetentionReport(plan=plan, removed=0, runs=0, receipt_positions=[], seconds=0.0)
+        last = self._read(Query(reverse=True, limit=1), 1)
+        receipts = receipts_for(
+            plan,
+            runs,
+            removed=collector.removed,
+            max_event_bytes=self.max_event_bytes,
+            head_hash=last[0].hash if last else None,
+        )
+        # Intent first: once the receipts are durable, any prefix of the removal
+        # leaves a store that verifies.
+        written = self._append(receipts, ExpectedRevision.ANY)
+
+        def removal_progress(done: int, _total: int | None) -> None:
+            if progress is not None:
+                progress(total // 2 + done // 2, total)
+
+        self._remove_runs(runs, collector.tails, removal_progress)
+        if progress is not None:
+            progress(total, total)
+        return RetentionReport(
+            plan=plan,
+            removed=collector.removed,
+            runs=len(runs),
+            receipt_positions=[r.position for r in written],
+            seconds=time.monotonic() - started,
+        )
 
     def close(self) -> None:
         """Release resources. Safe to call twice."""
@@ -254,3 +399,11 @@ class EventStore(ABC):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _aware(now: datetime | None) -> datetime:
+    if now is None:
+        return datetime.now(UTC)
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValidationError(f"now must be timezone-aware, got naive {now!r}")
+    return now.astimezone(UTC)

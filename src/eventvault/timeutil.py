@@ -5,7 +5,20 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["parse_duration", "parse_time"]
+__all__ = ["from_us", "parse_duration", "parse_time", "to_us"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+
+def to_us(value: datetime) -> int:
+    """Microseconds since the Unix epoch (what indexes store)."""
+    return (value - _EPOCH) // _US
+
+
+def from_us(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
+
 
 _UNITS = {
     "ms": 0.001,

@@ -18,7 +18,8 @@ from ..config import Config
 from ..errors import ValidationError
 from ..model import ExpectedRevision, NewEvent, Query, RecordedEvent, StoreStats
 from ..sequencer import DEFAULT_MAX_EVENT_BYTES, ChainHead, stamp_batch
-from ..store import EventStore
+from ..retention_plan import Run, RunIndex
+from ..store import EventStore, ProgressCallback
 
 __all__ = ["MemoryEventStore"]
 
@@ -93,6 +94,22 @@ class MemoryEventStore(EventStore):
                 if len(out) >= limit:
                     break
         return out
+
+    def _remove_runs(
+        self, runs: list[Run], tails: dict[str, int], progress: ProgressCallback | None
+    ) -> None:
+        # One step under the lock; ``_revisions`` is separate from the events, so the
+        # streams' revisions survive by themselves.
+        inside = RunIndex(runs)
+        with self._lock:
+            kept = []
+            for ev in self._events:
+                if inside(ev.position):
+                    del self._by_id[ev.id]
+                else:
+                    kept.append(ev)
+            self._events = kept
+            self._positions = [ev.position for ev in kept]
 
     def get(self, event_id: UUID | str) -> RecordedEvent | None:
         self._check_open()

@@ -25,13 +25,13 @@ import struct
 import zlib
 from array import array
 from collections.abc import Iterable, Iterator, KeysView, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
 import msgspec
 
 from ...model import RecordedEvent
+from ...timeutil import from_us, to_us
 from .fsio import atomic_write
 from .records import LineHead
 
@@ -39,16 +39,6 @@ __all__ = ["FIELDS", "DiskIndex", "MemIndex", "SegmentIndex", "from_us", "to_us"
 
 FIELDS = ("type", "actor", "correlation_id", "stream")
 _MAGIC = b"EVIDX01\n"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_US = timedelta(microseconds=1)
-
-
-def to_us(value: datetime) -> int:
-    return (value - _EPOCH) // _US
-
-
-def from_us(value: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=value)
 
 
 class SegmentIndex(Protocol):

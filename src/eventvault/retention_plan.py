@@ -1,0 +1,355 @@
+"""Retention plans, removal runs and receipts: what every backend shares.
+
+How a policy becomes removals
+-----------------------------
+Events fall into *groups*: each rule with a window is one, the global window is
+another (see :attr:`Policy.groups`). Within a group, an event goes when it is older
+than the window's ``max_age`` or not among its newest ``max_count``. Positions and
+``recorded_at`` both only grow, so the events that go are always a *prefix* of the
+group in position order: a plan is one **cut position** per group ("events of this
+group at or before the cut go"). Applying a plan later is therefore still safe —
+an event only gets older, and appends only push old events further out of a count.
+
+Receipts and the chain across holes
+-----------------------------------
+Removing events leaves holes in the hash chain. Before removing anything, apply
+appends a receipt (``eventvault.retention.applied``) listing the *runs* it will
+remove — maximal sequences of stored events, each with the hash of its last
+event. ``verify`` bridges a hole before a surviving event ``s`` only with the hash
+of a receipt's run end ``r`` lying between the previous surviving event and ``s``;
+a hole nobody recorded still breaks the chain (that is tampering).
+
+Backends remove runs **newest first**, each step atomic. Whatever instant a crash
+hits, a run is then either whole, gone, or cut down to its older part — and every
+one of those states verifies, because the run's recorded end hash is exactly what
+the next surviving event chains to.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from .model import NewEvent, RecordedEvent
+from .retention import RECEIPT_TYPE, Policy
+
+__all__ = [
+    "RECEIPT_STREAM",
+    "Bridges",
+    "GroupEvents",
+    "GroupPlan",
+    "RetentionPlan",
+    "RetentionReport",
+    "Run",
+    "RunCollector",
+    "RunIndex",
+    "plan_groups",
+    "receipts_for",
+]
+
+#: The stream receipts are appended to.
+RECEIPT_STREAM = "eventvault.retention"
+#: Room a receipt keeps for everything but its runs.
+_RECEIPT_OVERHEAD = 32 * 1024
+#: Generous size of one encoded run (``[first, last, count, "64 hex"]``).
+_RUN_BYTES = 128
+_US = timedelta(microseconds=1)
+
+
+class GroupPlan(msgspec.Struct, frozen=True, kw_only=True):
+    """What one group of the policy loses."""
+
+    rule: str
+    """``retention.rules[i]``, or ``retention`` for the global window."""
+    description: str
+    cut: int | None
+    """Events of this group at or before this position go (None: none go)."""
+    count: int
+    first_position: int | None = None
+    last_position: int | None = None
+    oldest: datetime | None = None
+    newest: datetime | None = None
+    bytes: int | None = None
+    """Bytes freed (None where the backend cannot tell)."""
+
+
+class RetentionPlan(msgspec.Struct, frozen=True, kw_only=True):
+    """A dry run: what applying the policy at ``now`` removes, group by group."""
+
+    store_id: str
+    backend: str
+    now: datetime
+    head: int
+    limit: int
+    """The highest position this backend may remove now (file: end of the sealed segments)."""
+    policy: list[str]
+    groups: list[GroupPlan]
+
+    @property
+    def count(self) -> int:
+        return sum(g.count for g in self.groups)
+
+    @property
+    def bytes(self) -> int | None:
+        sizes = [g.bytes for g in self.groups if g.count]
+        return None if any(b is None for b in sizes) else sum(b or 0 for b in sizes)
+
+    def removes(self, policy: Policy) -> Removes:
+        """A test "does this stored event go?" for this plan under ``policy``."""
+        return Removes(policy, self)
+
+
+class Removes:
+    """Whether a stored event goes under a plan (memoised by type and stream)."""
+
+    def __init__(self, policy: Policy, plan: RetentionPlan) -> None:
+        by_name = {name: gid for gid, name, _ in policy.groups}
+        self.cuts = {by_name[g.rule]: g.cut for g in plan.groups if g.cut is not None and g.count}
+        self.max_cut = max(self.cuts.values(), default=0)
+        self._policy = policy
+        self._memo: dict[tuple[str, str], int | None] = {}
+
+    def cut_for(self, type: str, stream: str) -> int | None:
+        key = (type, stream)
+        try:
+            gid = self._memo[key]
+        except KeyError:
+            gid = self._memo[key] = self._policy.group_of(type, stream)
+        return None if gid is None else self.cuts.get(gid)
+
+    def __call__(self, ev: RecordedEvent) -> bool:
+        cut = self.cut_for(ev.type, ev.stream)
+        return cut is not None and ev.position <= cut
+
+
+class Run(msgspec.Struct, frozen=True, array_like=True):
+    """Stored events ``first..last`` (every stored one in between), all removed."""
+
+    first: int
+    last: int
+    count: int
+    last_hash: str
+
+
+class RunIndex:
+    """``position in runs`` in O(log runs) (runs are disjoint and sorted)."""
+
+    def __init__(self, runs: Sequence[Run]) -> None:
+        ordered = sorted(runs, key=lambda r: r.first)
+        self._firsts = [r.first for r in ordered]
+        self._lasts = [r.last for r in ordered]
+
+    def __call__(self, position: int) -> bool:
+        i = bisect.bisect_right(self._firsts, position) - 1
+        return i >= 0 and position <= self._lasts[i]
+
+
+class RetentionReport(msgspec.Struct, frozen=True, kw_only=True):
+    """The outcome of applying a plan."""
+
+    plan: RetentionPlan
+    removed: int
+    runs: int
+    receipt_positions: list[int]
+    seconds: float
+
+
+@dataclass(slots=True)
+class GroupEvents:
+    """One group's stored events in position order (parallel sequences)."""
+
+    positions: Sequence[int]
+    times_us: Sequence[int]
+    sizes: Sequence[int] | None = None
+
+
+def plan_groups(
+    policy: Policy,
+    groups: dict[int, GroupEvents],
+    *,
+    now_us: int,
+    limit: int,
+    to_time: Any,
+) -> list[GroupPlan]:
+    """Cut each group: older than ``max_age``, or beyond its newest ``max_count``.
+
+    ``groups`` holds every stored event of each group (the newest too: counts need
+    them); nothing above ``limit`` is removed.
+    """
+    out = []
+    for gid, name, window in policy.groups:
+        ev = groups.get(gid) or GroupEvents((), ())
+        n = len(ev.positions)
+        i = 0
+        if window.max_age is not None:
+            cutoff = now_us - window.max_age // _US
+            i = bisect.bisect_left(ev.times_us, cutoff)
+        if window.max_count is not None and n > window.max_count:
+            i = max(i, n - window.max_count)
+        i = min(i, bisect.bisect_right(ev.positions, limit))
+        describe = policy.rules[gid].describe() if gid < len(policy.rules) else window.describe()
+        if i == 0:
+            out.append(GroupPlan(rule=name, description=describe, cut=None, count=0, bytes=0))
+            continue
+        out.append(
+            GroupPlan(
+                rule=name,
+                description=describe,
+                cut=ev.positions[i - 1],
+                count=i,
+                first_position=ev.positions[0],
+                last_position=ev.positions[i - 1],
+                oldest=to_time(ev.times_us[0]),
+                newest=to_time(ev.times_us[i - 1]),
+                bytes=sum(ev.sizes[:i]) if ev.sizes is not None else None,
+            )
+        )
+    return out
+
+
+@dataclass(slots=True)
+class RunCollector:
+    """Builds the runs a plan removes from the stored events, in position order.
+
+    Also keeps, per stream, the last revision removed (so revisions survive
+    removal) and how many events and bytes go.
+    """
+
+    runs: list[Run] = field(default_factory=list)
+    tails: dict[str, int] = field(default_factory=dict)
+    removed: int = 0
+    _first: int | None = None
+    _last: int = 0
+    _hash: str = ""
+    _count: int = 0
+
+    def add(self, ev: RecordedEvent, goes: bool) -> None:
+        if goes:
+            if self._first is None:
+                self._first = ev.position
+                self._count = 0
+            self._last = ev.position
+            self._hash = ev.hash
+            self._count += 1
+            self.removed += 1
+            if self.tails.get(ev.stream, -1) < ev.stream_revision:
+                self.tails[ev.stream] = ev.stream_revision
+        elif self._first is not None:
+            self._close()
+
+    def finish(self) -> list[Run]:
+        if self._first is not None:
+            self._close()
+        return self.runs
+
+    def _close(self) -> None:
+        assert self._first is not None
+        self.runs.append(Run(self._first, self._last, self._count, self._hash))
+        self._first = None
+
+
+def receipts_for(
+    plan: RetentionPlan,
+    runs: list[Run],
+    *,
+    removed: int,
+    max_event_bytes: int,
+    head_hash: str | None,
+) -> list[NewEvent]:
+    """The receipt events for removing ``runs`` (one, or several when runs are many).
+
+    Every part carries the plan summary; the runs are split between the parts.
+    """
+    per = max(1, (max_event_bytes - _RECEIPT_OVERHEAD) // _RUN_BYTES)
+    chunks = [runs[i : i + per] for i in range(0, len(runs), per)] or [[]]
+    last_run = max(runs, key=lambda r: r.last) if runs else None
+    summary: dict[str, Any] = {
+        "now": plan.now.isoformat().replace("+00:00", "Z"),
+        "policy": plan.policy,
+        "groups": [msgspec.to_builtins(g, builtin_types=()) for g in plan.groups if g.count],
+        "removed": {
+            "count": removed,
+            "runs": len(runs),
+            "first_position": min(r.first for r in runs) if runs else None,
+            "last_position": last_run.last if last_run else None,
+            "bytes": plan.bytes,
+        },
+        # The chain at the cut: the hash of the last event removed, and the head the
+        # receipt follows.
+        "checkpoint": {
+            "position": last_run.last if last_run else None,
+            "hash": last_run.last_hash if last_run else None,
+        },
+        "head": {"position": plan.head, "hash": head_hash},
+    }
+    out = []
+    for k, chunk in enumerate(chunks, 1):
+        data = dict(summary)
+        data["part"] = k
+        data["parts"] = len(chunks)
+        data["runs"] = msgspec.to_builtins(chunk)
+        out.append(
+            NewEvent(
+                type=RECEIPT_TYPE,
+                stream=RECEIPT_STREAM,
+                actor="eventvault",
+                source="eventvault/retention",
+                data=data,
+            )
+        )
+    return out
+
+
+class Bridges:
+    """Run ends recorded by receipts: ``position -> hash`` of the last removed event.
+
+    A hole before a surviving event ``s`` (previous survivor ``q``) is bridged by the
+    largest recorded run end ``r`` with ``q < r < s``: that is exactly ``s``'s
+    original predecessor (see the module docstring).
+    """
+
+    def __init__(self) -> None:
+        self._hashes: dict[int, str] = {}
+        self._sorted: list[int] | None = None
+        self.receipts = 0
+
+    def add_receipt(self, receipt: RecordedEvent) -> None:
+        self.receipts += 1
+        runs = receipt.data.get("runs")
+        if not isinstance(runs, list):
+            return
+        for run in runs:
+            if (
+                isinstance(run, list)
+                and len(run) == 4
+                and type(run[1]) is int
+                and isinstance(run[3], str)
+                and run[1] < receipt.position  # a receipt only speaks of what precedes it
+            ):
+                self._hashes[run[1]] = run[3]
+        self._sorted = None
+
+    def add_all(self, receipts: Iterable[RecordedEvent]) -> Bridges:
+        for rec in receipts:
+            self.add_receipt(rec)
+        return self
+
+    def __len__(self) -> int:
+        return len(self._hashes)
+
+    def between(self, q: int, s: int) -> tuple[int, str] | None:
+        """The run end bridging a hole between survivors ``q`` and ``s``, if any."""
+        if not self._hashes:
+            return None
+        if self._sorted is None:
+            self._sorted = sorted(self._hashes)
+        i = bisect.bisect_left(self._sorted, s) - 1
+        if i >= 0 and self._sorted[i] > q:
+            r = self._sorted[i]
+            return r, self._hashes[r]
+        return None

@@ -1,0 +1,237 @@
+"""Retention, the same on every backend: plan, apply, receipts, verify across holes.
+
+The oracle (:func:`expected_gone`) computes what must go straight from the
+definition — per group, older than the window or beyond the newest ``max_count`` —
+so the backends' fast planners are checked against something independent of them.
+A backend may remove *less* than the definition allows only above ``plan.limit``
+(the file backend never touches its active segment); never more.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import pytest
+
+from eventvault import EventStore, NewEvent, Query, RecordedEvent
+from eventvault.config import RetentionConfig, RetentionRule
+from eventvault.errors import ValidationError
+from eventvault.retention import RECEIPT_TYPE, Policy, resolve_policy
+
+from .conftest import Place, StoreFactory
+from .helpers import ev
+
+HOUR = timedelta(hours=1)
+
+
+def policy(**kw: object) -> Policy:
+    rules = [RetentionRule(**r) for r in kw.pop("rules", [])]  # type: ignore[attr-defined]
+    resolved = resolve_policy(RetentionConfig(rules=rules, **kw))  # type: ignore[arg-type]
+    assert resolved is not None
+    return resolved
+
+
+def everything(store: EventStore) -> list[RecordedEvent]:
+    return list(store.iter(Query(limit=1000)))
+
+
+def expected_gone(
+    events: list[RecordedEvent], pol: Policy, now: datetime, limit: int
+) -> set[int]:
+    """Positions the policy removes at ``now``, by definition (receipts excluded)."""
+    groups: dict[int, list[RecordedEvent]] = {}
+    for e in events:
+        gid = pol.group_of(e.type, e.stream)
+        if gid is not None:
+            groups.setdefault(gid, []).append(e)
+    windows = {gid: w for gid, _, w in pol.groups}
+    gone = set()
+    for gid, members in groups.items():
+        w = windows[gid]
+        for rank, e in enumerate(reversed(members)):  # rank 0 = newest
+            old = w.max_age is not None and e.recorded_at < now - w.max_age
+            beyond = w.max_count is not None and rank >= w.max_count
+            if (old or beyond) and e.position <= limit:
+                gone.add(e.position)
+    return gone
+
+
+def append_in_waves(store: EventStore, waves: list[list[NewEvent]]) -> list[datetime]:
+    """Append each wave as batches of 5; return each wave's first recorded_at."""
+    starts = []
+    for wave in waves:
+        time.sleep(0.003)  # waves get distinct recorded_at
+        first = None
+        for i in range(0, len(wave), 5):
+            res = store.append(wave[i : i + 5])
+            first = first or res.events[0].recorded_at
+        assert first is not None
+        starts.append(first)
+    return starts
+
+
+def wave(n: int, tag: str) -> list[NewEvent]:
+    types = ["debug.trace", "audit.login", "task.done", "debug.span"]
+    return [
+        ev(types[i % 4], stream=f"{tag}-{i % 3}", actor=f"agent:{i % 2}", data={"v": "aaaa", "i": i})
+        for i in range(n)
+    ]
+
+
+MIXED = {
+    "max_count": 40,
+    "rules": [
+        {"types": ["audit.*"], "keep": "forever"},
+        {"types": ["debug.*"], "max_age": "1h"},
+    ],
+}
+
+
+def reopen(backend: str, store: EventStore, make_store: StoreFactory) -> EventStore:
+    if backend == "memory":
+        return store  # nothing survives a process there: the same object is the store
+    store.close()
+    return make_store()
+
+
+def test_no_policy_keeps_everything(store: EventStore) -> None:
+    store.append([ev() for _ in range(5)])
+    plan = store.plan_retention(now=datetime.now().astimezone() + timedelta(days=3650))
+    assert plan.count == 0 and plan.groups == []
+    report = store.apply_retention(plan)
+    assert report.removed == 0 and report.receipt_positions == []
+    assert len(everything(store)) == 5
+
+
+def test_plan_matches_the_definition_and_removes_nothing(store: EventStore) -> None:
+    starts = append_in_waves(store, [wave(60, "a"), wave(60, "b")])
+    pol = policy(**MIXED)
+    now = starts[1] + HOUR  # wave a is older than 1h, wave b is not
+    before = everything(store)
+    plan = store.plan_retention(pol, now=now)
+    assert everything(store) == before
+    gone = expected_gone(before, pol, now, plan.limit)
+    assert plan.count == len(gone) > 0
+    by_rule = {g.rule: g for g in plan.groups}
+    assert set(by_rule) == {"retention.rules[1]", "retention"}
+    debug = by_rule["retention.rules[1]"]
+    debug_gone = sorted(p for p in gone if before[p - 1].type.startswith("debug."))
+    if debug_gone:
+        assert (debug.first_position, debug.last_position) == (debug_gone[0], debug_gone[-1])
+        assert debug.oldest == before[debug_gone[0] - 1].recorded_at
+        assert debug.newest is not None and debug.newest < starts[1]
+    # Never early: one microsecond less, and nothing of wave b's age is due.
+    assert store.plan_retention(pol, now=starts[0] + HOUR - timedelta(microseconds=1)).groups[
+        0
+    ].count == 0
+
+
+def test_apply_removes_exactly_the_plan_and_records_it(store: EventStore) -> None:
+    starts = append_in_waves(store, [wave(60, "a"), wave(60, "b")])
+    pol = policy(**MIXED)
+    now = starts[1] + HOUR
+    before = everything(store)
+    plan = store.plan_retention(pol, now=now)
+    gone = expected_gone(before, pol, now, plan.limit)
+    report = store.apply_retention(plan, policy=pol)
+    assert report.removed == len(gone) == plan.count
+    after = everything(store)
+    receipts = [e for e in after if e.type == RECEIPT_TYPE]
+    assert [e.position for e in receipts] == report.receipt_positions
+    survivors = [e for e in after if e.type != RECEIPT_TYPE]
+    assert survivors == [e for e in before if e.position not in gone]
+    for p in sorted(gone)[:20]:
+        assert store.get(before[p - 1].id) is None
+    assert not any(e.position in gone for e in store.iter(Query(types=["debug.*"], limit=7)))
+    data = receipts[0].data
+    assert data["removed"]["count"] == len(gone)
+    assert data["checkpoint"]["position"] == max(gone)
+    assert data["checkpoint"]["hash"] == before[max(gone) - 1].hash
+    assert sum(run[2] for r in receipts for run in r.data["runs"]) == len(gone)
+    result = store.verify()
+    assert result.ok, result
+    assert result.receipts == 1 and result.bridged >= 1
+    assert result.checked == len(after)
+    # Applying the same plan again finds nothing left to do.
+    again = store.apply_retention(store.plan_retention(pol, now=now), policy=pol)
+    assert again.removed == 0 and again.receipt_positions == []
+
+
+def test_receipts_and_forever_rules_are_never_removed(store: EventStore) -> None:
+    starts = append_in_waves(store, [wave(40, "a"), wave(8, "b")])
+    pol = policy(max_count=1, rules=[{"types": ["audit.*"], "keep": "forever"}])
+    audits = [e.position for e in everything(store) if e.type == "audit.login"]
+    for k in range(3):  # receipts accumulate; none is ever taken by max_count = 1
+        store.apply_retention(policy=pol, now=starts[1] + timedelta(days=k + 1))
+    after = everything(store)
+    assert [e.position for e in after if e.type == "audit.login"] == audits
+    assert sum(e.type == RECEIPT_TYPE for e in after) >= 1
+    assert store.verify().ok
+
+
+def test_revisions_survive_removal(store: EventStore) -> None:
+    first = store.append([ev("debug.x", stream="gone") for _ in range(12)])
+    for _ in range(6):  # enough to seal the file backend's segment behind them
+        store.append([ev("task.done", stream="other") for _ in range(10)])
+    pol = policy(rules=[{"types": ["debug.*"], "max_age": "1h"}])
+    report = store.apply_retention(policy=pol, now=first.events[-1].recorded_at + 2 * HOUR)
+    assert report.removed == 12
+    assert list(store.iter(Query(streams=["gone"]))) == []
+    again = store.append(ev("debug.x", stream="gone"), expected_revision=11)
+    assert again.events[0].stream_revision == 12
+    assert store.verify().ok
+
+
+def test_reserved_types_cannot_be_appended(store: EventStore) -> None:
+    with pytest.raises(ValidationError, match="reserved"):
+        store.append(NewEvent(type=RECEIPT_TYPE, data={"runs": []}))
+    assert store.head() == 0
+
+
+def test_tampering_is_still_found_after_retention(
+    store: EventStore, tamper: Callable[[EventStore, int], EventStore]
+) -> None:
+    starts = append_in_waves(store, [wave(60, "a"), wave(60, "b")])
+    pol = policy(**MIXED)
+    store.apply_retention(policy=pol, now=starts[1] + HOUR)
+    survivor = [e for e in everything(store) if e.type == "task.done"][-1]
+    store = tamper(store, survivor.position)
+    result = store.verify()
+    assert not result.ok and result.first_bad_position == survivor.position
+
+
+def test_a_crash_in_the_middle_leaves_a_store_that_verifies(
+    backend: str, make_store: StoreFactory
+) -> None:
+    store = make_store()
+    starts = append_in_waves(store, [wave(100, "a"), wave(60, "b")])
+    pol = policy(**MIXED)
+    now = starts[1] + HOUR
+    before = everything(store)
+    plan = store.plan_retention(pol, now=now)
+    gone = expected_gone(before, pol, now, plan.limit)
+    assert len(gone) > 10
+
+    class Crash(BaseException):
+        pass
+
+    steps = 0
+
+    def die_after_one_step(done: int, total: int | None) -> None:
+        nonlocal steps
+        if done > total // 2 if total else False:  # removal has begun
+            steps += 1
+            raise Crash
+
+    with pytest.raises(Crash):
+        store.apply_retention(plan, policy=pol, progress=die_after_one_step)
+    store = reopen(backend, store, make_store)
+    middle = {e.position for e in everything(store) if e.type != RECEIPT_TYPE}
+    assert {e.position for e in before} - middle <= gone  # nothing outside the plan is gone
+    assert store.verify().ok
+    store.apply_retention(policy=pol, now=now)  # finishes the job
+    final = [e for e in everything(store) if e.type != RECEIPT_TYPE]
+    assert final == [e for e in before if e.position not in gone]
+    assert store.verify().ok
