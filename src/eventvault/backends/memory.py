@@ -17,8 +17,8 @@ from ..chain import GENESIS
 from ..config import Config
 from ..errors import ValidationError
 from ..model import ExpectedRevision, NewEvent, Query, RecordedEvent, StoreStats
-from ..sequencer import DEFAULT_MAX_EVENT_BYTES, ChainHead, stamp_batch
 from ..retention_plan import Run, RunIndex
+from ..sequencer import DEFAULT_MAX_EVENT_BYTES, ChainHead, stamp_batch
 from ..store import EventStore, ProgressCallback
 
 __all__ = ["MemoryEventStore"]

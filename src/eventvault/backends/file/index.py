@@ -1,7 +1,7 @@
 """Segment indexes: derived data, never the source of truth.
 
-Each segment has an index mapping a record's *slot* (position - first position of
-the segment) to its byte offset and recorded time, posting lists (sorted slots)
+Each segment has an index mapping a record's *slot* (its rank in the segment) to
+its position, byte offset and recorded time, posting lists (sorted slots)
 for type, actor, correlation id and stream, the last revision of every stream in
 the segment, and the segment's event ids.
 
@@ -10,6 +10,9 @@ the segment, and the segment's event ids.
 * A sealed segment's index is a file (:class:`DiskIndex`, memory-mapped). It
   records the segment's size and a CRC of its body; a missing, truncated, stale or
   damaged index file is rebuilt from the segment, never trusted.
+
+Positions are contiguous in a segment (slot = position - first) until retention
+compacts it; a compacted segment's index stores its positions explicitly.
 
 Every query re-checks each record it reads against the full filter, so an index
 can only make a query faster, never make it return an event it should not.
@@ -44,10 +47,12 @@ _MAGIC = b"EVIDX01\n"
 class SegmentIndex(Protocol):
     """What queries need from an index, whichever kind it is."""
 
-    first: int  # position of slot 0
+    first: int  # the segment's name: no position in it is lower
 
     @property
     def count(self) -> int: ...
+    @property
+    def positions(self) -> Sequence[int]: ...  # slot -> position, ascending
     @property
     def size(self) -> int: ...  # bytes of the segment covered (committed end)
     @property
@@ -97,10 +102,11 @@ class _Accessors:
 
 
 class MemIndex(_Accessors):
-    """The growing index of the active segment."""
+    """The growing index of the active segment (or of a segment being rebuilt)."""
 
     def __init__(self, first: int) -> None:
         self.first = first
+        self._positions: array[int] | None = None  # None: contiguous from ``first``
         self._offsets: array[int] = array("Q")
         self._times: array[int] = array("q")
         self._postings: dict[str, dict[str, array[int]]] = {f: {} for f in FIELDS}
@@ -112,6 +118,12 @@ class MemIndex(_Accessors):
     @property
     def count(self) -> int:
         return len(self._offsets)
+
+    @property
+    def positions(self) -> Sequence[int]:
+        if self._positions is None:
+            return range(self.first, self.first + len(self._offsets))
+        return self._positions
 
     def find_id(self, key: int) -> int | None:
         return self._ids.get(key)
@@ -135,8 +147,13 @@ class MemIndex(_Accessors):
         actor: str | None,
         correlation_id: str | None,
         hash: str,
+        position: int | None = None,
     ) -> None:
         slot = len(self._offsets)
+        if position is not None and (self._positions is not None or position != self.first + slot):
+            if self._positions is None:  # the first gap: from now on, explicit positions
+                self._positions = array("Q", range(self.first, self.first + slot))
+            self._positions.append(position)
         self._offsets.append(offset)
         self._times.append(recorded_us)
         p = self._postings
@@ -160,6 +177,8 @@ class MemIndex(_Accessors):
     ) -> None:
         """Index one appended batch (all of it shares one recorded_at)."""
         slot = len(self._offsets)
+        if self._positions is not None:
+            self._positions.extend(rec.position for rec in records)
         self._offsets.extend(offsets)
         self._times.extend([recorded_us] * len(records))
         p = self._postings
@@ -204,6 +223,7 @@ class MemIndex(_Accessors):
             actor=head.actor,
             correlation_id=head.correlation_id,
             hash=head.hash,
+            position=head.position,
         )
 
     def set_size(self, size: int) -> None:
@@ -213,6 +233,8 @@ class MemIndex(_Accessors):
     def from_disk(cls, disk: DiskIndex) -> MemIndex:
         """A growable copy of a checkpointed index (the active segment, reopened)."""
         mem = cls(disk.first)
+        if disk.compacted:
+            mem._positions = array("Q", disk.positions)
         mem._offsets.frombytes(disk.offsets.tobytes())  # type: ignore[attr-defined]
         mem._times.frombytes(disk.times.tobytes())  # type: ignore[attr-defined]
         for field in FIELDS:
@@ -237,6 +259,8 @@ class MemIndex(_Accessors):
             sections[name] = len(body)
             body.extend(data)
 
+        if self._positions is not None:
+            section("positions", self._positions.tobytes())
         section("offsets", self._offsets.tobytes())
         section("times", self._times.tobytes())
         fields: dict[str, dict[str, list[int]]] = {}
@@ -303,6 +327,11 @@ class DiskIndex(_Accessors):
         view = memoryview(mm)[body : body + header["body_len"]]
         sec = header["sections"]
         n = self._count
+        self._positions: Sequence[int]
+        if "positions" in sec:
+            self._positions = view[sec["positions"] : sec["positions"] + 8 * n].cast("Q")
+        else:
+            self._positions = range(self.first, self.first + n)
         self._offsets: memoryview = view[sec["offsets"] : sec["offsets"] + 8 * n].cast("Q")
         self._times: memoryview = view[sec["times"] : sec["times"] + 8 * n].cast("q")
         total = sum(c for t in header["fields"].values() for _, c in t.values())
@@ -347,6 +376,15 @@ class DiskIndex(_Accessors):
         return self._count
 
     @property
+    def positions(self) -> Sequence[int]:
+        return self._positions
+
+    @property
+    def compacted(self) -> bool:
+        """Whether retention removed events from the middle (positions are explicit)."""
+        return not isinstance(self._positions, range)
+
+    @property
     def id_max(self) -> int:
         return int.from_bytes(self._id_max, "big") if self._count else -1
 
@@ -374,7 +412,10 @@ class DiskIndex(_Accessors):
 
     def close(self) -> None:
         """Unmap (skipped while views are still referenced; the GC unmaps later)."""
-        for view in (self._offsets, self._times, self._ids, self._idslots):
+        views = [self._offsets, self._times, self._ids, self._idslots]
+        if isinstance(self._positions, memoryview):
+            views.append(self._positions)
+        for view in views:
             view.release()
         with contextlib.suppress(BufferError):
             self._mm.close()

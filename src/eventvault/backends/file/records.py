@@ -65,9 +65,10 @@ def decode_record(line: bytes | memoryview, where: str) -> RecordedEvent:
         raise CorruptionError(f"{where}: record does not decode ({exc})") from None
 
 
-def decode_run(buf: bytes, first_position: int, count: int, where: str) -> list[RecordedEvent]:
-    """Decode ``count`` consecutive records starting at ``first_position`` (one C call
-    for the whole run), checking each sits at its position."""
+def decode_run(buf: bytes, positions: Sequence[int], where: str) -> list[RecordedEvent]:
+    """Decode consecutive records (one C call for the whole run), checking each sits
+    at the position the index gives it."""
+    count = len(positions)
     try:
         run = _record_decoder.decode_lines(buf)
     except msgspec.DecodeError:
@@ -76,25 +77,26 @@ def decode_run(buf: bytes, first_position: int, count: int, where: str) -> list[
         # Find the culprit, to name it exactly.
         lines = buf.split(b"\n")[:count]
         for k, line in enumerate(lines):
-            decode_record(line, f"{where} position {first_position + k}")
-        raise CorruptionError(f"{where}: expected {count} records from position {first_position}")
-    for k, rec in enumerate(run):
-        if rec.position != first_position + k:
+            decode_record(line, f"{where} position {positions[k]}")
+        raise CorruptionError(f"{where}: expected {count} records from position {positions[0]}")
+    for rec, position in zip(run, positions, strict=True):
+        if rec.position != position:
             raise CorruptionError(
-                f"{where}: found position {rec.position} where {first_position + k} belongs"
+                f"{where}: found position {rec.position} where {position} belongs"
             )
     return run
 
 
 def scan_committed(
-    buf: bytes, base: int, next_position: int, where: str
+    buf: bytes, base: int, next_position: int, where: str, *, gaps: bool = False
 ) -> tuple[list[tuple[int, LineHead]], int]:
     """Parse the committed batches at the start of ``buf`` (file offset ``base``).
 
     Returns ``(offset, head)`` per record and the file offset just past the last
     commit marker. A record that fails to decode, or whose position is out of
     sequence, *before* the last marker is corruption (raised); after it, it is an
-    uncommitted tail (left to the caller to ignore or cut).
+    uncommitted tail (left to the caller to ignore or cut). ``gaps``: positions
+    only need to increase (a sealed segment retention compacted).
     """
     end = buf.rfind(COMMIT)
     if end < 0:
@@ -112,11 +114,11 @@ def scan_committed(
     offsets = list(accumulate((len(line) + 1 for line in lines), initial=base))
     expect = next_position
     for head, offset in zip(heads, offsets, strict=False):
-        if head.position != expect:
+        if head.position != expect and not (gaps and head.position > expect):
             raise CorruptionError(
                 f"{where}: position {head.position} at byte {offset}, expected {expect}"
             )
-        expect += 1
+        expect = head.position + 1
     return list(zip(offsets, heads, strict=False)), base + end
 
 

@@ -7,6 +7,7 @@ Layout of a store directory::
     segments/00000000000000000001.jsonl
     segments/00000000000000131073.jsonl   named by first position, zero-padded
     index/00000000000000000001.idx     derived, rebuildable (sealed segments only)
+    retention.json                     what retention removal must not lose (see compaction.py)
 
 Writing (one process): appends from all threads go through a *group commit* —
 the first thread to get the commit lock writes every batch queued so far with one
@@ -33,6 +34,7 @@ import logging
 import os
 import re
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from collections.abc import Set as AbstractSet
@@ -48,9 +50,12 @@ from ...chain import GENESIS
 from ...errors import CorruptionError, EventVaultError, StoreUnavailableError, ValidationError
 from ...groupcommit import GroupCommit, Request
 from ...model import ExpectedRevision, NewEvent, Query, RecordedEvent, StoreStats
+from ...retention import Policy
+from ...retention_plan import GroupEvents, Run, RunIndex
 from ...sequencer import DEFAULT_MAX_EVENT_BYTES, ChainHead, stamp_group
-from ...store import EventStore
+from ...store import EventStore, ProgressCallback
 from ..memory import as_uuid
+from .compaction import STATE_FILE, RetentionState, SegmentEnd, compact_segment
 from .fsio import WriterLock, atomic_write, fsync_dir, io_errors
 from .index import (
     FIELDS,
@@ -134,8 +139,13 @@ class FileEventStore(EventStore):
         self._dirty = False
         self._syncer: threading.Thread | None = None
         self._index_writer = ThreadPoolExecutor(1, thread_name_prefix="eventvault-index")
+        # Descriptors of segments retention replaced: closed a while later, since a
+        # read that started before the swap may still be using one.
+        self._retired_fds: list[tuple[float, int]] = []
         with io_errors(f"opening the store at {self.path}"):
             self._store_id = self._open_dir()
+            self._retention = RetentionState.load(self.path)
+            self._retention_stamp = self._state_stamp()
             self._writer_lock = WriterLock(self.path / "lock", file_mode)
             self._load_segments()
             if self._writer_lock.acquire(blocking=False):
@@ -238,19 +248,27 @@ class FileEventStore(EventStore):
         )
 
     def _head_before(self, first: int) -> ChainHead:
-        """The chain head just before segment ``first`` (from the segment before it)."""
+        """The chain head just before segment ``first``: the end of the segment before
+        it, as retention recorded it if it touched that segment, else as indexed."""
+        end = self._retention.end_before(first)
         i = self._segments.index(first)
-        if i == 0:
-            if first == 1:
-                return ChainHead(position=0, hash=GENESIS, recorded_at=None)
-            return ChainHead(position=first - 1, hash=GENESIS, recorded_at=None)
-        prev = self._index(self._segments[i - 1])
-        last_hash = prev.last_hash
-        return ChainHead(
-            position=first - 1,
-            hash=bytes.fromhex(last_hash) if last_hash else GENESIS,
-            recorded_at=from_us(prev.times[prev.count - 1]) if prev.count else None,
-        )
+        if i > 0:
+            prev_first = self._segments[i - 1]
+            prev = self._index(prev_first)
+            if prev.count and (end is None or prev.positions[prev.count - 1] > end.position):
+                assert prev.last_hash is not None
+                return ChainHead(
+                    position=prev.positions[prev.count - 1],
+                    hash=bytes.fromhex(prev.last_hash),
+                    recorded_at=from_us(prev.times[prev.count - 1]),
+                )
+        if end is not None:
+            return ChainHead(
+                position=end.position,
+                hash=bytes.fromhex(end.hash),
+                recorded_at=from_us(end.recorded_us),
+            )
+        return ChainHead(position=first - 1, hash=GENESIS, recorded_at=None)
 
     # -- catching up with the files ----------------------------------------------------
 
@@ -289,11 +307,51 @@ class FileEventStore(EventStore):
                 recorded_at=last.recorded_at,
             )
 
+    def _state_stamp(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path / STATE_FILE)
+        except FileNotFoundError:
+            return None
+        return st.st_ino, st.st_mtime_ns
+
+    def _forget_sealed(self) -> None:
+        """Drop what we cached about sealed segments: retention changed them."""
+        for first, index in list(self._indexes.items()):
+            if isinstance(index, DiskIndex):
+                index.close()
+            del self._indexes[first]
+        active_first = self._active.first if self._active is not None else None
+        for first in [f for f in self._fds if f != active_first]:
+            self._retire_fd(self._fds.pop(first))
+        names = [
+            int(m.group(1)) for e in os.scandir(self._seg_dir) if (m := _SEGMENT.fullmatch(e.name))
+        ]
+        self._segments = sorted(f for f in names if active_first is None or f <= active_first)
+        self._sealed_streams = None
+        self._sealed_id_max = None
+
+    def _retire_fd(self, fd: int) -> None:
+        now = time.monotonic()
+        keep = []
+        for when, old in self._retired_fds:
+            if now - when > 60:
+                with contextlib.suppress(OSError):
+                    os.close(old)
+            else:
+                keep.append((when, old))
+        keep.append((now, fd))
+        self._retired_fds = keep
+
     def _refresh(self) -> None:
         """Catch up with appends made by other processes (call with ``_lock`` held)."""
         if self._writing:
             return  # we hold the flock: nobody else can have written
         with io_errors("reading the store"):
+            stamp = self._state_stamp()
+            if stamp != self._retention_stamp:  # another process applied retention
+                self._retention = RetentionState.load(self.path)
+                self._retention_stamp = stamp
+                self._forget_sealed()
             if self._active is None:
                 first = self._seg_dir / f"{_name(1)}.jsonl"
                 if not first.exists():
@@ -405,7 +463,7 @@ class FileEventStore(EventStore):
 
     def _build_index(self, first: int, seg: Path, size: int) -> MemIndex:
         data = seg.read_bytes()
-        heads, end = scan_committed(data, 0, first, str(seg))
+        heads, end = scan_committed(data, 0, first, str(seg), gaps=True)
         if end != len(data):
             raise CorruptionError(
                 f"{seg}: {len(data) - end} bytes after the last committed record of a sealed "
@@ -592,9 +650,12 @@ class FileEventStore(EventStore):
             if rev is not None:
                 return rev
         if self._sealed_streams is None:
-            merged: dict[str, int] = {}
+            # Streams retention emptied keep their last revision in retention.json.
+            merged: dict[str, int] = dict(self._retention.stream_last)
             for first in self._segments[:-1]:
-                merged.update(self._index(first).stream_last())
+                for name, rev in self._index(first).stream_last().items():
+                    if merged.get(name, -1) < rev:
+                        merged[name] = rev
             self._sealed_streams = merged
         return self._sealed_streams.get(stream)
 
@@ -643,11 +704,22 @@ class FileEventStore(EventStore):
     # -- reading -------------------------------------------------------------------------
 
     def _read_slots(
-        self, first: int, index: SegmentIndex, slots: list[int], count: int, size: int
+        self,
+        first: int,
+        index: SegmentIndex,
+        slots: list[int],
+        count: int,
+        size: int,
+        fd: int | None = None,
     ) -> list[RecordedEvent]:
-        """Decode the records at ``slots`` (ascending or descending), one pread per run."""
-        fd = self._fd(first)
+        """Decode the records at ``slots`` (ascending or descending), one pread per run.
+
+        ``fd``: the descriptor taken together with ``index`` (retention may replace
+        the file meanwhile; the old descriptor still reads the old one)."""
+        if fd is None:
+            fd = self._fd(first)
         offsets = index.offsets
+        positions = index.positions
         where = f"{self._seg_dir / _name(first)}.jsonl"
         out: list[RecordedEvent] = []
         i = 0
@@ -661,7 +733,7 @@ class FileEventStore(EventStore):
             start = offsets[lo]
             end = offsets[hi + 1] if hi + 1 < count else size
             buf = os.pread(fd, end - start, start)
-            run = decode_run(buf, first + lo, hi - lo + 1, where)
+            run = decode_run(buf, positions[lo : hi + 1], where)
             out.extend(run if step == 1 else reversed(run))
             i = j + 1
         return out
@@ -710,17 +782,23 @@ class FileEventStore(EventStore):
             for k in order:
                 first = segments[k]
                 nxt = segments[k + 1] if k + 1 < len(segments) else head + 1
-                if nxt <= lo or first >= hi:
+                if nxt <= lo or first >= hi:  # (names are lower bounds of positions)
                     continue
                 if k == len(segments) - 1 and active is not None:
                     index: SegmentIndex = active
                     count, size = active_count, active_size
+                    with self._lock:
+                        fd = self._fd(first)
                 else:
                     with self._lock:
+                        if first not in self._segments:
+                            continue  # retention removed it since we looked
                         index = self._index(first)
+                        fd = self._fd(first)
                     count, size = index.count, index.size
-                a = max(0, lo - first)
-                b = min(count, hi - first)
+                positions = index.positions
+                a = bisect.bisect_left(positions, lo, 0, count)
+                b = bisect.bisect_left(positions, hi, a, count)
                 times = index.times
                 if since is not None and a < b:
                     a = max(a, _bisect(times, since, a, b))
@@ -734,7 +812,7 @@ class FileEventStore(EventStore):
                     chunk = _take(slots, min(4096, want) if exact else min(512, max(16, want)))
                     if not chunk:
                         break
-                    records = self._read_slots(first, index, chunk, count, size)
+                    records = self._read_slots(first, index, chunk, count, size, fd)
                     if exact:
                         out.extend(records[:want])
                         continue
@@ -747,30 +825,180 @@ class FileEventStore(EventStore):
                     break
         return out
 
+    # -- retention ------------------------------------------------------------------------
+
+    def _retention_limit(self) -> int:
+        # The active segment is never touched: retention works on sealed segments.
+        with self._lock:
+            self._refresh()
+            if self._active is None:
+                return 0
+            return self._active.first - 1
+
+    def _group_events(self, policy: Policy) -> dict[int, GroupEvents]:
+        """Each group's events from the indexes alone (no segment is read)."""
+        with self._lock:
+            self._refresh()
+            segments = list(self._segments)
+            active = self._active
+            active_count = active.count if active else 0
+            active_size = active.size if active else 0
+        memo: dict[tuple[str, str], int | None] = {}
+        by_type: dict[str, int | None] = {}
+        out: dict[int, tuple[list[int], list[int], list[int]]] = {}
+        with io_errors("planning retention"):
+            for first in segments:
+                if active is not None and first == active.first:
+                    index: SegmentIndex = active
+                    count = active_count
+                else:
+                    with self._lock:
+                        index = self._index(first)
+                    count = index.count
+                slots_by_group: dict[int, list[int]] = {}
+                types = index.postings("type")
+                if policy.uses_streams:
+                    stream_of: list[str] = [""] * count
+                    for name, slots in index.postings("stream").items():
+                        for slot in slots:
+                            if slot < count:
+                                stream_of[slot] = name
+                    for name in list(types):
+                        for slot in types[name]:
+                            if slot >= count:
+                                break
+                            key = (name, stream_of[slot])
+                            gid = (
+                                memo[key]
+                                if key in memo
+                                else memo.setdefault(key, policy.group_of(*key))
+                            )
+                            if gid is not None:
+                                slots_by_group.setdefault(gid, []).append(slot)
+                else:
+                    for name in list(types):
+                        if name not in by_type:
+                            by_type[name] = policy.group_of(name, "")
+                        gid = by_type[name]
+                        if gid is not None:
+                            slots = types[name]
+                            cut = bisect.bisect_left(slots, count)
+                            slots_by_group.setdefault(gid, []).extend(slots[:cut])
+                positions = index.positions
+                times = index.times
+                offsets = index.offsets
+                size = active_size if index is active else index.size
+                for gid, slots in slots_by_group.items():
+                    slots.sort()
+                    pos, tim, siz = out.setdefault(gid, ([], [], []))
+                    pos.extend([positions[s] for s in slots])
+                    tim.extend([times[s] for s in slots])
+                    siz.extend(
+                        [(offsets[s + 1] if s + 1 < count else size) - offsets[s] for s in slots]
+                    )
+        return {gid: GroupEvents(p, t, z) for gid, (p, t, z) in out.items()}
+
+    def _remove_runs(
+        self, runs: list[Run], tails: dict[str, int], progress: ProgressCallback | None
+    ) -> None:
+        """Delete or compact the sealed segments holding ``runs``, newest first."""
+        inside = RunIndex(runs)
+        low = min(r.first for r in runs)
+        high = max(r.last for r in runs)
+        lock = WriterLock(self.path / "retention.lock", self._file_mode)
+        lock.acquire()  # one retention run at a time, across processes
+        try:
+            with self._lock:
+                self._refresh()
+                limit = self._active.first if self._active is not None else 0
+                touched = []
+                for k, first in enumerate(self._segments[:-1]):
+                    nxt = self._segments[k + 1]
+                    if first <= high and nxt > low and first < limit:
+                        touched.append((first, self._index(first)))
+            with io_errors("applying retention"):
+                for stray in self._seg_dir.glob(".*.compact"):
+                    stray.unlink()
+                state = RetentionState.load(self.path)
+                for first, index in touched:
+                    if first not in state.ends and index.count:
+                        last = index.count - 1
+                        assert index.last_hash is not None
+                        state.ends[first] = SegmentEnd(
+                            index.positions[last], index.last_hash, index.times[last]
+                        )
+                for name, rev in tails.items():
+                    if state.stream_last.get(name, -1) < rev:
+                        state.stream_last[name] = rev
+                state.generation += 1
+                state.save(self.path, self._file_mode)  # before any segment changes
+                with self._lock:
+                    self._retention = state
+                    self._retention_stamp = self._state_stamp()
+                    self._sealed_streams = None
+                done = 0
+                for first, index in reversed(touched):
+                    goes = [inside(p) for p in index.positions]
+                    n = sum(goes)
+                    if not n:
+                        continue
+                    seg = self._seg_dir / f"{_name(first)}.jsonl"
+                    idx = self._idx_dir / f"{_name(first)}.idx"
+                    if n == index.count:
+                        seg.unlink()
+                        idx.unlink(missing_ok=True)
+                        fsync_dir(self._seg_dir)
+                        with self._lock:
+                            self._segments.remove(first)
+                            self._drop_sealed(first)
+                    else:
+                        compact_segment(seg, index, inside, self._file_mode)
+                        idx.unlink(missing_ok=True)
+                        with self._lock:
+                            self._drop_sealed(first)
+                            self._index(first)  # rebuilt from the new file, and saved
+                    done += n
+                    if progress is not None:
+                        progress(done, None)
+        finally:
+            lock.close()
+
+    def _drop_sealed(self, first: int) -> None:
+        """Forget a sealed segment's index and descriptor (call with ``_lock`` held)."""
+        old = self._indexes.pop(first, None)
+        if isinstance(old, DiskIndex):
+            old.close()
+        fd = self._fds.pop(first, None)
+        if fd is not None:
+            self._retire_fd(fd)
+        self._sealed_streams = None
+        self._sealed_id_max = None
+
     # -- the rest --------------------------------------------------------------------------
 
     def stats(self) -> StoreStats:
         self._check_open()
         with self._lock:
             self._refresh()
-            first = self._segments[0] if self._segments else None
             head = self._head.position
             size = 0
+            events = 0
+            first: int | None = None
+            oldest = None
             with io_errors("reading the store"):
                 for seg in self._segments:
                     size += os.fstat(self._fd(seg)).st_size
-                oldest = None
-                if first is not None and head >= first:
-                    first_index = (
-                        self._active if first == self._segments[-1] else self._index(first)
-                    )
-                    assert first_index is not None
-                    oldest = from_us(first_index.times[0]) if first_index.count else None
+                    index = self._active if seg == self._segments[-1] else self._index(seg)
+                    assert index is not None
+                    if index.count and first is None:
+                        first = index.positions[0]
+                        oldest = from_us(index.times[0])
+                    events += index.count
             return StoreStats(
                 backend=self.backend_name,
-                events=head - first + 1 if first is not None else 0,
+                events=events,
                 head_position=head,
-                first_position=first if first is not None and head >= first else None,
+                first_position=first,
                 streams=None,
                 oldest_recorded_at=oldest,
                 newest_recorded_at=self._head.recorded_at,
@@ -781,6 +1009,7 @@ class FileEventStore(EventStore):
                     "fsync": self.fsync,
                     "segment_max_bytes": self.segment_max_bytes,
                     "recovered": list(self._recovered),
+                    "retention_generation": self._retention.generation,
                     "ignored_files": list(self._stray),
                 },
             )
@@ -815,6 +1044,10 @@ class FileEventStore(EventStore):
                         os.fdatasync(fd)
                     os.close(fd)
             self._fds.clear()
+            for _, fd in self._retired_fds:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self._retired_fds.clear()
             for index in self._indexes.values():
                 if isinstance(index, DiskIndex):
                     index.close()

@@ -1,0 +1,100 @@
+"""What retention leaves behind in a file store: compacted segments and their state.
+
+A sealed segment loses events in one of two ways: deleted whole, when every event
+in it goes; or *compacted*, rewritten without the events that go (temp file →
+fsync → rename → fsync of the directory, so a crash leaves the old or the new
+file, never a mix). The active segment is never touched.
+
+``retention.json`` keeps what removal would otherwise destroy:
+
+* ``stream_last`` — the last revision of every stream that lost events, so a
+  stream whose events are all gone still continues at the next revision;
+* ``ends`` — per touched segment, its original last position, hash and time: the
+  chain head after it, which a deleted or compacted segment no longer shows;
+* ``generation`` — bumped by every run, so other processes notice and drop what
+  they cached about sealed segments.
+
+It is written (atomically) *before* any segment changes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import msgspec
+
+from ...errors import StoreUnavailableError
+from .fsio import atomic_write, fsync_dir
+from .index import SegmentIndex
+from .records import COMMIT
+
+__all__ = ["RetentionState", "SegmentEnd", "compact_segment"]
+
+STATE_FILE = "retention.json"
+
+
+class SegmentEnd(msgspec.Struct, array_like=True, frozen=True):
+    position: int
+    hash: str
+    recorded_us: int
+
+
+class RetentionState(msgspec.Struct):
+    version: int = 1
+    generation: int = 0
+    stream_last: dict[str, int] = msgspec.field(default_factory=dict)
+    ends: dict[int, SegmentEnd] = msgspec.field(default_factory=dict)
+
+    @classmethod
+    def load(cls, store_dir: Path) -> RetentionState:
+        path = store_dir / STATE_FILE
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return cls()
+        try:
+            return msgspec.json.decode(raw, type=cls)
+        except msgspec.DecodeError as exc:
+            raise StoreUnavailableError(f"{path} is damaged: {exc}") from None
+
+    def save(self, store_dir: Path, mode: int) -> None:
+        atomic_write(store_dir / STATE_FILE, msgspec.json.encode(self), mode)
+
+    def end_before(self, first: int) -> SegmentEnd | None:
+        """The recorded end of the nearest touched segment before position ``first``."""
+        keys = [k for k in self.ends if k < first]
+        return self.ends[max(keys)] if keys else None
+
+
+def compact_segment(seg: Path, index: SegmentIndex, goes: Callable[[int], bool], mode: int) -> int:
+    """Rewrite sealed segment ``seg`` without the events ``goes`` selects (by
+    position); return how many went. The caller has checked some stay."""
+    positions = index.positions
+    offsets = index.offsets
+    data = seg.read_bytes()[: index.size]
+    keep = bytearray()
+    removed = 0
+    for slot in range(index.count):
+        if goes(positions[slot]):
+            removed += 1
+            continue
+        end = offsets[slot + 1] if slot + 1 < index.count else index.size
+        keep += data[offsets[slot] : end]
+    # Sealed segments end in a commit marker; the kept lines are all committed.
+    if not keep.endswith(COMMIT):
+        assert keep.endswith(b"}\n")
+        keep[-2:] = COMMIT
+    tmp = seg.with_name(f".{seg.name}.compact")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        view = memoryview(keep)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, seg)
+    fsync_dir(seg.parent)
+    return removed
