@@ -178,11 +178,16 @@ class EventStore(ABC):
         )
 
     def _remove_runs(
-        self, runs: list[Run], tails: dict[str, int], progress: ProgressCallback | None
+        self,
+        runs: list[Run],
+        tails: dict[str, int],
+        receipts: list[RecordedEvent],
+        progress: ProgressCallback | None,
     ) -> None:
         """Remove every stored event inside ``runs``, **newest run first**, each step
         atomic (see :mod:`eventvault.retention_plan`). ``tails``: the last removed
-        revision per stream, which the backend must keep so revisions never restart."""
+        revision per stream, which the backend must keep so revisions never restart.
+        ``receipts``: the stored receipts that name the runs."""
         raise NotSupportedError(f"the {self.backend_name} backend cannot remove events")
 
     def _close(self) -> None:  # noqa: B027 - optional hook
@@ -364,7 +369,7 @@ class EventStore(ABC):
             if progress is not None:
                 progress(total // 2 + done // 2, total)
 
-        self._remove_runs(runs, collector.tails, removal_progress)
+        self._remove_runs(runs, collector.tails, written, removal_progress)
         if progress is not None:
             progress(total, total)
         return RetentionReport(

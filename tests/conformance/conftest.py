@@ -47,7 +47,9 @@ def _file(place: Place) -> EventStore:
 def _postgres(place: Place) -> EventStore:
     from eventvault.backends.postgres.store import PostgresEventStore
 
-    return PostgresEventStore(place.dsn, schema=place.schema, pool_max=12)
+    store = PostgresEventStore(place.dsn, schema=place.schema, pool_max=12)
+    store.retention_batch = 7  # so retention crosses several transactions
+    return store
 
 
 def _cleanup_postgres(place: Place) -> None:

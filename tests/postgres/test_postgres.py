@@ -17,6 +17,8 @@ from psycopg import sql
 
 from eventvault import NewEvent, Query, StoreUnavailableError
 from eventvault.backends.postgres.store import PostgresEventStore, drop_schema
+from eventvault.config import RetentionConfig
+from eventvault.retention import resolve_policy
 from tests.conftest import throwaway_cluster
 
 
@@ -66,6 +68,9 @@ def test_application_role_with_the_readme_grants(postgres_dsn: str, schema: str)
             "GRANT SELECT, INSERT ON {s}.events TO {r}",
             "GRANT SELECT, UPDATE ON {s}.head TO {r}",
             "GRANT SELECT ON {s}.schema_version TO {r}",
+            "GRANT SELECT ON {s}.stream_tails TO {r}",
+            # only where the application applies retention itself:
+            "GRANT EXECUTE ON FUNCTION {s}.retention_delete TO {r}",
         ):
             conn.execute(sql.SQL(grant).format(s=s, r=sql.Identifier(role)))
     try:
@@ -73,7 +78,15 @@ def test_application_role_with_the_readme_grants(postgres_dsn: str, schema: str)
         with PostgresEventStore(app_dsn, schema=schema, create_schema=False) as app:
             app.append([NewEvent(type="t.x") for _ in range(5)])
             assert app.verify().ok
+            policy = resolve_policy(RetentionConfig(max_count=2))
+            report = app.apply_retention(policy=policy)
+            assert report.removed == 3
+            assert app.verify().ok
         with psycopg.connect(app_dsn, autocommit=True) as conn:
+            conn.execute("SET eventvault.retention = 'on'")  # the trigger's switch is not enough
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(sql.SQL("DELETE FROM {}.events").format(s))
+            conn.execute("RESET eventvault.retention")
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(sql.SQL("UPDATE {}.events SET type = 'x'").format(s))
             with pytest.raises(psycopg.errors.InsufficientPrivilege):

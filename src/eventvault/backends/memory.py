@@ -96,7 +96,11 @@ class MemoryEventStore(EventStore):
         return out
 
     def _remove_runs(
-        self, runs: list[Run], tails: dict[str, int], progress: ProgressCallback | None
+        self,
+        runs: list[Run],
+        tails: dict[str, int],
+        receipts: list[RecordedEvent],
+        progress: ProgressCallback | None,
     ) -> None:
         # One step under the lock; ``_revisions`` is separate from the events, so the
         # streams' revisions survive by themselves.

@@ -899,7 +899,11 @@ class FileEventStore(EventStore):
         return {gid: GroupEvents(p, t, z) for gid, (p, t, z) in out.items()}
 
     def _remove_runs(
-        self, runs: list[Run], tails: dict[str, int], progress: ProgressCallback | None
+        self,
+        runs: list[Run],
+        tails: dict[str, int],
+        receipts: list[RecordedEvent],
+        progress: ProgressCallback | None,
     ) -> None:
         """Delete or compact the sealed segments holding ``runs``, newest first."""
         inside = RunIndex(runs)

@@ -71,7 +71,73 @@ CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON {schema}.events
     FOR EACH STATEMENT EXECUTE FUNCTION {schema}.events_append_only();
 """
 
-MIGRATIONS: list[LiteralString] = [_V1]
+#: Retention: the one controlled exception to append-only. Rows leave only through
+#: ``retention_delete``, only inside runs a stored receipt names, never receipts.
+_V2: LiteralString = """
+-- The last revision of every stream retention removed events from: a stream whose
+-- events are all gone continues at the next revision, never restarts at 0.
+CREATE TABLE IF NOT EXISTS {schema}.stream_tails (
+    stream   text   COLLATE "C" PRIMARY KEY,
+    revision bigint NOT NULL
+);
+
+CREATE OR REPLACE FUNCTION {schema}.events_append_only() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' AND current_setting('eventvault.retention', true) = 'on'
+            AND OLD.type <> 'eventvault.retention.applied' THEN
+        RETURN OLD;  -- inside retention_delete (below)
+    END IF;
+    RAISE EXCEPTION 'eventvault: events are append-only (% refused)', TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END $$;
+
+-- Removes the stored events in [lo[i], hi[i]] for every i, where each range lies
+-- inside run (run_first[i], run_last[i]) of receipt p_receipt. Grant EXECUTE on this,
+-- never DELETE on the table: the caller cannot remove what no receipt announced.
+CREATE OR REPLACE FUNCTION {schema}.retention_delete(
+    p_receipt bigint, p_run_first bigint[], p_run_last bigint[], p_lo bigint[], p_hi bigint[]
+) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    runs jsonb;
+    n bigint;
+BEGIN
+    SELECT data->'runs' INTO runs FROM {schema}.events
+        WHERE position = p_receipt AND type = 'eventvault.retention.applied';
+    IF runs IS NULL THEN
+        RAISE EXCEPTION 'eventvault: position % is not a retention receipt', p_receipt
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF EXISTS (
+        SELECT 1 FROM unnest(p_run_first, p_run_last, p_lo, p_hi) AS b(f, l, lo, hi)
+        WHERE b.lo < b.f OR b.hi > b.l OR b.hi >= p_receipt OR NOT EXISTS (
+            SELECT 1 FROM jsonb_array_elements(runs) AS r
+            WHERE (r->>0)::bigint = b.f AND (r->>1)::bigint = b.l)
+    ) THEN
+        RAISE EXCEPTION 'eventvault: receipt % does not name every range to remove', p_receipt
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    PERFORM set_config('eventvault.retention', 'on', true);
+    WITH gone AS (
+        DELETE FROM {schema}.events e USING unnest(p_lo, p_hi) AS b(lo, hi)
+        WHERE e.position BETWEEN b.lo AND b.hi
+        RETURNING e.stream, e.stream_revision
+    ), tails AS (
+        INSERT INTO {schema}.stream_tails (stream, revision)
+        SELECT stream, max(stream_revision) FROM gone GROUP BY stream
+        ON CONFLICT (stream) DO UPDATE
+            SET revision = greatest({schema}.stream_tails.revision, excluded.revision)
+    )
+    SELECT count(*) INTO n FROM gone;
+    PERFORM set_config('eventvault.retention', 'off', true);
+    RETURN n;
+END $$;
+REVOKE ALL ON FUNCTION {schema}.retention_delete(bigint, bigint[], bigint[], bigint[], bigint[])
+    FROM PUBLIC;
+"""
+
+MIGRATIONS: list[LiteralString] = [_V1, _V2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

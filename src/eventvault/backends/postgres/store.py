@@ -50,8 +50,10 @@ from ...errors import (
 )
 from ...groupcommit import GroupCommit, Request
 from ...model import ExpectedRevision, NewEvent, Query, RecordedEvent, StoreStats
+from ...retention import Policy
+from ...retention_plan import GroupPlan, Run
 from ...sequencer import DEFAULT_MAX_EVENT_BYTES, ChainHead, stamp_group
-from ...store import EventStore
+from ...store import EventStore, ProgressCallback
 from ..memory import as_uuid
 
 try:
@@ -62,6 +64,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingExtraError("postgres", exc.name or "psycopg") from exc
 
+from . import retention as _retention
 from .schema import SCHEMA_VERSION, migrate, schema_version
 
 __all__ = ["PostgresEventStore"]
@@ -88,10 +91,14 @@ _STATEMENTS: dict[str, LiteralString] = {
     "lock_head": "SELECT position, hash, recorded_at, clock_timestamp() FROM {s}.head FOR UPDATE",
     "by_ids": f"SELECT {COLUMNS} FROM {{s}}.events WHERE id = ANY(%s)",
     # One backward probe of (stream, stream_revision) per stream: O(1), not O(length).
+    # (stream_tails: the last revision of streams retention emptied.)
     "revisions": (
-        "SELECT s.stream, r.stream_revision FROM unnest(%s::text[]) AS s(stream) "
-        "CROSS JOIN LATERAL (SELECT stream_revision FROM {s}.events e "
-        "WHERE e.stream = s.stream ORDER BY stream_revision DESC LIMIT 1) r"
+        "SELECT s.stream, coalesce(r.stream_revision, t.revision) "
+        "FROM unnest(%s::text[]) AS s(stream) "
+        "LEFT JOIN LATERAL (SELECT stream_revision FROM {s}.events e "
+        "WHERE e.stream = s.stream ORDER BY stream_revision DESC LIMIT 1) r ON true "
+        "LEFT JOIN {s}.stream_tails t ON t.stream = s.stream "
+        "WHERE r.stream_revision IS NOT NULL OR t.revision IS NOT NULL"
     ),
     "copy": f"COPY {{s}}.events ({_INSERT_COLUMNS}) FROM STDIN",
     "move_head": (
@@ -114,7 +121,9 @@ _STATEMENTS: dict[str, LiteralString] = {
         # One index probe per stream (a plain "stream = ANY(...)" gets a generic plan
         # that scans the table once the statement is prepared).
         "(SELECT 1 FROM unnest(%s::text[]) AS u(stream) CROSS JOIN LATERAL "
-        "(SELECT 1 FROM {s}.events e WHERE e.stream = u.stream LIMIT 1) AS hit) RETURNING 1), "
+        "(SELECT 1 FROM {s}.events e WHERE e.stream = u.stream UNION ALL "
+        "SELECT 1 FROM {s}.stream_tails t WHERE t.stream = u.stream LIMIT 1) AS hit) "
+        "RETURNING 1), "
         f"ins AS (INSERT INTO {{s}}.events ({_INSERT_COLUMNS}) SELECT * FROM "
         "unnest(%s::bigint[], %s::uuid[], %s::text[], %s::bigint[], %s::text[], %s::text[], "
         "%s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[], "
@@ -258,6 +267,8 @@ class PostgresEventStore(EventStore):
         self._notified = threading.Condition()
         self._notified_head = 0
         self._listener: threading.Thread | None = None
+        #: Events one retention transaction removes at most.
+        self.retention_batch = _retention.BATCH
 
     def _safe_dsn(self) -> str:
         try:
@@ -585,6 +596,30 @@ class PostgresEventStore(EventStore):
             size_bytes=row[6],
             details={"schema": self.schema, "dsn": self._safe_dsn()},
         )
+
+    # -- retention ---------------------------------------------------------------------------
+
+    def _plan_groups(self, policy: Policy, now: datetime, limit: int) -> list[GroupPlan]:
+        return _retention.plan_groups(self._s, self._query, policy, now, limit)
+
+    def _remove_runs(
+        self,
+        runs: list[Run],
+        tails: dict[str, int],
+        receipts: list[RecordedEvent],
+        progress: ProgressCallback | None,
+    ) -> None:
+        # (stream tails: retention_delete keeps them, in the same transaction)
+        call = self._q("SELECT {s}.retention_delete(%s, %s, %s, %s, %s)")
+        done = 0
+        with _db_errors("applying retention"), self._pool.connection() as conn:
+            batches = _retention.removal_batches(runs, receipts, self.retention_batch)
+            for receipt, ranges in batches:
+                firsts, lasts, los, his = (list(col) for col in zip(*ranges, strict=True))
+                row = conn.execute(call, (receipt, firsts, lasts, los, his)).fetchone()
+                done += int(row[0]) if row else 0
+                if progress is not None:
+                    progress(done, None)
 
     # -- live tail ---------------------------------------------------------------------------
 
