@@ -102,9 +102,11 @@ def reopen(backend: str, store: EventStore, make_store: StoreFactory) -> EventSt
 def test_no_policy_keeps_everything(store: EventStore) -> None:
     store.append([ev() for _ in range(5)])
     plan = store.plan_retention(now=datetime.now().astimezone() + timedelta(days=3650))
-    assert plan.count == 0 and plan.groups == []
+    assert plan.count == 0
+    assert plan.groups == []
     report = store.apply_retention(plan)
-    assert report.removed == 0 and report.receipt_positions == []
+    assert report.removed == 0
+    assert report.receipt_positions == []
     assert len(everything(store)) == 5
 
 
@@ -124,7 +126,8 @@ def test_plan_matches_the_definition_and_removes_nothing(store: EventStore) -> N
     if debug_gone:
         assert (debug.first_position, debug.last_position) == (debug_gone[0], debug_gone[-1])
         assert debug.oldest == before[debug_gone[0] - 1].recorded_at
-        assert debug.newest is not None and debug.newest < starts[1]
+        assert debug.newest is not None
+        assert debug.newest < starts[1]
     # Never early: one microsecond less, and nothing of wave b's age is due.
     assert (
         store.plan_retention(pol, now=starts[0] + HOUR - timedelta(microseconds=1)).groups[0].count
@@ -156,11 +159,13 @@ def test_apply_removes_exactly_the_plan_and_records_it(store: EventStore) -> Non
     assert sum(run[2] for r in receipts for run in r.data["runs"]) == len(gone)
     result = store.verify()
     assert result.ok, result
-    assert result.receipts == 1 and result.bridged >= 1
+    assert result.receipts == 1
+    assert result.bridged >= 1
     assert result.checked == len(after)
     # Applying the same plan again finds nothing left to do.
     again = store.apply_retention(store.plan_retention(pol, now=now), policy=pol)
-    assert again.removed == 0 and again.receipt_positions == []
+    assert again.removed == 0
+    assert again.receipt_positions == []
 
 
 def test_receipts_and_forever_rules_are_never_removed(store: EventStore) -> None:
@@ -203,7 +208,8 @@ def test_tampering_is_still_found_after_retention(
     survivor = [e for e in everything(store) if e.type == "task.done"][-1]
     store = tamper(store, survivor.position)
     result = store.verify()
-    assert not result.ok and result.first_bad_position == survivor.position
+    assert not result.ok
+    assert result.first_bad_position == survivor.position
 
 
 def test_a_crash_in_the_middle_leaves_a_store_that_verifies(

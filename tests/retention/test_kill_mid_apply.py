@@ -75,10 +75,8 @@ def test_sigkill_during_apply(backend: str, tmp_path: Path, request: pytest.Fixt
     )
     try:
         assert child.stdout is not None
-        steps = 0
-        for line in child.stdout:
+        for steps, line in enumerate(child.stdout, 1):
             assert line.startswith("step"), line
-            steps += 1
             if steps == 3:
                 os.kill(child.pid, signal.SIGKILL)
                 break
