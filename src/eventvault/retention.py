@@ -130,14 +130,22 @@ class Policy:
         """Whether any rule selects by stream (the group then depends on it too)."""
         return any(rule.streams for rule in self.rules)
 
+    def describe_group(self, gid: int) -> str:
+        """One group (see :attr:`groups`) in plain words."""
+        if gid < len(self.rules):
+            return self.rules[gid].describe()
+        assert self.default is not None
+        others = "All other events" if self.rules else "All events"
+        return f"{others}: {self.default.describe()}."
+
     def describe(self) -> list[str]:
         """The policy in plain words, one sentence a line, in the order it applies."""
         lines = [rule.describe() for rule in self.rules]
-        others = "All other events" if self.rules else "All events"
         if self.default is None:
+            others = "All other events" if self.rules else "All events"
             lines.append(f"{others} are kept forever.")
         else:
-            lines.append(f"{others}: {self.default.describe()}.")
+            lines.append(self.describe_group(len(self.rules)))
         lines.append(f"Retention receipts ({RECEIPT_TYPE}) are always kept.")
         lines.append(f"Checked every {_human(self.check_interval)} (retention.check_interval).")
         return lines

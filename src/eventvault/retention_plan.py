@@ -192,7 +192,7 @@ def plan_groups(
         if window.max_count is not None and n > window.max_count:
             i = max(i, n - window.max_count)
         i = min(i, bisect.bisect_right(ev.positions, limit))
-        describe = policy.rules[gid].describe() if gid < len(policy.rules) else window.describe()
+        describe = policy.describe_group(gid)
         if i == 0:
             out.append(GroupPlan(rule=name, description=describe, cut=None, count=0, bytes=0))
             continue

@@ -43,7 +43,8 @@ def parse_duration(text: str) -> timedelta:
 
 
 def parse_time(text: str, *, now: datetime | None = None) -> datetime:
-    """An absolute ISO-8601 time (naive means UTC), ``now``, or a duration ago (``2h``)."""
+    """An absolute ISO-8601 time (naive means UTC), ``now``, a duration ago (``2h``),
+    or a duration from now (``+30d``)."""
     now = now if now is not None else datetime.now(UTC)
     value = text.strip()
     if value.lower() == "now":
@@ -51,12 +52,14 @@ def parse_time(text: str, *, now: datetime | None = None) -> datetime:
     m = _DURATION.fullmatch(value)
     if m is not None:
         return now - parse_duration(value)
+    if value.startswith("+") and _DURATION.fullmatch(value[1:]):
+        return now + parse_duration(value[1:])
     try:
         parsed = datetime.fromisoformat(value.replace("z", "Z"))
     except ValueError:
         raise ValueError(
             f"{text!r} is not a time; use ISO-8601 (2026-11-26T10:00:00Z, 2026-11-26), "
-            "'now', or a duration ago such as '2h', '30m', '7d'"
+            "'now', a duration ago such as '2h', '30m', '7d', or ahead such as '+30d'"
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)

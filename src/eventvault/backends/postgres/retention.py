@@ -107,8 +107,8 @@ def plan_groups(
         )
         found = {row[0]: row for row in rows}
     out = []
-    for g, name, window in policy.groups:
-        describe = policy.rules[g].describe() if g < len(policy.rules) else window.describe()
+    for g, name, _window in policy.groups:
+        describe = policy.describe_group(g)
         row = found.get(g)
         if row is None:
             out.append(GroupPlan(rule=name, description=describe, cut=None, count=0, bytes=0))
