@@ -345,8 +345,55 @@ def run_reads(config: dict[str, Any], queries: int) -> dict[str, Any]:
         t = time.perf_counter()
         n = sum(1 for _ in store.iter(Query(limit=10_000)))
         results["replay_all"] = {"events_per_s": n / (time.perf_counter() - t), "events": n}
-    results["peak_rss_mb"] = _peak_rss_mb()
+        results["peak_rss_mb"] = _peak_rss_mb()
+        results.update(run_retention(store, newest))
     return results
+
+
+def run_retention(store: Any, newest: Any) -> dict[str, Any]:
+    """Plan (3 times) and apply a mixed policy a week after the last event, then verify.
+
+    The policy: ``tool.*`` kept 7 days (all of it goes), ``agent.*`` forever, the
+    newest half of everything else kept by count — holes everywhere, the hard case.
+    """
+    from ..config import RetentionConfig, RetentionRule
+    from ..retention import resolve_policy
+
+    head = store.head()
+    policy = resolve_policy(
+        RetentionConfig(
+            max_count=max(1, head // 2),
+            rules=[
+                RetentionRule(types=["tool.*"], max_age="7d"),
+                RetentionRule(types=["agent.*"], keep="forever"),
+            ],
+        )
+    )
+    now = newest + timedelta(days=8)
+    lat = []
+    for _ in range(3):
+        t = time.perf_counter()
+        plan = store.plan_retention(policy, now=now)
+        lat.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    report = store.apply_retention(plan, policy=policy)
+    applied = time.perf_counter() - t
+    t = time.perf_counter()
+    verified = store.verify()
+    if not verified.ok:
+        raise click.ClickException(f"verify failed after retention: {verified}")
+    return {
+        "retention_plan": {"seconds": statistics.median(lat), "events": plan.count},
+        "retention_apply": {
+            "events_per_s": report.removed / applied,
+            "seconds": applied,
+            "events": report.removed,
+        },
+        "verify_after_retention": {
+            "events_per_s": verified.checked / (time.perf_counter() - t),
+            "events": verified.checked,
+        },
+    }
 
 
 def _peak_rss_mb() -> float:
@@ -384,7 +431,7 @@ def _summary(runs: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
             rows.append((name, "MB", _fmt(vals)))
             continue
         for metric in runs[0][name]:
-            if metric == "events" and name != "open":
+            if metric == "events" and name not in ("open", "retention_plan", "retention_apply"):
                 continue
             vals = [r[name][metric] for r in runs]
             rows.append((name, metric, _fmt(vals)))

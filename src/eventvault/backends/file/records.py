@@ -65,10 +65,11 @@ def decode_record(line: bytes | memoryview, where: str) -> RecordedEvent:
         raise CorruptionError(f"{where}: record does not decode ({exc})") from None
 
 
-def decode_run(buf: bytes, positions: Sequence[int], where: str) -> list[RecordedEvent]:
-    """Decode consecutive records (one C call for the whole run), checking each sits
-    at the position the index gives it."""
-    count = len(positions)
+def decode_run(
+    buf: bytes, positions: Sequence[int], lo: int, count: int, where: str
+) -> list[RecordedEvent]:
+    """Decode ``count`` consecutive records (one C call for the whole run), checking
+    each sits at the position the index gives it (``positions[lo:lo + count]``)."""
     try:
         run = _record_decoder.decode_lines(buf)
     except msgspec.DecodeError:
@@ -77,13 +78,15 @@ def decode_run(buf: bytes, positions: Sequence[int], where: str) -> list[Recorde
         # Find the culprit, to name it exactly.
         lines = buf.split(b"\n")[:count]
         for k, line in enumerate(lines):
-            decode_record(line, f"{where} position {positions[k]}")
-        raise CorruptionError(f"{where}: expected {count} records from position {positions[0]}")
-    for rec, position in zip(run, positions, strict=True):
-        if rec.position != position:
+            decode_record(line, f"{where} position {positions[lo + k]}")
+        raise CorruptionError(f"{where}: expected {count} records from position {positions[lo]}")
+    k = lo
+    for rec in run:  # (a plain loop: most runs are one record long)
+        if rec.position != positions[k]:
             raise CorruptionError(
-                f"{where}: found position {rec.position} where {position} belongs"
+                f"{where}: found position {rec.position} where {positions[k]} belongs"
             )
+        k += 1
     return run
 
 

@@ -144,6 +144,7 @@ class FileEventStore(EventStore):
         self._retired_fds: list[tuple[float, int]] = []
         with io_errors(f"opening the store at {self.path}"):
             self._store_id = self._open_dir()
+            self._state_path = str(self.path / STATE_FILE)
             self._retention = RetentionState.load(self.path)
             self._retention_stamp = self._state_stamp()
             self._writer_lock = WriterLock(self.path / "lock", file_mode)
@@ -308,8 +309,9 @@ class FileEventStore(EventStore):
             )
 
     def _state_stamp(self) -> tuple[int, int] | None:
+        """Identity of retention.json: it changes when any process applies retention."""
         try:
-            st = os.stat(self.path / STATE_FILE)
+            st = os.stat(self._state_path)  # (a str: building a Path costs more than the stat)
         except FileNotFoundError:
             return None
         return st.st_ino, st.st_mtime_ns
@@ -733,7 +735,7 @@ class FileEventStore(EventStore):
             start = offsets[lo]
             end = offsets[hi + 1] if hi + 1 < count else size
             buf = os.pread(fd, end - start, start)
-            run = decode_run(buf, positions[lo : hi + 1], where)
+            run = decode_run(buf, positions, lo, hi - lo + 1, where)
             out.extend(run if step == 1 else reversed(run))
             i = j + 1
         return out
