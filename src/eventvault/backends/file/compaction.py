@@ -20,7 +20,7 @@ It is written (atomically) *before* any segment changes.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Sequence
 from pathlib import Path
 
 import msgspec
@@ -68,24 +68,39 @@ class RetentionState(msgspec.Struct):
         return self.ends[max(keys)] if keys else None
 
 
-def compact_segment(seg: Path, index: SegmentIndex, goes: Callable[[int], bool], mode: int) -> int:
-    """Rewrite sealed segment ``seg`` without the events ``goes`` selects (by
-    position); return how many went. The caller has checked some stay."""
-    positions = index.positions
+def compact_segment(
+    seg: Path, index: SegmentIndex, goes: Sequence[bool], mode: int
+) -> tuple[list[int], list[int], int, str]:
+    """Rewrite sealed segment ``seg`` without the records at the slots ``goes`` marks.
+
+    Returns the kept slots, their new byte offsets, the new size and the hash of
+    the last kept record (for the new index). The caller has checked some stay.
+    """
     offsets = index.offsets
+    count = index.count
     data = seg.read_bytes()[: index.size]
-    keep = bytearray()
-    removed = 0
-    for slot in range(index.count):
-        if goes(positions[slot]):
-            removed += 1
+    keep_slots: list[int] = []
+    new_offsets: list[int] = []
+    parts: list[bytes] = []
+    at = 0
+    slot = 0
+    while slot < count:  # copy each stretch of kept records with one slice
+        if goes[slot]:
+            slot += 1
             continue
-        end = offsets[slot + 1] if slot + 1 < index.count else index.size
-        keep += data[offsets[slot] : end]
+        start = slot
+        while slot < count and not goes[slot]:
+            keep_slots.append(slot)
+            new_offsets.append(at + offsets[slot] - offsets[start])
+            slot += 1
+        end = offsets[slot] if slot < count else index.size
+        parts.append(data[offsets[start] : end])
+        at += end - offsets[start]
+    keep = b"".join(parts)
     # Sealed segments end in a commit marker; the kept lines are all committed.
     if not keep.endswith(COMMIT):
-        assert keep.endswith(b"}\n")
-        keep[-2:] = COMMIT
+        keep = keep[:-2] + COMMIT
+    last = msgspec.json.decode(keep[new_offsets[-1] :], type=_LastHash)
     tmp = seg.with_name(f".{seg.name}.compact")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
@@ -97,4 +112,8 @@ def compact_segment(seg: Path, index: SegmentIndex, goes: Callable[[int], bool],
         os.close(fd)
     os.replace(tmp, seg)
     fsync_dir(seg.parent)
-    return removed
+    return keep_slots, new_offsets, len(keep), last.hash
+
+
+class _LastHash(msgspec.Struct):
+    hash: str

@@ -128,6 +128,9 @@ class MemIndex(_Accessors):
     def find_id(self, key: int) -> int | None:
         return self._ids.get(key)
 
+    def id_map(self) -> dict[int, int]:
+        return self._ids
+
     def id_keys(self) -> KeysView[int]:
         return self._ids.keys()
 
@@ -246,6 +249,41 @@ class MemIndex(_Accessors):
         mem._size = disk.size
         mem._last_hash = disk.last_hash
         return mem
+
+    @classmethod
+    def compacted(
+        cls,
+        old: MemIndex | DiskIndex,
+        keep: Sequence[int],
+        offsets: Sequence[int],
+        size: int,
+        last_hash: str,
+    ) -> MemIndex:
+        """The index of a segment rewritten with only the records at slots ``keep``
+        (ascending), now at byte ``offsets`` — derived from the old index, no parsing.
+
+        ``stream_last`` stays as it was: the revisions the segment *wrote* (what
+        revision lookups need, whether or not those events are still there).
+        """
+        new = cls(old.first)
+        renumber = array("q", [-1]) * old.count
+        for new_slot, old_slot in enumerate(keep):
+            renumber[old_slot] = new_slot
+        positions, times = old.positions, old.times
+        new._positions = array("Q", [positions[k] for k in keep])
+        new._times = array("q", [times[k] for k in keep])
+        new._offsets = array("Q", offsets)
+        for field in FIELDS:
+            table = new._postings[field]
+            for key, slots in old.postings(field).items():
+                moved = array("I", [renumber[k] for k in slots if renumber[k] >= 0])
+                if moved:
+                    table[key] = moved
+        new._stream_last = dict(old.stream_last())
+        new._ids = {key: renumber[k] for key, k in old.id_map().items() if renumber[k] >= 0}
+        new._size = size
+        new._last_hash = last_hash
+        return new
 
     # -- persistence ---------------------------------------------------------------
 

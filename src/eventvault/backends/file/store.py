@@ -958,11 +958,18 @@ class FileEventStore(EventStore):
                             self._segments.remove(first)
                             self._drop_sealed(first)
                     else:
-                        compact_segment(seg, index, inside, self._file_mode)
-                        idx.unlink(missing_ok=True)
+                        assert isinstance(index, (MemIndex, DiskIndex))
+                        kept, offsets, size, last_hash = compact_segment(
+                            seg, index, goes, self._file_mode
+                        )
+                        new = MemIndex.compacted(index, kept, offsets, size, last_hash)
+                        try:
+                            new.write(idx, self._file_mode)
+                        except OSError:  # derived data: rebuilt from the segment when needed
+                            idx.unlink(missing_ok=True)
                         with self._lock:
                             self._drop_sealed(first)
-                            self._index(first)  # rebuilt from the new file, and saved
+                            self._index(first)  # the file just written (or a rebuild)
                     done += n
                     if progress is not None:
                         progress(done, None)
