@@ -38,6 +38,8 @@ from .model import (
     VerifyResult,
 )
 from .registry import backend_names, open_store, register_backend
+from .retention import RECEIPT_TYPE, Policy, resolve_policy
+from .retention_plan import GroupPlan, RetentionPlan, RetentionReport
 from .store import EventStore
 
 __version__ = "0.1.0"
@@ -58,6 +60,11 @@ __all__ = [
     "NewEvent",
     "NotSupportedError",
     "Page",
+    "Policy",
+    "RECEIPT_TYPE",
+    "GroupPlan",
+    "RetentionPlan",
+    "RetentionReport",
     "Query",
     "RecordedEvent",
     "StoreClosedError",
@@ -73,4 +80,5 @@ __all__ = [
     "load_config",
     "open_store",
     "register_backend",
+    "resolve_policy",
 ]

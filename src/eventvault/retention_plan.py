@@ -128,12 +128,16 @@ class Removes:
 
 
 class Run(msgspec.Struct, frozen=True, array_like=True):
-    """Stored events ``first..last`` (every stored one in between), all removed."""
+    """Stored events ``first..last`` (every stored one in between), all removed.
+
+    ``before``: the stored event just before the run when it was removed (0: none).
+    """
 
     first: int
     last: int
     count: int
     last_hash: str
+    before: int
 
 
 class RunIndex:
@@ -223,6 +227,7 @@ class RunCollector:
     runs: list[Run] = field(default_factory=list)
     tails: dict[str, int] = field(default_factory=dict)
     removed: int = 0
+    _kept: int = 0  # the last stored event that stays
     _first: int | None = None
     _last: int = 0
     _hash: str = ""
@@ -239,8 +244,10 @@ class RunCollector:
             self.removed += 1
             if self.tails.get(ev.stream, -1) < ev.stream_revision:
                 self.tails[ev.stream] = ev.stream_revision
-        elif self._first is not None:
-            self._close()
+        else:
+            if self._first is not None:
+                self._close()
+            self._kept = ev.position
 
     def finish(self) -> list[Run]:
         if self._first is not None:
@@ -249,7 +256,7 @@ class RunCollector:
 
     def _close(self) -> None:
         assert self._first is not None
-        self.runs.append(Run(self._first, self._last, self._count, self._hash))
+        self.runs.append(Run(self._first, self._last, self._count, self._hash, self._kept))
         self._first = None
 
 
@@ -306,16 +313,28 @@ def receipts_for(
 
 
 class Bridges:
-    """Run ends recorded by receipts: ``position -> hash`` of the last removed event.
+    """The runs receipts recorded, for bridging holes in the chain.
 
-    A hole before a surviving event ``s`` (previous survivor ``q``) is bridged by the
-    largest recorded run end ``r`` with ``q < r < s``: that is exactly ``s``'s
-    original predecessor (see the module docstring).
+    Each run ``[first..last]`` removed from after the stored event ``before``
+    accounts for every position in ``(before, last]``: its own events, and the ones
+    between ``before`` and ``first`` that earlier runs had removed already. Runs
+    whose ``[before, last]`` overlap form one *component* ``[low, high]``: every
+    original position in ``(low, high]`` is accounted for.
+
+    A hole between survivors ``q`` and ``s`` is bridged by the largest recorded run
+    end ``r`` with ``q < r < s`` — which is ``s``'s original predecessor, so ``s``
+    chains to ``r``'s recorded hash — provided ``r``'s component reaches back to
+    ``q`` (``low <= q``). A survivor deleted next to a removed run fails that test:
+    it is a hole nobody recorded. (``apply_retention`` checks the chain of what it
+    removes first, so no earlier damage can be laundered into a recorded run.)
     """
 
     def __init__(self) -> None:
-        self._hashes: dict[int, str] = {}
-        self._sorted: list[int] | None = None
+        self._hashes: dict[int, str] = {}  # run end -> hash of the event there
+        self._spans: list[tuple[int, int]] = []  # (before, last) of every run
+        self._ends: list[int] | None = None
+        self._lows: list[int] = []
+        self._highs: list[int] = []
         self.receipts = 0
 
     def add_receipt(self, receipt: RecordedEvent) -> None:
@@ -326,13 +345,14 @@ class Bridges:
         for run in runs:
             if (
                 isinstance(run, list)
-                and len(run) == 4
-                and type(run[1]) is int
+                and len(run) >= 5
+                and all(type(run[k]) is int for k in (0, 1, 4))
                 and isinstance(run[3], str)
-                and run[1] < receipt.position  # a receipt only speaks of what precedes it
+                and 0 <= run[4] < run[0] <= run[1] < receipt.position  # it speaks of the past
             ):
                 self._hashes[run[1]] = run[3]
-        self._sorted = None
+                self._spans.append((run[4], run[1]))
+        self._ends = None
 
     def add_all(self, receipts: Iterable[RecordedEvent]) -> Bridges:
         for rec in receipts:
@@ -342,14 +362,29 @@ class Bridges:
     def __len__(self) -> int:
         return len(self._hashes)
 
+    def _build(self) -> list[int]:
+        self._ends = sorted(self._hashes)
+        lows: list[int] = []
+        highs: list[int] = []
+        for low, high in sorted(self._spans):
+            if highs and low <= highs[-1]:
+                highs[-1] = max(highs[-1], high)
+            else:
+                lows.append(low)
+                highs.append(high)
+        self._lows, self._highs = lows, highs
+        return self._ends
+
     def between(self, q: int, s: int) -> tuple[int, str] | None:
         """The run end bridging a hole between survivors ``q`` and ``s``, if any."""
         if not self._hashes:
             return None
-        if self._sorted is None:
-            self._sorted = sorted(self._hashes)
-        i = bisect.bisect_left(self._sorted, s) - 1
-        if i >= 0 and self._sorted[i] > q:
-            r = self._sorted[i]
-            return r, self._hashes[r]
-        return None
+        ends = self._ends if self._ends is not None else self._build()
+        i = bisect.bisect_left(ends, s) - 1
+        if i < 0 or ends[i] <= q:
+            return None
+        r = ends[i]
+        k = bisect.bisect_right(self._lows, r) - 1  # the component holding r
+        if k < 0 or self._lows[k] > q or self._highs[k] < r:
+            return None
+        return r, self._hashes[r]

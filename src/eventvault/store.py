@@ -19,9 +19,9 @@ from uuid import UUID
 
 import msgspec
 
-from .chain import GENESIS, verify_chain
+from .chain import GENESIS, record_hash, verify_chain
 from .cursor import decode_cursor, encode_cursor
-from .errors import NotSupportedError, StoreClosedError, ValidationError
+from .errors import CorruptionError, NotSupportedError, StoreClosedError, ValidationError
 from .model import (
     AppendResult,
     ExpectedRevision,
@@ -339,6 +339,8 @@ class EventStore(ABC):
             plan = self.plan_retention(policy, now=now)
         elif plan.store_id != self.store_id:
             raise ValidationError("this retention plan was made for another store")
+        if plan.count and policy is None:
+            raise ValidationError("pass the policy this plan was made with (policy=...)")
         if plan.count == 0 or policy is None:
             return RetentionReport(plan=plan, removed=0, runs=0, receipt_positions=[], seconds=0.0)
         if plan.policy != policy.describe():
@@ -346,8 +348,23 @@ class EventStore(ABC):
         removes = plan.removes(policy)
         collector = RunCollector()
         total = plan.count
+        bridges = Bridges().add_all(self.iter(Query(types=[RECEIPT_TYPE], limit=1000)))
+        prev_position, prev_hash = 0, GENESIS
         for ev in self.iter(Query(before=removes.max_cut + 1, limit=5000)):
-            collector.add(ev, removes(ev))
+            goes = removes(ev)
+            if goes:
+                # Never launder damage: an event only goes once its own link in the
+                # chain checks out (survivors are left to verify).
+                hole = bridges.between(prev_position, ev.position)
+                link = bytes.fromhex(hole[1]) if hole is not None else prev_hash
+                if record_hash(link, ev).hex() != ev.hash:
+                    raise CorruptionError(
+                        f"refusing to apply retention: the chain is broken at position "
+                        f"{ev.position}, which the plan would remove; run 'eventvault "
+                        "verify' and investigate first"
+                    )
+            collector.add(ev, goes)
+            prev_position, prev_hash = ev.position, bytes.fromhex(ev.hash)
             if progress is not None and collector.removed % 20000 == 0 and collector.removed:
                 progress(collector.removed // 2, total)
         runs = collector.finish()

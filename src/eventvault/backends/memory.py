@@ -112,8 +112,11 @@ class MemoryEventStore(EventStore):
                     del self._by_id[ev.id]
                 else:
                     kept.append(ev)
+            removed = len(self._events) - len(kept)
             self._events = kept
             self._positions = [ev.position for ev in kept]
+        if progress is not None:
+            progress(removed, removed)
 
     def get(self, event_id: UUID | str) -> RecordedEvent | None:
         self._check_open()

@@ -1,0 +1,63 @@
+"""Misuse of plans, and holes no receipt accounts for."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from eventvault import CorruptionError, MemoryEventStore, NewEvent, Query, ValidationError
+from eventvault.config import RetentionConfig, RetentionRule
+from eventvault.retention import resolve_policy
+
+KEEP_2 = resolve_policy(RetentionConfig(max_count=2))
+DEBUG = resolve_policy(RetentionConfig(rules=[RetentionRule(types=["debug.*"], max_age="1h")]))
+
+
+def filled() -> MemoryEventStore:
+    store = MemoryEventStore()
+    store.append([NewEvent(type="debug.x" if i % 2 else "task.done") for i in range(10)])
+    return store
+
+
+def test_a_plan_only_applies_to_its_store_and_policy() -> None:
+    a, b = filled(), filled()
+    plan = a.plan_retention(KEEP_2)
+    assert plan.count == 8  # every event is in the global group; the newest 2 stay
+    with pytest.raises(ValidationError, match="another store"):
+        b.apply_retention(plan, policy=KEEP_2)
+    with pytest.raises(ValidationError, match="different policy"):
+        a.apply_retention(plan, policy=DEBUG)
+    with pytest.raises(ValidationError, match="pass the policy"):
+        a.apply_retention(plan)
+    with pytest.raises(ValidationError, match="timezone-aware"):
+        a.plan_retention(KEEP_2, now=datetime(2030, 1, 1))
+    assert a.stats().events == 10
+
+
+def test_a_hole_no_receipt_covers_is_reported_as_such() -> None:
+    store = filled()
+    later = datetime.now(UTC) + timedelta(hours=2)
+    store.apply_retention(policy=DEBUG, now=later)  # removes 2, 4, 6, 8, 10
+    assert store.verify().ok
+    # Someone removes survivor 5 behind the store's back.
+    i = store._positions.index(5)
+    del store._events[i], store._positions[i]
+    result = store.verify()
+    assert not result.ok
+    assert result.first_bad_position == 7
+    assert "no retention receipt accounts for them" in (result.reason or "")
+    assert [e.position for e in store.iter(Query())] == [1, 3, 7, 9, 11]
+
+
+def test_retention_refuses_to_launder_a_broken_chain() -> None:
+    """Someone deleted survivor 5; retention would remove 6 (debug) next to it, which
+    would turn the damage into a recorded hole. It refuses and removes nothing."""
+    store = filled()
+    i = store._positions.index(5)
+    del store._events[i], store._positions[i]
+    later = datetime.now(UTC) + timedelta(hours=2)
+    with pytest.raises(CorruptionError, match="broken at position 6"):
+        store.apply_retention(policy=DEBUG, now=later)
+    assert [e.position for e in store.iter(Query())] == [1, 2, 3, 4, 6, 7, 8, 9, 10]
+    assert store.verify().first_bad_position == 6
