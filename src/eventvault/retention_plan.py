@@ -13,11 +13,14 @@ an event only gets older, and appends only push old events further out of a coun
 Receipts and the chain across holes
 -----------------------------------
 Removing events leaves holes in the hash chain. Before removing anything, apply
-appends a receipt (``eventvault.retention.applied``) listing the *runs* it will
-remove — maximal sequences of stored events, each with the hash of its last
-event. ``verify`` bridges a hole before a surviving event ``s`` only with the hash
-of a receipt's run end ``r`` lying between the previous surviving event and ``s``;
-a hole nobody recorded still breaks the chain (that is tampering).
+checks the chain link of every event it will remove (so no earlier damage is
+laundered into a recorded hole), then appends a receipt
+(``eventvault.retention.applied``) listing the *runs* it will remove — maximal
+sequences of stored events, each with the hash of its last event and the stored
+event just before it. ``verify`` bridges a hole before a surviving event ``s``
+only with the hash recorded for a run end between the previous survivor and
+``s``, and only if recorded runs account for the whole hole (see
+:class:`Bridges`); any other hole still breaks the chain (that is tampering).
 
 Backends remove runs **newest first**, each step atomic. Whatever instant a crash
 hits, a run is then either whole, gone, or cut down to its older part — and every
