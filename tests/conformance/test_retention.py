@@ -248,3 +248,26 @@ def test_a_crash_in_the_middle_leaves_a_store_that_verifies(
     final = [e for e in everything(store) if e.type != RECEIPT_TYPE]
     assert final == [e for e in before if e.position not in gone]
     assert store.verify().ok
+
+
+def test_stream_rules_select_by_stream_and_type(store: EventStore) -> None:
+    """Rules may name streams (alone or with types); the first match still decides."""
+    starts = append_in_waves(store, [wave(60, "a"), wave(30, "b")])
+    pol = policy(
+        rules=[
+            {"streams": ["a-0"], "types": ["task.*"], "keep": "forever"},
+            {"streams": ["a-0", "a-1"], "max_count": 3},
+            {"types": ["debug.*"], "max_age": "1h"},
+        ]
+    )
+    now = starts[1] + HOUR
+    before = everything(store)
+    plan = store.plan_retention(pol, now=now)
+    gone = expected_gone(before, pol, now, plan.limit)
+    assert plan.count == len(gone) > 0
+    store.apply_retention(plan, policy=pol)
+    after = [e for e in everything(store) if e.type != RECEIPT_TYPE]
+    assert after == [e for e in before if e.position not in gone]
+    kept = {(e.stream, e.type) for e in after}
+    assert ("a-0", "task.done") in kept  # forever, first rule
+    assert store.verify().ok
