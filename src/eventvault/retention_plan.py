@@ -34,7 +34,7 @@ import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -44,6 +44,7 @@ from .retention import RECEIPT_TYPE, Policy
 __all__ = [
     "RECEIPT_STREAM",
     "Bridges",
+    "EventHead",
     "GroupEvents",
     "GroupPlan",
     "RetentionPlan",
@@ -125,9 +126,24 @@ class Removes:
             gid = self._memo[key] = self._policy.group_of(type, stream)
         return None if gid is None else self.cuts.get(gid)
 
-    def __call__(self, ev: RecordedEvent) -> bool:
+    def __call__(self, ev: EventHead) -> bool:
         cut = self.cut_for(ev.type, ev.stream)
         return cut is not None and ev.position <= cut
+
+
+class EventHead(Protocol):
+    """What applying retention needs of every stored event it walks past."""
+
+    @property
+    def position(self) -> int: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def stream(self) -> str: ...
+    @property
+    def stream_revision(self) -> int: ...
+    @property
+    def hash(self) -> str: ...
 
 
 class Run(msgspec.Struct, frozen=True, array_like=True):
@@ -236,7 +252,7 @@ class RunCollector:
     _hash: str = ""
     _count: int = 0
 
-    def add(self, ev: RecordedEvent, goes: bool) -> None:
+    def add(self, ev: EventHead, goes: bool) -> None:
         if goes:
             if self._first is None:
                 self._first = ev.position

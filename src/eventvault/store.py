@@ -35,6 +35,7 @@ from .model import (
 from .retention import RECEIPT_TYPE, Policy
 from .retention_plan import (
     Bridges,
+    EventHead,
     GroupEvents,
     GroupPlan,
     RetentionPlan,
@@ -176,6 +177,29 @@ class EventStore(ABC):
         return plan_groups(
             policy, self._group_events(policy), now_us=to_us(now), limit=limit, to_time=from_us
         )
+
+    def _walk_heads(self, before: int) -> Iterator[EventHead]:
+        """Every stored event below position ``before``, in order — at least the
+        fields of :class:`EventHead` (the reference yields whole events)."""
+        return self.iter(Query(before=before, limit=5000))
+
+    def _whole(self, heads: list[EventHead]) -> list[RecordedEvent]:
+        """The whole events behind ``heads`` (from :meth:`_walk_heads`), in order."""
+        assert all(isinstance(h, RecordedEvent) for h in heads)
+        return heads  # type: ignore[return-value]
+
+    def _check_links(self, links: list[tuple[EventHead, str]]) -> None:
+        """Never launder damage: an event only goes once its own link in the chain
+        checks out (survivors are left to ``verify``). Empties ``links``."""
+        whole = self._whole([head for head, _ in links])
+        for ev, (_, prev) in zip(whole, links, strict=True):
+            if record_hash(bytes.fromhex(prev), ev).hex() != ev.hash:
+                raise CorruptionError(
+                    f"refusing to apply retention: the chain is broken at position "
+                    f"{ev.position}, which the plan would remove; run 'eventvault verify' "
+                    "and investigate first"
+                )
+        links.clear()
 
     def _remove_runs(
         self,
@@ -349,24 +373,20 @@ class EventStore(ABC):
         collector = RunCollector()
         total = plan.count
         bridges = Bridges().add_all(self.iter(Query(types=[RECEIPT_TYPE], limit=1000)))
-        prev_position, prev_hash = 0, GENESIS
-        for ev in self.iter(Query(before=removes.max_cut + 1, limit=5000)):
+        prev_position, prev_hash = 0, GENESIS.hex()
+        links: list[tuple[EventHead, str]] = []  # (event that goes, hash it chains to)
+        for ev in self._walk_heads(removes.max_cut + 1):
             goes = removes(ev)
             if goes:
-                # Never launder damage: an event only goes once its own link in the
-                # chain checks out (survivors are left to verify).
                 hole = bridges.between(prev_position, ev.position)
-                link = bytes.fromhex(hole[1]) if hole is not None else prev_hash
-                if record_hash(link, ev).hex() != ev.hash:
-                    raise CorruptionError(
-                        f"refusing to apply retention: the chain is broken at position "
-                        f"{ev.position}, which the plan would remove; run 'eventvault "
-                        "verify' and investigate first"
-                    )
+                links.append((ev, hole[1] if hole is not None else prev_hash))
+                if len(links) >= 2000:
+                    self._check_links(links)
             collector.add(ev, goes)
-            prev_position, prev_hash = ev.position, bytes.fromhex(ev.hash)
+            prev_position, prev_hash = ev.position, ev.hash
             if progress is not None and collector.removed % 20000 == 0 and collector.removed:
                 progress(collector.removed // 2, total)
+        self._check_links(links)
         runs = collector.finish()
         if not runs:  # someone else removed them meanwhile
             return RetentionReport(plan=plan, removed=0, runs=0, receipt_positions=[], seconds=0.0)

@@ -19,14 +19,13 @@ It is written (atomically) *before* any segment changes.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import msgspec
 
 from ...errors import StoreUnavailableError
-from .fsio import atomic_write, fsync_dir
+from .fsio import atomic_write
 from .index import SegmentIndex
 from .records import COMMIT
 
@@ -101,17 +100,7 @@ def compact_segment(
     if not keep.endswith(COMMIT):
         keep = keep[:-2] + COMMIT
     last = msgspec.json.decode(keep[new_offsets[-1] :], type=_LastHash)
-    tmp = seg.with_name(f".{seg.name}.compact")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        view = memoryview(keep)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, seg)
-    fsync_dir(seg.parent)
+    atomic_write(seg, keep, mode)  # temp file, fsync, rename, fsync the directory
     return keep_slots, new_offsets, len(keep), last.hash
 
 

@@ -763,14 +763,22 @@ class FileEventStore(EventStore):
             return iter(range(b - 1, a - 1, -1) if query.reverse else range(a, b))
         return iter_union(best, a, b, reverse=query.reverse)
 
-    def _read(self, query: Query, limit: int) -> list[RecordedEvent]:
+    def _snapshot(self) -> tuple[list[int], MemIndex | None, int, int, int]:
+        """Segments, the active index with its count and size, and the head, as of now
+        (the active index keeps growing; its count and size say what to read)."""
         with self._lock:
             self._refresh()
-            segments = list(self._segments)
             active = self._active
-            active_count = active.count if active else 0
-            active_size = active.size if active else 0
-            head = self._head.position
+            return (
+                list(self._segments),
+                active,
+                active.count if active else 0,
+                active.size if active else 0,
+                self._head.position,
+            )
+
+    def _read(self, query: Query, limit: int) -> list[RecordedEvent]:
+        segments, active, active_count, active_size, head = self._snapshot()
         lo = (query.after or 0) + 1
         hi = min(query.before if query.before is not None else head + 1, head + 1)
         since = to_us(query.since) if query.since is not None else None
@@ -839,12 +847,7 @@ class FileEventStore(EventStore):
 
     def _group_events(self, policy: Policy) -> dict[int, GroupEvents]:
         """Each group's events from the indexes alone (no segment is read)."""
-        with self._lock:
-            self._refresh()
-            segments = list(self._segments)
-            active = self._active
-            active_count = active.count if active else 0
-            active_size = active.size if active else 0
+        segments, active, active_count, active_size, _head = self._snapshot()
         memo: dict[tuple[str, str], int | None] = {}
         by_type: dict[str, int | None] = {}
         out: dict[int, tuple[list[int], list[int], list[int]]] = {}
@@ -923,7 +926,7 @@ class FileEventStore(EventStore):
                     if first <= high and nxt > low and first < limit:
                         touched.append((first, self._index(first)))
             with io_errors("applying retention"):
-                for stray in self._seg_dir.glob(".*.compact"):
+                for stray in self._seg_dir.glob(".*.tmp-*"):  # a compaction that crashed
                     stray.unlink()
                 state = RetentionState.load(self.path)
                 for first, index in touched:

@@ -109,11 +109,13 @@ BEGIN
         RAISE EXCEPTION 'eventvault: position % is not a retention receipt', p_receipt
             USING ERRCODE = 'insufficient_privilege';
     END IF;
-    IF EXISTS (
+    IF EXISTS (  -- (a hash join: receipts can name thousands of runs)
         SELECT 1 FROM unnest(p_run_first, p_run_last, p_lo, p_hi) AS b(f, l, lo, hi)
-        WHERE b.lo < b.f OR b.hi > b.l OR b.hi >= p_receipt OR NOT EXISTS (
-            SELECT 1 FROM jsonb_array_elements(runs) AS r
-            WHERE (r->>0)::bigint = b.f AND (r->>1)::bigint = b.l)
+        LEFT JOIN (
+            SELECT (r->>0)::bigint AS f, (r->>1)::bigint AS l
+            FROM jsonb_array_elements(runs) AS r
+        ) AS named ON named.f = b.f AND named.l = b.l
+        WHERE named.f IS NULL OR b.lo < b.f OR b.hi > b.l OR b.hi >= p_receipt
     ) THEN
         RAISE EXCEPTION 'eventvault: receipt % does not name every range to remove', p_receipt
             USING ERRCODE = 'insufficient_privilege';

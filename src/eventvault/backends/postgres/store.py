@@ -34,7 +34,7 @@ import logging
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any, LiteralString
+from typing import Any, LiteralString, NamedTuple
 from uuid import UUID
 
 import msgspec
@@ -51,7 +51,7 @@ from ...errors import (
 from ...groupcommit import GroupCommit, Request
 from ...model import ExpectedRevision, NewEvent, Query, RecordedEvent, StoreStats
 from ...retention import Policy
-from ...retention_plan import GroupPlan, Run
+from ...retention_plan import EventHead, GroupPlan, Run
 from ...sequencer import DEFAULT_MAX_EVENT_BYTES, ChainHead, stamp_group
 from ...store import EventStore, ProgressCallback
 from ..memory import as_uuid
@@ -134,6 +134,14 @@ _STATEMENTS: dict[str, LiteralString] = {
     "head": "SELECT position FROM {s}.head",
     "store_id": "SELECT store_id FROM {s}.head",
 }
+
+
+class _Head(NamedTuple):
+    position: int
+    type: str
+    stream: str
+    stream_revision: int
+    hash: str
 
 
 def _row(r: RecordedEvent) -> tuple[Any, ...]:
@@ -601,6 +609,44 @@ class PostgresEventStore(EventStore):
 
     def _plan_groups(self, policy: Policy, now: datetime, limit: int) -> list[GroupPlan]:
         return _retention.plan_groups(self._s, self._query, policy, now, limit)
+
+    def _walk_heads(self, before: int) -> Iterator[EventHead]:
+        # Only the five columns retention needs, a position range at a time: far less
+        # to ship than whole events (_whole fetches the ones that go). Ranges, not
+        # "LIMIT n": right after a bulk load the planner's stale row estimates turn
+        # "position > x ORDER BY position LIMIT n" into a sort of the whole table.
+        page = self._q(
+            "SELECT position, type, stream, stream_revision, hash FROM {s}.events "
+            "WHERE position > %s AND position < %s ORDER BY position"
+        )
+        skip = self._q("SELECT min(position) FROM {s}.events WHERE position > %s")
+        after, span = 0, 20_000
+        while after < before - 1:
+            upto = min(after + span + 1, before)
+            rows = self._query("applying retention", page, (after, upto))
+            yield from map(_Head._make, rows)
+            if rows:
+                after = upto - 1
+                continue
+            nxt = self._query("applying retention", skip, (upto - 1,))[0][0]  # a hole
+            if nxt is None or nxt >= before:
+                return
+            after = nxt - 1
+
+    def _whole(self, heads: list[EventHead]) -> list[RecordedEvent]:
+        if not heads:
+            return []
+        rows = self._query(
+            "applying retention",
+            self._q(
+                f"SELECT {COLUMNS} FROM {{s}}.events WHERE position = ANY(%s) ORDER BY position"
+            ),
+            ([h.position for h in heads],),
+        )
+        whole = [_record(row) for row in rows]
+        if [ev.position for ev in whole] != [h.position for h in heads]:
+            raise StoreError("applying retention: events changed while being read")
+        return whole
 
     def _remove_runs(
         self,
