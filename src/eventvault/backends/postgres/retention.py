@@ -28,6 +28,16 @@ __all__ = ["BATCH", "group_expression", "plan_groups", "removal_batches"]
 #: Events one ``retention_delete`` call removes at most (one transaction).
 BATCH = 5000
 
+#: Bytes a row frees, near enough: its columns as stored, plus fixed-size ones and
+#: the tuple header. (``pg_column_size(e.*)`` is within 3% but costs twice as much:
+#: it builds the whole row.)
+_ROW_BYTES = (
+    "(pg_column_size(data) + pg_column_size(metadata) + pg_column_size(type) "
+    "+ pg_column_size(stream) + coalesce(pg_column_size(actor), 0) "
+    "+ coalesce(pg_column_size(correlation_id), 0) + coalesce(pg_column_size(causation_id), 0) "
+    "+ coalesce(pg_column_size(source), 0) + pg_column_size(hash) + 72)"
+)
+
 Query = Callable[[str, Any, Sequence[Any]], list[tuple[Any, ...]]]
 
 
@@ -100,7 +110,7 @@ def plan_groups(
             sql.SQL(
                 "SELECT g, count(*), min(position), max(position), min(recorded_at), "
                 "max(recorded_at), sum(size) FROM (SELECT position, recorded_at, "
-                "pg_column_size(e.*) AS size, {gid} AS g FROM {s}.events e "
+                f"{_ROW_BYTES} AS size, {{gid}} AS g FROM {{s}}.events e "
                 "WHERE position <= %s) x WHERE position <= {per_group} GROUP BY g"
             ).format(gid=gid, s=schema, per_group=per_group),
             (max(cuts.values()),),
