@@ -21,10 +21,15 @@ def describe_report(report: RetentionReport) -> str:
     """One line saying what an application did."""
     if not report.removed:
         return f"nothing to remove (head {report.plan.head:,})"
-    receipts = ", ".join(str(p) for p in report.receipt_positions)
+    at = report.receipt_positions
+    receipts = (
+        f"receipt at position {at[0]}"
+        if len(at) == 1
+        else f"{len(at)} receipts at positions {at[0]}–{at[-1]}"
+    )
     return (
         f"removed {report.removed:,} events in {report.runs:,} run(s) in "
-        f"{report.seconds:.2f} s; receipt at position {receipts}"
+        f"{report.seconds:.2f} s; {receipts}"
     )
 
 
