@@ -36,6 +36,7 @@ import re
 import threading
 import time
 import uuid
+from array import array
 from collections.abc import Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
@@ -850,7 +851,8 @@ class FileEventStore(EventStore):
         segments, active, active_count, active_size, _head = self._snapshot()
         memo: dict[tuple[str, str], int | None] = {}
         by_type: dict[str, int | None] = {}
-        out: dict[int, tuple[list[int], list[int], list[int]]] = {}
+        # Arrays, not lists: 8 bytes an event instead of ~36 (1M events: 24 MB, not 100).
+        out: dict[int, tuple[array[int], array[int], array[int]]] = {}
         with io_errors("planning retention"):
             for first in segments:
                 if active is not None and first == active.first:
@@ -895,7 +897,7 @@ class FileEventStore(EventStore):
                 size = active_size if index is active else index.size
                 for gid, slots in slots_by_group.items():
                     slots.sort()
-                    pos, tim, siz = out.setdefault(gid, ([], [], []))
+                    pos, tim, siz = out.setdefault(gid, (array("q"), array("q"), array("q")))
                     pos.extend([positions[s] for s in slots])
                     tim.extend([times[s] for s in slots])
                     siz.extend(
