@@ -86,6 +86,8 @@ def test_apply_yes_removes_records_and_verifies(store_dir: Path) -> None:
     v = json.loads(invoke("verify", "--format", "json").stdout)
     assert v["ok"]
     assert v["bridged"] >= 1
+    text = invoke("verify").stdout
+    assert f"{v['bridged']:,} hole(s) left by retention" in text
     assert json.loads(invoke("stats", "--format", "json").stdout)["events"] == 300 - 144 + 1
     # The receipt sealed the segment that was active: its old debug events go next,
     # then nothing is left to do.

@@ -560,7 +560,13 @@ def verify(ctx: Ctx, /, fmt: str) -> None:
     if fmt == "json":
         click.echo(msgspec.json.encode(result).decode())
     elif result.ok:
-        click.echo(f"ok: {result.checked} events verified, head hash {result.head_hash}")
+        holes = (
+            f" ({result.bridged:,} hole(s) left by retention, accounted for by "
+            f"{result.receipts:,} receipt(s))"
+            if result.bridged
+            else ""
+        )
+        click.echo(f"ok: {result.checked} events verified{holes}, head hash {result.head_hash}")
     else:
         click.echo(
             f"BROKEN at position {result.first_bad_position}: {result.reason} "
