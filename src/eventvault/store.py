@@ -19,9 +19,9 @@ from uuid import UUID
 
 import msgspec
 
-from .chain import GENESIS, record_hash, verify_chain
+from .chain import GENESIS, verify_chain
 from .cursor import decode_cursor, encode_cursor
-from .errors import CorruptionError, NotSupportedError, StoreClosedError, ValidationError
+from .errors import NotSupportedError, StoreClosedError, ValidationError
 from .model import (
     AppendResult,
     ExpectedRevision,
@@ -33,6 +33,7 @@ from .model import (
     VerifyResult,
 )
 from .retention import RECEIPT_TYPE, Policy
+from .retention_apply import apply_plan
 from .retention_plan import (
     Bridges,
     EventHead,
@@ -41,9 +42,7 @@ from .retention_plan import (
     RetentionPlan,
     RetentionReport,
     Run,
-    RunCollector,
     plan_groups,
-    receipts_for,
 )
 from .sequencer import DEFAULT_MAX_EVENT_BYTES
 from .timeutil import from_us, to_us
@@ -185,21 +184,10 @@ class EventStore(ABC):
 
     def _whole(self, heads: list[EventHead]) -> list[RecordedEvent]:
         """The whole events behind ``heads`` (from :meth:`_walk_heads`), in order."""
-        assert all(isinstance(h, RecordedEvent) for h in heads)
-        return heads  # type: ignore[return-value]
-
-    def _check_links(self, links: list[tuple[EventHead, str]]) -> None:
-        """Never launder damage: an event only goes once its own link in the chain
-        checks out (survivors are left to ``verify``). Empties ``links``."""
-        whole = self._whole([head for head, _ in links])
-        for ev, (_, prev) in zip(whole, links, strict=True):
-            if record_hash(bytes.fromhex(prev), ev).hex() != ev.hash:
-                raise CorruptionError(
-                    f"refusing to apply retention: the chain is broken at position "
-                    f"{ev.position}, which the plan would remove; run 'eventvault verify' "
-                    "and investigate first"
-                )
-        links.clear()
+        whole = [h for h in heads if isinstance(h, RecordedEvent)]
+        if len(whole) != len(heads):  # a backend's _walk_heads yields less: override this
+            raise NotSupportedError(f"{type(self).__name__} must implement _whole()")
+        return whole
 
     def _remove_runs(
         self,
@@ -369,53 +357,7 @@ class EventStore(ABC):
             return RetentionReport(plan=plan, removed=0, runs=0, receipt_positions=[], seconds=0.0)
         if plan.policy != policy.describe():
             raise ValidationError("this retention plan was made for a different policy")
-        removes = plan.removes(policy)
-        collector = RunCollector()
-        total = plan.count
-        bridges = Bridges().add_all(self.iter(Query(types=[RECEIPT_TYPE], limit=1000)))
-        prev_position, prev_hash = 0, GENESIS.hex()
-        links: list[tuple[EventHead, str]] = []  # (event that goes, hash it chains to)
-        for ev in self._walk_heads(removes.max_cut + 1):
-            goes = removes(ev)
-            if goes:
-                hole = bridges.between(prev_position, ev.position)
-                links.append((ev, hole[1] if hole is not None else prev_hash))
-                if len(links) >= 2000:
-                    self._check_links(links)
-            collector.add(ev, goes)
-            prev_position, prev_hash = ev.position, ev.hash
-            if progress is not None and collector.removed % 20000 == 0 and collector.removed:
-                progress(collector.removed // 2, total)
-        self._check_links(links)
-        runs = collector.finish()
-        if not runs:  # someone else removed them meanwhile
-            return RetentionReport(plan=plan, removed=0, runs=0, receipt_positions=[], seconds=0.0)
-        last = self._read(Query(reverse=True, limit=1), 1)
-        receipts = receipts_for(
-            plan,
-            runs,
-            removed=collector.removed,
-            max_event_bytes=self.max_event_bytes,
-            head_hash=last[0].hash if last else None,
-        )
-        # Intent first: once the receipts are durable, any prefix of the removal
-        # leaves a store that verifies.
-        written = self._append(receipts, ExpectedRevision.ANY)
-
-        def removal_progress(done: int, _total: int | None) -> None:
-            if progress is not None:
-                progress(total // 2 + done // 2, total)
-
-        self._remove_runs(runs, collector.tails, written, removal_progress)
-        if progress is not None:
-            progress(total, total)
-        return RetentionReport(
-            plan=plan,
-            removed=collector.removed,
-            runs=len(runs),
-            receipt_positions=[r.position for r in written],
-            seconds=time.monotonic() - started,
-        )
+        return apply_plan(self, plan, policy, progress, started=started)
 
     def close(self) -> None:
         """Release resources. Safe to call twice."""
