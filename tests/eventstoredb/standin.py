@@ -169,15 +169,7 @@ class StandIn(streams_pb2_grpc.StreamsServicer):
                 stream_identifier=options.stream_identifier,
             )
             if ok:
-                if revision is None:
-                    resp.success.no_stream.SetInParent()
-                else:
-                    resp.success.current_revision = revision
-                if position is None:
-                    resp.success.no_position.SetInParent()
-                else:
-                    resp.success.position.commit_position = position
-                    resp.success.position.prepare_position = position
+                _fill_success(resp.success, revision, position)
             else:
                 wev = shared_pb2.WrongExpectedVersion()
                 if revision is None:
@@ -199,17 +191,9 @@ class StandIn(streams_pb2_grpc.StreamsServicer):
 
     @staticmethod
     def _success(revision: int | None, position: int | None) -> Any:
-        success = streams_pb2.AppendResp.Success()
-        if revision is None:
-            success.no_stream.SetInParent()
-        else:
-            success.current_revision = revision
-        if position is None:
-            success.no_position.SetInParent()
-        else:
-            success.position.commit_position = position
-            success.position.prepare_position = position
-        return streams_pb2.AppendResp(success=success)
+        resp = streams_pb2.AppendResp()
+        _fill_success(resp.success, revision, position)
+        return resp
 
     @staticmethod
     def _wrong(current: int | None, options: Any, expected: str) -> Any:
@@ -354,6 +338,19 @@ class StandIn(streams_pb2_grpc.StreamsServicer):
         return streams_pb2.ReadResp(
             event=streams_pb2.ReadResp.ReadEvent(event=event, commit_position=rec.position)
         )
+
+
+def _fill_success(success: Any, revision: int | None, position: int | None) -> None:
+    """Fill an ``AppendResp.Success`` or ``BatchAppendResp.Success`` (same field names)."""
+    if revision is None:
+        success.no_stream.SetInParent()
+    else:
+        success.current_revision = revision
+    if position is None:
+        success.no_position.SetInParent()
+    else:
+        success.position.commit_position = position
+        success.position.prepare_position = position
 
 
 def _signed(value: int) -> int:
