@@ -69,6 +69,7 @@ class PostgresConfig(_Section):
 class EventStoreDBConfig(_Section):
     uri: str = "kurrentdb://127.0.0.1:2113?tls=false"
     timeout: str = "10s"
+    log_stream: str = "eventvault"
     use_correlation_projection: bool = False
 
 

@@ -22,6 +22,7 @@ _BACKENDS: dict[str, str] = {
     "memory": "eventvault.backends.memory:from_config",
     "file": "eventvault.backends.file:from_config",
     "postgres": "eventvault.backends.postgres:from_config",
+    "eventstoredb": "eventvault.backends.eventstoredb:from_config",
 }
 _FACTORIES: dict[str, Callable[[Config], EventStore]] = {}
 

@@ -110,6 +110,8 @@ class EventStore(ABC):
     """
 
     backend_name: ClassVar[str] = "abstract"
+    #: Whether this backend can apply retention (plan and apply raise otherwise).
+    supports_retention: ClassVar[bool] = True
 
     def __init__(self, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         self.max_event_bytes = max_event_bytes
@@ -293,7 +295,7 @@ class EventStore(ABC):
         hashes its receipts recorded; any other hole breaks the chain."""
         self._check_open()
         bridges = Bridges().add_all(self.iter(Query(types=[RECEIPT_TYPE], limit=1000)))
-        total = self.head()
+        total = self.stats().events  # (not the head: positions may have gaps)
 
         def walk() -> Iterator[RecordedEvent]:
             for done, ev in enumerate(self.iter(Query(limit=5000)), 1):
@@ -314,6 +316,10 @@ class EventStore(ABC):
         """What applying ``policy`` (default: :attr:`retention_policy`) at ``now``
         (default: the current time) would remove, per group. Removes nothing."""
         self._check_open()
+        if not self.supports_retention:
+            raise NotSupportedError(
+                f"retention is not available on the {self.backend_name} backend yet"
+            )
         policy = policy if policy is not None else self.retention_policy
         now = _aware(now)
         head = self.head()

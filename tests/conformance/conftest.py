@@ -10,6 +10,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -27,6 +28,7 @@ class Place:
         self.tmp_path = tmp_path
         self._request = request
         self.schema = f"t_{uuid.uuid4().hex[:12]}"
+        self.standin: tuple[Any, Any, int] | None = None  # (gRPC server, servicer, port)
 
     @property
     def dsn(self) -> str:
@@ -58,12 +60,44 @@ def _cleanup_postgres(place: Place) -> None:
     drop_schema(place.dsn, place.schema)
 
 
+#: uri -> the stand-in servicer behind it (for tampering)
+_STANDINS: dict[str, Any] = {}
+
+
+def _eventstoredb(place: Place) -> EventStore:
+    """A stand-in server per test, or a real one: ``EVENTVAULT_TEST_EVENTSTOREDB_URI``
+    (each test then writes its own log stream)."""
+    from eventvault.backends.eventstoredb.store import EventStoreDBEventStore
+
+    from ..eventstoredb.standin import serve
+
+    real = os.environ.get("EVENTVAULT_TEST_EVENTSTOREDB_URI")
+    if real:
+        return EventStoreDBEventStore(real, log_stream=f"eventvault-{place.schema}")
+    if place.standin is None:
+        place.standin = serve()
+    uri = f"kurrentdb://127.0.0.1:{place.standin[2]}?tls=false"
+    _STANDINS[uri] = place.standin[1]
+    return EventStoreDBEventStore(uri)
+
+
 FACTORIES: dict[str, Callable[[Place], EventStore]] = {
     "memory": _memory,
     "file": _file,
     "postgres": _postgres,
+    "eventstoredb": _eventstoredb,
 }
-CLEANUP: dict[str, Callable[[Place], None]] = {"postgres": _cleanup_postgres}
+
+
+def _cleanup_eventstoredb(place: Place) -> None:
+    if place.standin is not None:
+        place.standin[0].stop(None)
+
+
+CLEANUP: dict[str, Callable[[Place], None]] = {
+    "postgres": _cleanup_postgres,
+    "eventstoredb": _cleanup_eventstoredb,
+}
 
 
 @pytest.fixture(params=sorted(FACTORIES))
@@ -142,10 +176,31 @@ def _tamper_postgres(store: EventStore, position: int) -> EventStore:
     return store
 
 
+def _tamper_eventstoredb(store: EventStore, position: int) -> EventStore:
+    """Change the stored payload inside the stand-in server, behind the client's back."""
+    import dataclasses
+
+    from eventvault.backends.eventstoredb.store import EventStoreDBEventStore
+
+    assert isinstance(store, EventStoreDBEventStore)
+    if store.uri not in _STANDINS:
+        pytest.skip("a real EventStoreDB server cannot be tampered with from here")
+    log = _STANDINS[store.uri].log
+    with log.lock:
+        for i, rec in enumerate(log.records):
+            if rec.position == position:
+                assert b'"v":"aaaa"' in rec.data, "tamper expects data {'v': 'aaaa'}"
+                data = rec.data.replace(b'"v":"aaaa"', b'"v":"aaab"')
+                log.records[i] = dataclasses.replace(rec, data=data)
+                return store
+    raise AssertionError(f"position {position} not found")
+
+
 TAMPER: dict[str, Callable[[EventStore, int], EventStore]] = {
     "memory": _tamper_memory,
     "file": _tamper_file,
     "postgres": _tamper_postgres,
+    "eventstoredb": _tamper_eventstoredb,
 }
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
-from eventvault import NewEvent
+from eventvault import EventStore, NewEvent, Query, RecordedEvent
 
 
 def ev(type: str = "task.completed", **kw: Any) -> NewEvent:
@@ -25,3 +26,16 @@ def mixed(n: int) -> list[NewEvent]:
         )
         for i in range(n)
     ]
+
+
+def count(store: EventStore) -> int:
+    """How many events the store holds (positions need not be 1, 2, 3...)."""
+    return sum(1 for _ in store.iter(Query(limit=1000)))
+
+
+def assert_increasing(events: list[RecordedEvent], n: int) -> None:
+    """``n`` events with strictly increasing positions (not necessarily contiguous)."""
+    positions = [e.position for e in events]
+    assert len(positions) == n
+    assert all(a < b for a, b in itertools.pairwise(positions)), positions
+    assert positions[0] >= 1

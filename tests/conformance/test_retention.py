@@ -17,13 +17,27 @@ import pytest
 
 from eventvault import EventStore, NewEvent, Query, RecordedEvent
 from eventvault.config import RetentionConfig, RetentionRule
-from eventvault.errors import ValidationError
+from eventvault.errors import NotSupportedError, ValidationError
 from eventvault.retention import RECEIPT_TYPE, Policy, resolve_policy
 
 from .conftest import StoreFactory
-from .helpers import ev
+from .helpers import count, ev
 
 HOUR = timedelta(hours=1)
+
+
+@pytest.fixture(autouse=True)
+def _retention_capable(request: pytest.FixtureRequest) -> None:
+    """Backends that cannot apply retention yet say so (tested below) and skip the rest,
+    visibly, with the reason."""
+    backend = request.getfixturevalue("backend")
+    name = request.node.originalname
+    needs_no_retention = {
+        "test_a_backend_without_retention_says_so",
+        "test_reserved_types_cannot_be_appended",
+    }
+    if backend == "eventstoredb" and name not in needs_no_retention:
+        pytest.skip("eventstoredb: retention not implemented yet (docs/design/eventstoredb.md)")
 
 
 def policy(**kw: object) -> Policy:
@@ -271,3 +285,15 @@ def test_stream_rules_select_by_stream_and_type(store: EventStore) -> None:
     kept = {(e.stream, e.type) for e in after}
     assert ("a-0", "task.done") in kept  # forever, first rule
     assert store.verify().ok
+
+
+def test_a_backend_without_retention_says_so(store: EventStore) -> None:
+    if store.supports_retention:
+        assert store.plan_retention(policy(max_count=1)).count == 0
+        return
+    store.append(ev())
+    with pytest.raises(NotSupportedError, match="not available"):
+        store.plan_retention(policy(max_count=1))
+    with pytest.raises(NotSupportedError, match="not available"):
+        store.apply_retention(policy=policy(max_count=1))
+    assert count(store) == 1

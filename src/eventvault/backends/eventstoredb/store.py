@@ -1,0 +1,386 @@
+"""The EventStoreDB / KurrentDB backend, through the official ``kurrentdbclient``.
+
+One hash chain needs one global order *and* a compare-and-set on its head, and
+EventStoreDB (before 25.1) has no transaction spanning two streams. So every
+eventvault event is appended to **one log stream** (``log_stream``, default
+``eventvault``) with ``current_version`` = the revision this process last saw:
+the server's optimistic concurrency is the chain head's compare-and-set. Another
+writer got in first? Catch up, re-stamp, retry.
+
+Mapping: the EventStoreDB event id is the eventvault id (so the server's own
+idempotency applies too); its type is the eventvault type; ``data`` is the JSON
+payload; the custom metadata holds the eventvault stream and revision, actor,
+``$correlationId``, ``$causationId``, source, occurred_at, recorded_at, the
+user's metadata and the chain hash. ``position`` is the ``$all`` commit position:
+increasing, never contiguous.
+
+This first version keeps, in memory, the position, time and id of every log event
+(read once on open, then caught up incrementally): reads bisect that to a log
+revision and scan forwards or backwards from there, applying filters on the
+client. Costs: opening reads the whole log; a filter that matches little scans
+far. Server-side filters, the by-correlation projection and retention are not
+done yet (``apply_retention`` raises :class:`NotSupportedError`).
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+import time
+import uuid
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+
+from ...chain import GENESIS
+from ...errors import (
+    ConfigError,
+    MissingExtraError,
+    StoreUnavailableError,
+    ValidationError,
+)
+from ...model import ExpectedRevision, NewEvent, Query, RecordedEvent, StoreStats
+from ...sequencer import DEFAULT_MAX_EVENT_BYTES, ChainHead, stamp_batch
+from ...store import EventStore
+from ...timeutil import to_us
+from ..memory import as_uuid
+
+try:
+    import kurrentdbclient as kdb
+    from kurrentdbclient.exceptions import (
+        KurrentDBClientError,
+        NotFoundError,
+        WrongCurrentVersionError,
+    )
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise MissingExtraError("eventstoredb", exc.name or "kurrentdbclient") from exc
+
+__all__ = ["EventStoreDBEventStore"]
+
+_PAGE = 500
+
+
+class _Meta(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """What an EventStoreDB event's custom metadata carries for eventvault."""
+
+    v: int = 1
+    stream: str
+    revision: int
+    recorded_at: datetime
+    occurred_at: datetime
+    hash: str
+    actor: str | None = None
+    correlation_id: str | None = msgspec.field(default=None, name="$correlationId")
+    causation_id: str | None = msgspec.field(default=None, name="$causationId")
+    source: str | None = None
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+_encode = msgspec.json.Encoder().encode
+_decode_meta = msgspec.json.Decoder(_Meta).decode
+_decode_data = msgspec.json.Decoder(dict[str, Any]).decode
+
+
+class EventStoreDBEventStore(EventStore):
+    """Events in one EventStoreDB / KurrentDB stream. Thread-safe."""
+
+    backend_name = "eventstoredb"
+    #: Not yet: events live in one log stream, and EventStoreDB can only truncate a
+    #: stream's prefix ($tb), which cannot skip the receipts it must keep.
+    supports_retention = False
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        log_stream: str = "eventvault",
+        timeout: float = 10.0,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    ) -> None:
+        super().__init__(max_event_bytes=max_event_bytes)
+        self.uri = uri
+        self.log_stream = log_stream
+        self._meta_stream = f"{log_stream}.meta"
+        self._timeout = timeout
+        self._lock = threading.RLock()
+        self._positions: list[int] = []  # log revision -> commit position
+        self._times: list[int] = []  # log revision -> recorded_at (µs)
+        self._ids: dict[int, int] = {}  # UUID.int -> log revision
+        self._revisions: dict[str, int] = {}
+        self._head = ChainHead(position=0, hash=GENESIS, recorded_at=None)
+        try:
+            self._client = kdb.KurrentDBClient(uri)
+        except (KurrentDBClientError, ValueError) as exc:
+            raise StoreUnavailableError(f"connecting to EventStoreDB ({uri}): {exc}") from exc
+        try:
+            self._store_id = self._load_store_id()
+            with self._lock:
+                self._catch_up()
+        except BaseException:
+            self._client.close()
+            raise
+
+    # -- state ---------------------------------------------------------------------
+
+    def _call(self, action: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, timeout=self._timeout, **kwargs)
+        except (NotFoundError, WrongCurrentVersionError):
+            raise
+        except KurrentDBClientError as exc:
+            raise StoreUnavailableError(
+                f"{action} (EventStoreDB at {self.uri}): {type(exc).__name__}: {exc}"
+            ) from exc
+
+    def _load_store_id(self) -> str:
+        for _ in range(3):
+            try:
+                found = self._call(
+                    "reading the store id", self._client.get_stream, self._meta_stream, limit=1
+                )
+                return str(msgspec.json.decode(found[0].data)["store_id"])
+            except NotFoundError:
+                pass
+            new = {"store_id": str(uuid.uuid4())}
+            try:
+                self._call(
+                    "creating the store",
+                    self._client.append_to_stream,
+                    self._meta_stream,
+                    events=kdb.NewEvent(type="eventvault.store", data=_encode(new)),
+                    current_version=kdb.StreamState.NO_STREAM,
+                )
+            except WrongCurrentVersionError:
+                continue  # another process created it first: read theirs
+            return new["store_id"]
+        raise StoreUnavailableError("could not read or create the store id")  # pragma: no cover
+
+    def _read_log(
+        self, start: int, *, backwards: bool = False, limit: int = _PAGE
+    ) -> tuple[Any, ...]:
+        try:
+            return tuple(
+                self._call(
+                    "reading",
+                    self._client.get_stream,
+                    self.log_stream,
+                    stream_position=start,
+                    backwards=backwards,
+                    limit=limit,
+                )
+            )
+        except NotFoundError:
+            return ()
+
+    def _catch_up(self) -> None:
+        """Learn what was appended to the log since we last looked (hold ``_lock``)."""
+        while True:
+            events = self._read_log(len(self._positions), limit=5000)
+            for ev in events:
+                meta = _decode_meta(ev.metadata)
+                self._ids[ev.id.int] = len(self._positions)
+                self._positions.append(ev.commit_position)
+                self._times.append(to_us(meta.recorded_at))
+                self._revisions[meta.stream] = meta.revision
+                self._head = ChainHead(
+                    position=ev.commit_position,
+                    hash=bytes.fromhex(meta.hash),
+                    recorded_at=meta.recorded_at,
+                )
+            if len(events) < 5000:
+                return
+
+    @staticmethod
+    def _record(ev: Any) -> RecordedEvent:
+        meta = _decode_meta(ev.metadata)
+        return RecordedEvent(
+            position=ev.commit_position,
+            stream_revision=meta.revision,
+            recorded_at=meta.recorded_at,
+            id=ev.id,
+            type=ev.type,
+            stream=meta.stream,
+            actor=meta.actor,
+            correlation_id=meta.correlation_id,
+            causation_id=meta.causation_id,
+            source=meta.source,
+            occurred_at=meta.occurred_at,
+            data=_decode_data(ev.data),
+            metadata=meta.metadata,
+            hash=meta.hash,
+        )
+
+    @staticmethod
+    def _new_event(rec: RecordedEvent) -> Any:
+        meta = _Meta(
+            stream=rec.stream,
+            revision=rec.stream_revision,
+            recorded_at=rec.recorded_at,
+            occurred_at=rec.occurred_at,
+            hash=rec.hash,
+            actor=rec.actor,
+            correlation_id=rec.correlation_id,
+            causation_id=rec.causation_id,
+            source=rec.source,
+            metadata=rec.metadata,
+        )
+        return kdb.NewEvent(
+            type=rec.type, data=_encode(rec.data), metadata=_encode(meta), id=rec.id
+        )
+
+    # -- the interface -----------------------------------------------------------------
+
+    @property
+    def store_id(self) -> str:
+        return self._store_id
+
+    def _find(self, event_id: UUID) -> RecordedEvent | None:
+        rev = self._ids.get(event_id.int)
+        if rev is None:
+            return None
+        found = self._read_log(rev, limit=1)
+        return self._record(found[0]) if found else None
+
+    def _append(
+        self, batch: list[NewEvent], expected: int | ExpectedRevision
+    ) -> list[RecordedEvent]:
+        with self._lock:
+            for _attempt in range(50):
+                self._catch_up()
+                stamped = stamp_batch(
+                    batch,
+                    expected,
+                    self._head,
+                    revision_of=self._revisions.get,
+                    find=self._find,
+                    max_event_bytes=self.max_event_bytes,
+                )
+                if not stamped.new:
+                    return stamped.results
+                before = len(self._positions)
+                try:
+                    self._call(
+                        "appending",
+                        self._client.append_to_stream,
+                        self.log_stream,
+                        events=[self._new_event(r) for r in stamped.new],
+                        current_version=before - 1 if before else kdb.StreamState.NO_STREAM,
+                    )
+                except WrongCurrentVersionError:
+                    continue  # another writer moved the head: re-stamp on top of it
+                self._catch_up()
+                real = {r.id.int: self._positions[before + k] for k, r in enumerate(stamped.new)}
+                return [
+                    msgspec.structs.replace(r, position=real[r.id.int]) if r.id.int in real else r
+                    for r in stamped.results
+                ]
+        raise StoreUnavailableError("appending: the log kept moving under us (50 attempts)")
+
+    def _read(self, query: Query, limit: int) -> list[RecordedEvent]:
+        with self._lock:
+            self._catch_up()
+            positions = self._positions
+            times = self._times
+            lo = 0 if query.after is None else bisect.bisect_right(positions, query.after)
+            hi = (
+                len(positions)
+                if query.before is None
+                else bisect.bisect_left(positions, query.before)
+            )
+            if query.since is not None:
+                lo = max(lo, bisect.bisect_left(times, to_us(query.since), lo, hi))
+            if query.until is not None:
+                hi = min(hi, bisect.bisect_left(times, to_us(query.until), lo, hi))
+        out: list[RecordedEvent] = []
+        if lo >= hi:
+            return out
+        if query.reverse:
+            at = hi - 1
+            while at >= lo and len(out) < limit:
+                page = self._read_log(at, backwards=True, limit=min(_PAGE, at - lo + 1))
+                if not page:
+                    break
+                for ev in page:
+                    rec = self._record(ev)
+                    if query.matches(rec):
+                        out.append(rec)
+                        if len(out) >= limit:
+                            break
+                at -= len(page)
+        else:
+            at = lo
+            while at < hi and len(out) < limit:
+                page = self._read_log(at, limit=min(_PAGE, hi - at))
+                if not page:
+                    break
+                for ev in page:
+                    rec = self._record(ev)
+                    if query.matches(rec):
+                        out.append(rec)
+                        if len(out) >= limit:
+                            break
+                at += len(page)
+        return out
+
+    def get(self, event_id: UUID | str) -> RecordedEvent | None:
+        self._check_open()
+        key = as_uuid(event_id)
+        if key is None:
+            raise ValidationError(f"{event_id!r} is not an event id (UUID)")
+        with self._lock:
+            self._catch_up()
+            return self._find(key)
+
+    def head(self) -> int:
+        with self._lock:
+            if not self._closed:
+                self._catch_up()
+            return self._head.position
+
+    def stats(self) -> StoreStats:
+        self._check_open()
+        with self._lock:
+            self._catch_up()
+            n = len(self._positions)
+            first = self._read_log(0, limit=1) if n else ()
+            return StoreStats(
+                backend=self.backend_name,
+                events=n,
+                head_position=self._head.position,
+                first_position=self._positions[0] if n else None,
+                streams=len(self._revisions),
+                oldest_recorded_at=self._record(first[0]).recorded_at if first else None,
+                newest_recorded_at=self._head.recorded_at,
+                size_bytes=None,
+                details={"uri": self.uri, "log_stream": self.log_stream},
+            )
+
+    def _wait(self, head: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self._closed:
+            if self.head() > head:
+                return
+            time.sleep(0.02)
+
+    def _close(self) -> None:
+        self._client.close()
+
+
+def from_config(config: Any) -> EventStoreDBEventStore:
+    from ...timeutil import parse_duration
+
+    esdb = config.store.eventstoredb
+    timeout = parse_duration(esdb.timeout).total_seconds()  # (validated at load)
+    if esdb.use_correlation_projection:
+        raise ConfigError(
+            "store.eventstoredb.use_correlation_projection: not supported yet; correlation "
+            "ids are filtered by eventvault itself (set it to false)"
+        )
+    return EventStoreDBEventStore(
+        esdb.uri,
+        log_stream=esdb.log_stream,
+        timeout=timeout,
+        max_event_bytes=config.store.max_event_bytes,
+    )
