@@ -80,3 +80,31 @@ def test_the_correlation_projection_is_refused_until_supported(port: int) -> Non
                 }
             }
         )
+
+
+def test_live_tail_wakes_on_the_server_subscription(port: int) -> None:
+    """With a 10 s poll interval, a new event still arrives at once: the waiter is
+    woken by the subscribe_to_all listener, not by its timeout."""
+    import threading
+
+    uri = f"kurrentdb://127.0.0.1:{port}?tls=false"
+    with EventStoreDBEventStore(uri) as store:
+        store.append(NewEvent(type="t.x"))
+        stop = threading.Event()
+        got: list[float] = []
+
+        def consume() -> None:
+            for _ in store.subscribe(poll_interval=10, stop=stop):
+                got.append(time.monotonic())
+                if len(got) == 2:
+                    stop.set()
+                    return
+
+        t = threading.Thread(target=consume)
+        t.start()
+        time.sleep(0.5)  # the subscriber is waiting, caught up
+        sent = time.monotonic()
+        store.append(NewEvent(type="t.x"))
+        t.join(timeout=20)
+        assert not t.is_alive()
+        assert got[1] - sent < 2

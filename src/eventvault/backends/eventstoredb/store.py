@@ -18,13 +18,17 @@ This first version keeps, in memory, the position, time and id of every log even
 (read once on open, then caught up incrementally): reads bisect that to a log
 revision and scan forwards or backwards from there, applying filters on the
 client. Costs: opening reads the whole log; a filter that matches little scans
-far. Server-side filters, the by-correlation projection and retention are not
-done yet (``apply_retention`` raises :class:`NotSupportedError`).
+far. The live tail waits on a ``subscribe_to_all`` filtered (server-side) to the
+log stream. Server-side read filters, the by-correlation projection and retention
+are not done yet (``plan_retention`` raises :class:`NotSupportedError`).
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
+import logging
+import re
 import threading
 import time
 import uuid
@@ -58,6 +62,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise MissingExtraError("eventstoredb", exc.name or "kurrentdbclient") from exc
 
 __all__ = ["EventStoreDBEventStore"]
+
+log = logging.getLogger("eventvault.eventstoredb")
 
 _PAGE = 500
 
@@ -110,6 +116,9 @@ class EventStoreDBEventStore(EventStore):
         self._ids: dict[int, int] = {}  # UUID.int -> log revision
         self._revisions: dict[str, int] = {}
         self._head = ChainHead(position=0, hash=GENESIS, recorded_at=None)
+        self._notified = threading.Condition()
+        self._listener: threading.Thread | None = None
+        self._subscription: Any = None
         try:
             self._client = kdb.KurrentDBClient(uri)
         except (KurrentDBClientError, ValueError) as exc:
@@ -357,15 +366,50 @@ class EventStoreDBEventStore(EventStore):
                 details={"uri": self.uri, "log_stream": self.log_stream},
             )
 
+    def _listen(self) -> None:
+        """Wake waiting subscribers whenever the log grows: a ``subscribe_to_all``
+        filtered server-side to the log stream, resubscribed after a failure."""
+        while not self._closed:
+            try:
+                sub = self._client.subscribe_to_all(
+                    from_end=True,
+                    filter_include=[re.escape(self.log_stream)],
+                    filter_exclude=(),
+                    filter_by_stream_name=True,
+                )
+                self._subscription = sub
+                for _event in sub:
+                    with self._notified:
+                        self._notified.notify_all()
+            except Exception as exc:
+                if self._closed:
+                    return
+                log.info("live-tail subscription restarting after: %s", exc)
+                time.sleep(0.5)
+
     def _wait(self, head: int, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not self._closed:
-            if self.head() > head:
-                return
-            time.sleep(0.02)
+        if self._listener is None:
+            with self._notified:
+                if self._listener is None:
+                    self._listener = threading.Thread(
+                        target=self._listen, name="eventvault-esdb-listen", daemon=True
+                    )
+                    self._listener.start()
+        with self._notified:
+            if self.head() <= head and not self._closed:
+                # A missed wake-up only delays delivery by ``timeout``: the caller
+                # re-reads the log, which is the source of truth.
+                self._notified.wait(timeout)
 
     def _close(self) -> None:
+        with self._notified:
+            self._notified.notify_all()
+        if self._subscription is not None:
+            with contextlib.suppress(Exception):
+                self._subscription.stop()
         self._client.close()
+        if self._listener is not None:
+            self._listener.join(timeout=2)
 
 
 def from_config(config: Any) -> EventStoreDBEventStore:
