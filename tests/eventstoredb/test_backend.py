@@ -108,3 +108,27 @@ def test_live_tail_wakes_on_the_server_subscription(port: int) -> None:
         t.join(timeout=20)
         assert not t.is_alive()
         assert got[1] - sent < 2
+
+
+def test_type_filters_page_through_the_server(port: int) -> None:
+    """More matches than one server page, other streams' events of the same type
+    mixed in: forwards and backwards give exactly the store's events."""
+    import kurrentdbclient as kdb
+
+    uri = f"kurrentdb://127.0.0.1:{port}?tls=false"
+    with EventStoreDBEventStore(uri) as store:
+        for i in range(12):
+            store.append([NewEvent(type=f"k.{j % 2}", data={"i": i, "j": j}) for j in range(100)])
+        client = kdb.KurrentDBClient(uri)
+        client.append_to_stream(
+            "someone-else",
+            events=[kdb.NewEvent(type="k.1", data=b"{}")],
+            current_version=kdb.StreamState.ANY,
+        )
+        client.close()
+        store.append([NewEvent(type="k.1") for _ in range(3)])
+        want = [e for e in store.iter(Query(limit=1000)) if e.type == "k.1"]
+        got = list(store.iter(Query(types=["k.1"], limit=700)))
+        assert got == want
+        back = list(store.iter(Query(types=["k.*"], reverse=True, limit=333)))
+        assert [e.position for e in back] == [e.position for e in store.iter(Query())][::-1]

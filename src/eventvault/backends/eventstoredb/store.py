@@ -305,6 +305,8 @@ class EventStoreDBEventStore(EventStore):
         out: list[RecordedEvent] = []
         if lo >= hi:
             return out
+        if query.types:
+            return self._read_by_type(query, limit, positions[lo], positions[hi - 1])
         if query.reverse:
             at = hi - 1
             while at >= lo and len(out) < limit:
@@ -332,6 +334,44 @@ class EventStoreDBEventStore(EventStore):
                             break
                 at += len(page)
         return out
+
+    def _read_by_type(self, query: Query, limit: int, first: int, last: int) -> list[RecordedEvent]:
+        """Types filtered by the server (``read_all`` with an event-type regex) between
+        commit positions ``first`` and ``last``; the rest of the query on our side."""
+        alternatives = [
+            re.escape(t[:-1]) + ".*" if t.endswith("*") else re.escape(t) for t in query.types
+        ]
+        pattern = "(?:" + "|".join(alternatives) + ")"  # the client anchors it: ^(...)$
+        out: list[RecordedEvent] = []
+        at = last if query.reverse else first
+        seen: int | None = None  # reads start inclusively: a page repeats its start
+        while True:
+            page = tuple(
+                self._call(
+                    "reading",
+                    self._client.read_all,
+                    commit_position=at,
+                    backwards=query.reverse,
+                    filter_include=[pattern],
+                    filter_by_stream_name=False,
+                    limit=_PAGE,
+                )
+            )
+            for ev in page:
+                if ev.commit_position == seen:
+                    continue
+                if not first <= ev.commit_position <= last:
+                    return out
+                if ev.stream_name != self.log_stream:
+                    continue  # the same type, in someone else's stream
+                rec = self._record(ev)
+                if query.matches(rec):
+                    out.append(rec)
+                    if len(out) >= limit:
+                        return out
+            if len(page) < _PAGE:
+                return out
+            seen = at = page[-1].commit_position
 
     def get(self, event_id: UUID | str) -> RecordedEvent | None:
         self._check_open()
