@@ -54,13 +54,15 @@ def verify_chain(
     checkpoint: int | None = None,
     bridges: BridgeLookup | None = None,
     receipts: int = 0,
+    contiguous: bool = True,
 ) -> VerifyResult:
     """Walk ``events`` in position order and report the first one whose hash breaks.
 
     Also checks what the chain alone cannot: positions strictly increase and
     recorded_at never goes backwards. Where retention removed events, the next
     survivor chains to the hash a receipt recorded for the hole (``bridges``); a
-    hole no receipt covers breaks the chain.
+    hole no receipt covers breaks the chain. ``contiguous``: the backend numbers
+    1, 2, 3…, so a skipped position is a missing event worth naming.
     """
     prev = start
     checked = 0
@@ -83,7 +85,7 @@ def verify_chain(
             expect = record_hash(prev, ev)
             if expect.hex() != ev.hash:
                 reason = "hash does not match the event's content and its predecessor"
-                if hole is None and ev.position > last_pos + 1:
+                if hole is None and contiguous and ev.position > last_pos + 1:
                     reason += (
                         f" (positions {last_pos + 1}..{ev.position - 1} are missing and no "
                         "retention receipt accounts for them)"

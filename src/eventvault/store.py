@@ -112,6 +112,8 @@ class EventStore(ABC):
     backend_name: ClassVar[str] = "abstract"
     #: Whether this backend can apply retention (plan and apply raise otherwise).
     supports_retention: ClassVar[bool] = True
+    #: Whether positions are assigned 1, 2, 3… (gaps then mean removed events).
+    contiguous_positions: ClassVar[bool] = True
 
     def __init__(self, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         self.max_event_bytes = max_event_bytes
@@ -303,7 +305,13 @@ class EventStore(ABC):
                 if progress is not None and done % 5000 == 0:
                     progress(done, total)
 
-        result = verify_chain(walk(), start=GENESIS, bridges=bridges, receipts=bridges.receipts)
+        result = verify_chain(
+            walk(),
+            start=GENESIS,
+            bridges=bridges,
+            receipts=bridges.receipts,
+            contiguous=self.contiguous_positions,
+        )
         if progress is not None:
             progress(result.checked, total)
         return result

@@ -96,6 +96,7 @@ class EventStoreDBEventStore(EventStore):
     #: Not yet: events live in one log stream, and EventStoreDB can only truncate a
     #: stream's prefix ($tb), which cannot skip the receipts it must keep.
     supports_retention = False
+    contiguous_positions = False  # commit positions are byte offsets
 
     def __init__(
         self,
