@@ -132,3 +132,19 @@ def test_type_filters_page_through_the_server(port: int) -> None:
         assert got == want
         back = list(store.iter(Query(types=["k.*"], reverse=True, limit=333)))
         assert [e.position for e in back] == [e.position for e in store.iter(Query())][::-1]
+
+
+def test_retention_commands_say_it_is_not_available(
+    port: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("EVENTVAULT_BACKEND", raising=False)
+    (tmp_path / "eventvault.toml").write_text(
+        f'[store]\nbackend = "eventstoredb"\n[store.eventstoredb]\n'
+        f'uri = "kurrentdb://127.0.0.1:{port}?tls=false"\n[retention]\nmax_count = 5\n'
+    )
+    runner = CliRunner()
+    for command in (["plan"], ["apply", "--yes"], ["run", "--every", "1s"]):
+        r = runner.invoke(cli, ["retention", *command])
+        assert r.exit_code == 2, r.output
+        assert "not available on the eventstoredb backend" in r.stderr

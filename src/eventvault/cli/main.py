@@ -809,6 +809,10 @@ def retention_run(ctx: Ctx, /, every: str | None) -> None:
         policy = _policy_or_say(ctx, store)
         if policy is None:
             return
+        if not store.supports_retention:  # fail now, not once an hour forever
+            raise errors.NotSupportedError(
+                f"retention is not available on the {store.backend_name} backend yet"
+            )
         try:
             interval = parse_duration(every) if every is not None else policy.check_interval
         except ValueError as exc:
