@@ -25,7 +25,7 @@ from pathlib import Path
 import msgspec
 
 from ...errors import StoreUnavailableError
-from .fsio import atomic_write
+from .fsio import atomic_write, write_temp
 from .index import SegmentIndex
 from .records import COMMIT
 
@@ -69,11 +69,13 @@ class RetentionState(msgspec.Struct):
 
 def compact_segment(
     seg: Path, index: SegmentIndex, goes: Sequence[bool], mode: int
-) -> tuple[list[int], list[int], int, str]:
-    """Rewrite sealed segment ``seg`` without the records at the slots ``goes`` marks.
+) -> tuple[Path, list[int], list[int], int, str]:
+    """Write sealed segment ``seg`` without the records at the slots ``goes`` marks,
+    to a durable temp file the caller renames over ``seg`` (with ``replace_with``)
+    when it is safe to swap.
 
-    Returns the kept slots, their new byte offsets, the new size and the hash of
-    the last kept record (for the new index). The caller has checked some stay.
+    Returns the temp file, the kept slots, their new byte offsets, the new size and
+    the hash of the last kept record (for the new index). Some records must stay.
     """
     offsets = index.offsets
     count = index.count
@@ -100,8 +102,8 @@ def compact_segment(
     if not keep.endswith(COMMIT):
         keep = keep[:-2] + COMMIT
     last = msgspec.json.decode(keep[new_offsets[-1] :], type=_LastHash)
-    atomic_write(seg, keep, mode)  # temp file, fsync, rename, fsync the directory
-    return keep_slots, new_offsets, len(keep), last.hash
+    tmp = write_temp(seg, keep, mode)
+    return tmp, keep_slots, new_offsets, len(keep), last.hash
 
 
 class _LastHash(msgspec.Struct):

@@ -46,6 +46,12 @@ def fsync_dir(path: Path) -> None:
 def atomic_write(path: Path, data: bytes, mode: int) -> None:
     """Write ``data`` to ``path`` so a crash leaves either the old or the new file:
     temp file -> fsync -> rename -> fsync the directory."""
+    replace_with(write_temp(path, data, mode), path)
+
+
+def write_temp(path: Path, data: bytes, mode: int) -> Path:
+    """The first half of :func:`atomic_write`: ``data`` durable in a temp file beside
+    ``path`` (named ``.<name>.tmp-<pid>``, which directory scans ignore)."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
@@ -59,6 +65,11 @@ def atomic_write(path: Path, data: bytes, mode: int) -> None:
             tmp.unlink()
         raise
     os.close(fd)
+    return tmp
+
+
+def replace_with(tmp: Path, path: Path) -> None:
+    """The second half: rename ``tmp`` over ``path`` and make the rename durable."""
     os.replace(tmp, path)
     fsync_dir(path.parent)
 

@@ -57,7 +57,7 @@ from ...sequencer import DEFAULT_MAX_EVENT_BYTES, ChainHead, stamp_group
 from ...store import EventStore, ProgressCallback
 from ..memory import as_uuid
 from .compaction import STATE_FILE, RetentionState, SegmentEnd, compact_segment
-from .fsio import WriterLock, atomic_write, fsync_dir, io_errors
+from .fsio import WriterLock, atomic_write, fsync_dir, io_errors, replace_with
 from .index import (
     FIELDS,
     DiskIndex,
@@ -309,13 +309,13 @@ class FileEventStore(EventStore):
                 recorded_at=last.recorded_at,
             )
 
-    def _state_stamp(self) -> tuple[int, int] | None:
+    def _state_stamp(self) -> tuple[int, int, int] | None:
         """Identity of retention.json: it changes when any process applies retention."""
         try:
             st = os.stat(self._state_path)  # (a str: building a Path costs more than the stat)
         except FileNotFoundError:
             return None
-        return st.st_ino, st.st_mtime_ns
+        return st.st_ino, st.st_mtime_ns, st.st_size
 
     def _forget_sealed(self) -> None:
         """Drop what we cached about sealed segments: retention changed them."""
@@ -332,6 +332,20 @@ class FileEventStore(EventStore):
         self._segments = sorted(f for f in names if active_first is None or f <= active_first)
         self._sealed_streams = None
         self._sealed_id_max = None
+
+    def _sealed_still_there(self, first: int) -> bool:
+        """Whether a sealed segment we know of still exists (call with ``_lock`` held).
+
+        A process applying retention saves retention.json *before* deleting a
+        segment, so a segment that is gone means that state is there to reload."""
+        if first in self._indexes and first in self._fds:
+            return True  # what we hold stays readable, even if unlinked since
+        if os.path.exists(self._seg_dir / f"{_name(first)}.jsonl"):
+            return True
+        self._retention = RetentionState.load(self.path)
+        self._retention_stamp = self._state_stamp()
+        self._forget_sealed()
+        return False
 
     def _retire_fd(self, fd: int) -> None:
         now = time.monotonic()
@@ -448,12 +462,16 @@ class FileEventStore(EventStore):
         seg = self._seg_dir / f"{_name(first)}.jsonl"
         idx_path = self._idx_dir / f"{_name(first)}.idx"
         with io_errors(f"reading {seg}"):
-            size = seg.stat().st_size
+            # The descriptor first, and everything checked against *it*: retention
+            # may replace the file at this path at any moment, and an index must
+            # describe the very file its reads go to.
+            fd = self._fd(first)
+            size = os.fstat(fd).st_size
             disk = DiskIndex.load(idx_path, first=first, size=size)
             if disk is not None:
                 self._indexes[first] = disk
                 return disk
-            built = self._build_index(first, seg, size)
+            built = self._build_index(first, seg, size, fd)
         log.info("rebuilt the index of %s (%d events)", seg, built.count)
         with contextlib.suppress(OSError):
             built.write(idx_path, self._file_mode)
@@ -464,8 +482,8 @@ class FileEventStore(EventStore):
         self._indexes[first] = built
         return built
 
-    def _build_index(self, first: int, seg: Path, size: int) -> MemIndex:
-        data = seg.read_bytes()
+    def _build_index(self, first: int, seg: Path, size: int, fd: int) -> MemIndex:
+        data = os.pread(fd, size, 0)
         heads, end = scan_committed(data, 0, first, str(seg), gaps=True)
         if end != len(data):
             raise CorruptionError(
@@ -804,6 +822,8 @@ class FileEventStore(EventStore):
                     with self._lock:
                         if first not in self._segments:
                             continue  # retention removed it since we looked
+                        if not self._sealed_still_there(first):
+                            continue  # ... in another process, after our refresh
                         index = self._index(first)
                         fd = self._fd(first)
                     count, size = index.count, index.size
@@ -918,6 +938,7 @@ class FileEventStore(EventStore):
         high = max(r.last for r in runs)
         lock = WriterLock(self.path / "retention.lock", self._file_mode)
         lock.acquire()  # one retention run at a time, across processes
+        swap_lock = WriterLock(self.path / "lock", self._file_mode)
         try:
             with self._lock:
                 self._refresh()
@@ -955,30 +976,46 @@ class FileEventStore(EventStore):
                         continue
                     seg = self._seg_dir / f"{_name(first)}.jsonl"
                     idx = self._idx_dir / f"{_name(first)}.idx"
+                    # Each swap happens under the writer flock (appends, which may load
+                    # sealed indexes, wait) and our own lock (this process's readers
+                    # see the old segment or the new one). The flock is taken on a
+                    # descriptor of its own: flock() on the appenders' descriptor
+                    # would succeed at once in this process, and its release would
+                    # drop their lock.
                     if n == index.count:
-                        seg.unlink()
-                        idx.unlink(missing_ok=True)
-                        fsync_dir(self._seg_dir)
-                        with self._lock:
+                        with swap_lock.held(), self._lock:
                             self._segments.remove(first)
                             self._drop_sealed(first)
+                            seg.unlink()
+                            idx.unlink(missing_ok=True)
+                            fsync_dir(self._seg_dir)
                     else:
                         assert isinstance(index, (MemIndex, DiskIndex))
-                        kept, offsets, size, last_hash = compact_segment(
+                        tmp, kept, offsets, size, last_hash = compact_segment(
                             seg, index, goes, self._file_mode
                         )
                         new = MemIndex.compacted(index, kept, offsets, size, last_hash)
+                        with swap_lock.held(), self._lock:
+                            idx.unlink(missing_ok=True)  # the old one no longer fits
+                            replace_with(tmp, seg)
+                            self._drop_sealed(first)
+                            self._indexes[first] = new
                         try:
                             new.write(idx, self._file_mode)
                         except OSError:  # derived data: rebuilt from the segment when needed
                             idx.unlink(missing_ok=True)
-                        with self._lock:
-                            self._drop_sealed(first)
-                            self._index(first)  # the file just written (or a rebuild)
+                    # Announce the change: other processes drop what they cached about
+                    # sealed segments on their next read (the file's identity changed).
+                    state.generation += 1
+                    state.save(self.path, self._file_mode)
+                    with self._lock:
+                        self._retention = state
+                        self._retention_stamp = self._state_stamp()
                     done += n
                     if progress is not None:
                         progress(done, None)
         finally:
+            swap_lock.close()
             lock.close()
 
     def _drop_sealed(self, first: int) -> None:
