@@ -74,6 +74,9 @@ def apply_plan(
         max_event_bytes=store.max_event_bytes,
         head_hash=last[0].hash if last else None,
     )
+    # A removal that is bound to fail (e.g. a missing privilege) must fail before a
+    # receipt announces it — or every scheduled run would append another one.
+    store._check_can_remove()
     # Intent first: once the receipts are durable, any prefix of the removal
     # leaves a store that verifies.
     written = store._append(receipts, ExpectedRevision.ANY)

@@ -193,6 +193,10 @@ class EventStore(ABC):
             raise NotSupportedError(f"{type(self).__name__} must implement _whole()")
         return whole
 
+    def _check_can_remove(self) -> None:  # noqa: B027 - optional hook
+        """Raise if removing would fail for a reason known in advance (checked before
+        any receipt is appended)."""
+
     def _remove_runs(
         self,
         runs: list[Run],

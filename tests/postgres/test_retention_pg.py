@@ -89,3 +89,36 @@ def test_a_v1_schema_is_migrated_and_keeps_its_events(postgres_dsn: str, schema:
         store.apply_retention(policy=POLICY)
         assert store.append(NewEvent(type="t.x", stream="s")).events[0].stream_revision == 4
         assert store.verify().ok
+
+
+def test_a_role_without_execute_is_told_before_any_receipt(postgres_dsn: str, schema: str) -> None:
+    """Least privilege without the retention grant: apply refuses up front, clearly,
+    and appends no receipt (a scheduled run would otherwise add one every time)."""
+    from eventvault import NotSupportedError
+    from eventvault.retention import RECEIPT_TYPE as RECEIPT
+
+    role = f"app_{uuid.uuid4().hex[:8]}"
+    PostgresEventStore(postgres_dsn, schema=schema).close()
+    s = sql.Identifier(schema)
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        for grant in (
+            "GRANT USAGE ON SCHEMA {s} TO {r}",
+            "GRANT SELECT, INSERT ON {s}.events TO {r}",
+            "GRANT SELECT, UPDATE ON {s}.head TO {r}",
+            "GRANT SELECT ON {s}.schema_version TO {r}",
+            "GRANT SELECT ON {s}.stream_tails TO {r}",
+        ):
+            conn.execute(sql.SQL(grant).format(s=s, r=sql.Identifier(role)))
+    try:
+        app_dsn = psycopg.conninfo.make_conninfo(postgres_dsn, user=role)
+        with PostgresEventStore(app_dsn, schema=schema, create_schema=False) as app:
+            app.append([NewEvent(type="t.x") for _ in range(5)])
+            with pytest.raises(NotSupportedError, match="EXECUTE on"):
+                app.apply_retention(policy=POLICY)
+            assert list(app.iter(Query(types=[RECEIPT]))) == []
+            assert app.stats().events == 5
+    finally:
+        with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))

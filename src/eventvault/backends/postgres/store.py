@@ -44,6 +44,7 @@ from ...errors import (
     ConflictError,
     EventVaultError,
     MissingExtraError,
+    NotSupportedError,
     StoreError,
     StoreUnavailableError,
     ValidationError,
@@ -647,6 +648,19 @@ class PostgresEventStore(EventStore):
         if [ev.position for ev in whole] != [h.position for h in heads]:
             raise StoreError("applying retention: events changed while being read")
         return whole
+
+    def _check_can_remove(self) -> None:
+        function = '"{}".retention_delete'.format(self.schema.replace('"', '""'))
+        rows = self._query(
+            "checking the retention privilege",
+            self._q("SELECT has_function_privilege(current_user, %s, 'EXECUTE')"),
+            (f"{function}(bigint, bigint[], bigint[], bigint[], bigint[])",),
+        )
+        if not rows or not rows[0][0]:
+            raise NotSupportedError(
+                f"this role may not remove events: it needs EXECUTE on {function} (see the "
+                "README's GRANTs), or apply retention as the schema owner"
+            )
 
     def _remove_runs(
         self,
