@@ -308,32 +308,21 @@ class EventStoreDBEventStore(EventStore):
             return out
         if query.types:
             return self._read_by_type(query, limit, positions[lo], positions[hi - 1])
-        if query.reverse:
-            at = hi - 1
-            while at >= lo and len(out) < limit:
-                page = self._read_log(at, backwards=True, limit=min(_PAGE, at - lo + 1))
-                if not page:
-                    break
-                for ev in page:
-                    rec = self._record(ev)
-                    if query.matches(rec):
-                        out.append(rec)
-                        if len(out) >= limit:
-                            break
-                at -= len(page)
-        else:
-            at = lo
-            while at < hi and len(out) < limit:
-                page = self._read_log(at, limit=min(_PAGE, hi - at))
-                if not page:
-                    break
-                for ev in page:
-                    rec = self._record(ev)
-                    if query.matches(rec):
-                        out.append(rec)
-                        if len(out) >= limit:
-                            break
-                at += len(page)
+        # Scan log revisions [lo, hi) in the query's direction, a page at a time.
+        step = -1 if query.reverse else 1
+        at = hi - 1 if query.reverse else lo
+        while lo <= at < hi and len(out) < limit:
+            room = at - lo + 1 if query.reverse else hi - at
+            page = self._read_log(at, backwards=query.reverse, limit=min(_PAGE, room))
+            if not page:
+                break
+            for ev in page:
+                rec = self._record(ev)
+                if query.matches(rec):
+                    out.append(rec)
+                    if len(out) >= limit:
+                        break
+            at += step * len(page)
         return out
 
     def _read_by_type(self, query: Query, limit: int, first: int, last: int) -> list[RecordedEvent]:
