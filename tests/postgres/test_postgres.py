@@ -21,6 +21,8 @@ from eventvault.config import RetentionConfig
 from eventvault.retention import resolve_policy
 from tests.conftest import throwaway_cluster
 
+from .roles import app_role
+
 
 @pytest.fixture
 def schema(postgres_dsn: str) -> Iterator[str]:
@@ -58,23 +60,8 @@ def test_database_refuses_to_change_events(
 
 def test_application_role_with_the_readme_grants(postgres_dsn: str, schema: str) -> None:
     """The GRANTs the README shows are enough to run, and stop UPDATE at privileges."""
-    role = f"app_{uuid.uuid4().hex[:8]}"
-    PostgresEventStore(postgres_dsn, schema=schema).close()  # the owner migrates
     s = sql.Identifier(schema)
-    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
-        for grant in (
-            "GRANT USAGE ON SCHEMA {s} TO {r}",
-            "GRANT SELECT, INSERT ON {s}.events TO {r}",
-            "GRANT SELECT, UPDATE ON {s}.head TO {r}",
-            "GRANT SELECT ON {s}.schema_version TO {r}",
-            "GRANT SELECT ON {s}.stream_tails TO {r}",
-            # only where the application applies retention itself:
-            "GRANT EXECUTE ON FUNCTION {s}.retention_delete TO {r}",
-        ):
-            conn.execute(sql.SQL(grant).format(s=s, r=sql.Identifier(role)))
-    try:
-        app_dsn = psycopg.conninfo.make_conninfo(postgres_dsn, user=role)
+    with app_role(postgres_dsn, schema, retention=True) as app_dsn:
         with PostgresEventStore(app_dsn, schema=schema, create_schema=False) as app:
             app.append([NewEvent(type="t.x") for _ in range(5)])
             assert app.verify().ok
@@ -91,10 +78,6 @@ def test_application_role_with_the_readme_grants(postgres_dsn: str, schema: str)
                 conn.execute(sql.SQL("UPDATE {}.events SET type = 'x'").format(s))
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(sql.SQL("DELETE FROM {}.events").format(s))
-    finally:
-        with psycopg.connect(postgres_dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
-            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
 
 
 def test_migrations_are_idempotent_and_concurrent(postgres_dsn: str, schema: str) -> None:

@@ -15,6 +15,8 @@ from eventvault.backends.postgres.store import PostgresEventStore, drop_schema
 from eventvault.config import RetentionConfig
 from eventvault.retention import RECEIPT_TYPE, resolve_policy
 
+from .roles import app_role
+
 POLICY = resolve_policy(RetentionConfig(max_count=3))
 
 
@@ -95,30 +97,13 @@ def test_a_role_without_execute_is_told_before_any_receipt(postgres_dsn: str, sc
     """Least privilege without the retention grant: apply refuses up front, clearly,
     and appends no receipt (a scheduled run would otherwise add one every time)."""
     from eventvault import NotSupportedError
-    from eventvault.retention import RECEIPT_TYPE as RECEIPT
 
-    role = f"app_{uuid.uuid4().hex[:8]}"
-    PostgresEventStore(postgres_dsn, schema=schema).close()
-    s = sql.Identifier(schema)
-    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
-        for grant in (
-            "GRANT USAGE ON SCHEMA {s} TO {r}",
-            "GRANT SELECT, INSERT ON {s}.events TO {r}",
-            "GRANT SELECT, UPDATE ON {s}.head TO {r}",
-            "GRANT SELECT ON {s}.schema_version TO {r}",
-            "GRANT SELECT ON {s}.stream_tails TO {r}",
-        ):
-            conn.execute(sql.SQL(grant).format(s=s, r=sql.Identifier(role)))
-    try:
-        app_dsn = psycopg.conninfo.make_conninfo(postgres_dsn, user=role)
-        with PostgresEventStore(app_dsn, schema=schema, create_schema=False) as app:
-            app.append([NewEvent(type="t.x") for _ in range(5)])
-            with pytest.raises(NotSupportedError, match="EXECUTE on"):
-                app.apply_retention(policy=POLICY)
-            assert list(app.iter(Query(types=[RECEIPT]))) == []
-            assert app.stats().events == 5
-    finally:
-        with psycopg.connect(postgres_dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
-            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+    with (
+        app_role(postgres_dsn, schema, retention=False) as app_dsn,
+        PostgresEventStore(app_dsn, schema=schema, create_schema=False) as app,
+    ):
+        app.append([NewEvent(type="t.x") for _ in range(5)])
+        with pytest.raises(NotSupportedError, match="EXECUTE on"):
+            app.apply_retention(policy=POLICY)
+        assert list(app.iter(Query(types=[RECEIPT_TYPE]))) == []
+        assert app.stats().events == 5

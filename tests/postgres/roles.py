@@ -1,0 +1,41 @@
+"""A least-privilege application role with exactly the README's GRANTs."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+from psycopg import sql
+
+from eventvault.backends.postgres.store import PostgresEventStore
+
+README_GRANTS = (
+    "GRANT USAGE ON SCHEMA {s} TO {r}",
+    "GRANT SELECT, INSERT ON {s}.events TO {r}",
+    "GRANT SELECT, UPDATE ON {s}.head TO {r}",
+    "GRANT SELECT ON {s}.schema_version TO {r}",
+    "GRANT SELECT ON {s}.stream_tails TO {r}",
+)
+#: Only where the application applies retention itself.
+RETENTION_GRANT = "GRANT EXECUTE ON FUNCTION {s}.retention_delete TO {r}"
+
+
+@contextlib.contextmanager
+def app_role(dsn: str, schema: str, *, retention: bool) -> Iterator[str]:
+    """Migrate ``schema`` as the owner, then yield the DSN of a fresh role holding the
+    README's grants (and the retention one if asked); the role is dropped afterwards."""
+    role = f"app_{uuid.uuid4().hex[:8]}"
+    PostgresEventStore(dsn, schema=schema).close()  # the owner migrates
+    grants = README_GRANTS + ((RETENTION_GRANT,) if retention else ())
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        for grant in grants:
+            conn.execute(sql.SQL(grant).format(s=sql.Identifier(schema), r=sql.Identifier(role)))
+    try:
+        yield psycopg.conninfo.make_conninfo(dsn, user=role)
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
