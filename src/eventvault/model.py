@@ -105,6 +105,17 @@ def check_type_name(value: object) -> None:
         )
 
 
+def type_matches(patterns: Sequence[str], name: str) -> bool:
+    """Whether type ``name`` matches any of ``patterns`` (exact, or ``prefix*``)."""
+    for pattern in patterns:
+        if pattern.endswith("*"):
+            if name.startswith(pattern[:-1]):
+                return True
+        elif name == pattern:
+            return True
+    return False
+
+
 class NewEvent(msgspec.Struct, frozen=True, kw_only=True, dict=True):
     """An event as a producer writes it.
 
@@ -259,15 +270,7 @@ class Query(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     # -- the reference semantics every backend implements -------------------------
 
     def type_matches(self, name: str) -> bool:
-        if not self.types:
-            return True
-        for pattern in self.types:
-            if pattern.endswith("*"):
-                if name.startswith(pattern[:-1]):
-                    return True
-            elif name == pattern:
-                return True
-        return False
+        return not self.types or type_matches(self.types, name)
 
     def matches(self, event: RecordedEvent) -> bool:
         """True if ``event`` passes every filter (positions and times included)."""

@@ -19,6 +19,7 @@ from datetime import timedelta
 
 from .config import RetentionConfig, RetentionRule
 from .errors import ConfigError
+from .model import type_matches
 from .timeutil import parse_duration
 
 __all__ = ["RECEIPT_TYPE", "Policy", "Rule", "Window", "resolve_policy"]
@@ -56,15 +57,7 @@ class Rule:
     def matches(self, type: str, stream: str) -> bool:
         if self.streams and stream not in self.streams:
             return False
-        if not self.types:
-            return True
-        for pattern in self.types:
-            if pattern.endswith("*"):
-                if type.startswith(pattern[:-1]):
-                    return True
-            elif type == pattern:
-                return True
-        return False
+        return not self.types or type_matches(self.types, type)
 
     def describe(self) -> str:
         what = []

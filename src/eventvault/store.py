@@ -59,6 +59,16 @@ ProgressCallback = Callable[[int, int | None], None]
 RESERVED_TYPE_PREFIX = "eventvault."
 
 
+def as_uuid(event_id: UUID | str) -> UUID | None:
+    """``event_id`` as a UUID, or None when it is not one (so it cannot be stored)."""
+    if isinstance(event_id, UUID):
+        return event_id
+    try:
+        return UUID(str(event_id))
+    except ValueError:
+        return None
+
+
 def _normalise_batch(events: NewEvent | Iterable[NewEvent]) -> list[NewEvent]:
     batch = [events] if isinstance(events, NewEvent) else list(events)
     if not batch:
@@ -140,8 +150,8 @@ class EventStore(ABC):
         """Up to ``limit`` events matching ``query``, in its direction."""
 
     @abstractmethod
-    def get(self, event_id: UUID | str) -> RecordedEvent | None:
-        """The event with this id, or None."""
+    def _get(self, event_id: UUID) -> RecordedEvent | None:
+        """The stored event with this id, or None."""
 
     @abstractmethod
     def head(self) -> int:
@@ -232,6 +242,14 @@ class EventStore(ABC):
         batch = _normalise_batch(events)
         expected = _check_expected(batch, expected_revision)
         return AppendResult(events=self._append(batch, expected))
+
+    def get(self, event_id: UUID | str) -> RecordedEvent | None:
+        """The event with this id (a UUID or its text), or None."""
+        self._check_open()
+        key = as_uuid(event_id)
+        if key is None:
+            raise ValidationError(f"{event_id!r} is not an event id (UUID)")
+        return self._get(key)
 
     def read(self, query: Query | None = None, *, cursor: str | None = None) -> Page:
         """One page of events matching ``query``; pass ``page.next_cursor`` for the next."""

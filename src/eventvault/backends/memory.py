@@ -15,23 +15,12 @@ from uuid import UUID
 
 from ..chain import GENESIS
 from ..config import Config
-from ..errors import ValidationError
 from ..model import ExpectedRevision, NewEvent, Query, RecordedEvent, StoreStats
 from ..retention_plan import Run, RunIndex
 from ..sequencer import DEFAULT_MAX_EVENT_BYTES, ChainHead, stamp_batch
 from ..store import EventStore, ProgressCallback
 
 __all__ = ["MemoryEventStore"]
-
-
-def as_uuid(event_id: UUID | str) -> UUID | None:
-    """``event_id`` as a UUID, or None when it is not one (so it cannot be stored)."""
-    if isinstance(event_id, UUID):
-        return event_id
-    try:
-        return UUID(str(event_id))
-    except ValueError:
-        return None
 
 
 class MemoryEventStore(EventStore):
@@ -118,12 +107,8 @@ class MemoryEventStore(EventStore):
         if progress is not None:
             progress(removed, removed)
 
-    def get(self, event_id: UUID | str) -> RecordedEvent | None:
-        self._check_open()
-        key = as_uuid(event_id)
-        if key is None:
-            raise ValidationError(f"{event_id!r} is not an event id (UUID)")
-        return self._by_id.get(key)
+    def _get(self, event_id: UUID) -> RecordedEvent | None:
+        return self._by_id.get(event_id)
 
     def head(self) -> int:
         return self._head.position

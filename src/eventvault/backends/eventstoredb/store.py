@@ -43,13 +43,11 @@ from ...errors import (
     ConfigError,
     MissingExtraError,
     StoreUnavailableError,
-    ValidationError,
 )
 from ...model import ExpectedRevision, NewEvent, Query, RecordedEvent, StoreStats
 from ...sequencer import DEFAULT_MAX_EVENT_BYTES, ChainHead, stamp_batch
 from ...store import EventStore
 from ...timeutil import to_us
-from ..memory import as_uuid
 
 try:
     import kurrentdbclient as kdb
@@ -363,14 +361,10 @@ class EventStoreDBEventStore(EventStore):
                 return out
             seen = at = page[-1].commit_position
 
-    def get(self, event_id: UUID | str) -> RecordedEvent | None:
-        self._check_open()
-        key = as_uuid(event_id)
-        if key is None:
-            raise ValidationError(f"{event_id!r} is not an event id (UUID)")
+    def _get(self, event_id: UUID) -> RecordedEvent | None:
         with self._lock:
             self._catch_up()
-            return self._find(key)
+            return self._find(event_id)
 
     def head(self) -> int:
         with self._lock:

@@ -55,7 +55,6 @@ from ...retention import Policy
 from ...retention_plan import GroupEvents, Run, RunIndex
 from ...sequencer import DEFAULT_MAX_EVENT_BYTES, ChainHead, stamp_group
 from ...store import EventStore, ProgressCallback
-from ..memory import as_uuid
 from .compaction import STATE_FILE, RetentionState, SegmentEnd, compact_segment
 from .fsio import WriterLock, atomic_write, fsync_dir, io_errors, replace_with
 from .index import (
@@ -706,15 +705,11 @@ class FileEventStore(EventStore):
         first, index, slot = found
         return self._read_slots(first, index, [slot], index.count, index.size)[0]
 
-    def get(self, event_id: UUID | str) -> RecordedEvent | None:
-        self._check_open()
-        key = as_uuid(event_id)
-        if key is None:
-            raise ValidationError(f"{event_id!r} is not an event id (UUID)")
+    def _get(self, event_id: UUID) -> RecordedEvent | None:
         with self._lock:
             self._refresh()
             with io_errors("reading the store"):
-                return self._find(key)
+                return self._find(event_id)
 
     def head(self) -> int:
         with self._lock:

@@ -47,7 +47,6 @@ from ...errors import (
     NotSupportedError,
     StoreError,
     StoreUnavailableError,
-    ValidationError,
 )
 from ...groupcommit import GroupCommit, Request
 from ...model import ExpectedRevision, NewEvent, Query, RecordedEvent, StoreStats
@@ -55,7 +54,6 @@ from ...retention import Policy
 from ...retention_plan import EventHead, GroupPlan, Run
 from ...sequencer import DEFAULT_MAX_EVENT_BYTES, ChainHead, stamp_group
 from ...store import EventStore, ProgressCallback
-from ..memory import as_uuid
 
 try:
     import psycopg
@@ -571,12 +569,8 @@ class PostgresEventStore(EventStore):
                 with self._pool.connection() as conn:
                     return conn.execute(statement, params).fetchall()
 
-    def get(self, event_id: UUID | str) -> RecordedEvent | None:
-        self._check_open()
-        key = as_uuid(event_id)
-        if key is None:
-            raise ValidationError(f"{event_id!r} is not an event id (UUID)")
-        rows = self._query("reading", self._sql["by_id"], (key,))
+    def _get(self, event_id: UUID) -> RecordedEvent | None:
+        rows = self._query("reading", self._sql["by_id"], (event_id,))
         return _record(rows[0]) if rows else None
 
     def head(self) -> int:
