@@ -14,19 +14,34 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .errors import StoreClosedError
 from .model import ExpectedRevision, NewEvent, RecordedEvent
 
-__all__ = ["GroupCommit", "Request"]
+__all__ = ["GroupCommit", "Import", "Request"]
+
+
+@dataclass(slots=True, frozen=True)
+class Import:
+    """Events recorded by another store, to be written as they are (``eventvault copy``).
+
+    The destination numbers them with its own positions and keeps everything else:
+    ids, streams, revisions, times and — unless ``rechain`` — the hashes, so the
+    chain head is the source's. ``rechain`` (a filtered slice, whose events no longer
+    chain to each other) recomputes the hashes over the same content instead.
+    """
+
+    records: Sequence[RecordedEvent]
+    rechain: bool = False
 
 
 @dataclass
 class Request:
     batch: list[NewEvent]
     expected: int | ExpectedRevision
+    imported: Import | None = None  # instead of ``batch``: records copied from a store
     results: list[RecordedEvent] = field(default_factory=list)
     error: BaseException | None = None
     done: bool = False
@@ -46,7 +61,9 @@ class GroupCommit:
     def submit(
         self, batch: list[NewEvent], expected: int | ExpectedRevision
     ) -> list[RecordedEvent]:
-        req = Request(batch, expected)
+        return self.submit_request(Request(batch, expected))
+
+    def submit_request(self, req: Request) -> list[RecordedEvent]:
         with self._cv:
             if self._closed:
                 raise StoreClosedError

@@ -16,18 +16,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
+import msgspec
+
 from .canonical import CANONICAL_ENCODER, CANONICAL_VERSION
+from .chain import record_hash
 from .errors import (
     DuplicateEventError,
     EventVaultError,
     ValidationError,
     WrongExpectedRevisionError,
 )
-from .groupcommit import Request
+from .groupcommit import Import, Request
 from .model import ExpectedRevision, NewEvent, RecordedEvent, utcnow
+
+#: What id lookups take: new events or recorded ones (both have ``.id``).
+Keyed = NewEvent | RecordedEvent
 
 __all__ = [
     "ChainHead",
+    "Import",
     "StampedBatch",
     "StampedGroup",
     "same_content",
@@ -90,7 +97,7 @@ def stamp_batch(
     *,
     revision_of: Callable[[str], int | None],
     find: Callable[[UUID], RecordedEvent | None],
-    find_many: Callable[[Sequence[NewEvent]], Sequence[int]] | None = None,
+    find_many: Callable[[Sequence[Keyed]], Sequence[int]] | None = None,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     now: datetime | None = None,
 ) -> StampedBatch:
@@ -200,6 +207,83 @@ def stamp_batch(
     )
 
 
+def stamp_import(
+    imp: Import,
+    head: ChainHead,
+    *,
+    revision_of: Callable[[str], int | None],
+    find: Callable[[UUID], RecordedEvent | None],
+    find_many: Callable[[Sequence[Keyed]], Sequence[int]] | None = None,
+) -> StampedBatch:
+    """Decide what importing ``imp`` writes. Raises before anything is decided to write.
+
+    An id already stored with the same hash (or, when rechaining, the same content)
+    was imported before: it is returned as stored, so re-running an interrupted copy
+    never duplicates. Imports must keep each stream's revisions increasing and
+    ``recorded_at`` non-decreasing on top of what the destination holds.
+    """
+    records = imp.records
+    existing: dict[int, RecordedEvent] = {}
+    maybe = range(len(records)) if find_many is None else find_many(records)
+    for i in maybe:
+        rec = records[i]
+        old = find(rec.id)
+        if old is not None:
+            same = old.hash == rec.hash if not imp.rechain else _same_record(rec, old)
+            if not same:
+                raise DuplicateEventError(rec.id, old.position)
+            existing[i] = old
+    position = head.position
+    prev = head.hash
+    last_time = head.recorded_at
+    revisions: dict[str, int] = {}
+    new: list[RecordedEvent] = []
+    results: list[RecordedEvent] = []
+    for i, rec in enumerate(records):
+        old = existing.get(i)
+        if old is not None:
+            results.append(old)
+            continue
+        current = revisions.get(rec.stream)
+        if current is None:
+            current = revision_of(rec.stream)
+        if current is not None and rec.stream_revision <= current:
+            raise ValidationError(
+                f"cannot import event {rec.id}: stream {rec.stream!r} is at revision "
+                f"{current} here, the event has revision {rec.stream_revision} (is this "
+                "destination a copy of another store?)"
+            )
+        if last_time is not None and rec.recorded_at < last_time:
+            raise ValidationError(
+                f"cannot import event {rec.id}: recorded_at {rec.recorded_at.isoformat()} is "
+                f"before the destination's newest event ({last_time.isoformat()})"
+            )
+        position += 1
+        if imp.rechain:
+            prev = record_hash(prev, rec)
+            digest = prev.hex()
+        else:
+            digest = rec.hash
+            prev = bytes.fromhex(digest)
+        out = msgspec.structs.replace(rec, position=position, hash=digest)
+        revisions[rec.stream] = rec.stream_revision
+        last_time = rec.recorded_at
+        new.append(out)
+        results.append(out)
+    return StampedBatch(
+        new=new,
+        results=results,
+        head=ChainHead(position=position, hash=prev, recorded_at=last_time),
+    )
+
+
+def _same_record(a: RecordedEvent, b: RecordedEvent) -> bool:
+    """Same event, ignoring where it sits (position) and its chain hash."""
+    return msgspec.structs.replace(a, position=0, hash="") == msgspec.structs.replace(
+        b, position=0, hash=""
+    )
+
+
 @dataclass(slots=True)
 class StampedGroup:
     """The outcome of stamping a group-commit group, request by request."""
@@ -232,7 +316,7 @@ def stamp_group(
     *,
     revision_of: Callable[[str], int | None],
     find: Callable[[UUID], RecordedEvent | None],
-    find_many: Callable[[Sequence[NewEvent], AbstractSet[int]], Sequence[int]] | None = None,
+    find_many: Callable[[Sequence[Keyed], AbstractSet[int]], Sequence[int]] | None = None,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     now: datetime | None = None,
 ) -> StampedGroup:
@@ -254,7 +338,7 @@ def stamp_group(
         rec = new_ids.get(event_id.int)
         return rec if rec is not None else find(event_id)
 
-    def overlay_find_many(batch: Sequence[NewEvent]) -> Sequence[int]:
+    def overlay_find_many(batch: Sequence[Keyed]) -> Sequence[int]:
         assert find_many is not None
         return find_many(batch, new_ids.keys())
 
@@ -262,16 +346,25 @@ def stamp_group(
     new: list[RecordedEvent] = []
     for req in group:
         try:
-            stamped = stamp_batch(
-                req.batch,
-                req.expected,
-                head,
-                revision_of=overlay_revision,
-                find=overlay_find,
-                find_many=overlay_find_many if find_many is not None else None,
-                max_event_bytes=max_event_bytes,
-                now=now,
-            )
+            if req.imported is not None:
+                stamped = stamp_import(
+                    req.imported,
+                    head,
+                    revision_of=overlay_revision,
+                    find=overlay_find,
+                    find_many=overlay_find_many if find_many is not None else None,
+                )
+            else:
+                stamped = stamp_batch(
+                    req.batch,
+                    req.expected,
+                    head,
+                    revision_of=overlay_revision,
+                    find=overlay_find,
+                    find_many=overlay_find_many if find_many is not None else None,
+                    max_event_bytes=max_event_bytes,
+                    now=now,
+                )
         except EventVaultError as exc:
             outcomes.append((req, exc))
             continue

@@ -22,6 +22,7 @@ import msgspec
 from .chain import GENESIS, verify_chain
 from .cursor import decode_cursor, encode_cursor
 from .errors import NotSupportedError, StoreClosedError, ValidationError
+from .groupcommit import Import
 from .model import (
     AppendResult,
     ExpectedRevision,
@@ -144,6 +145,11 @@ class EventStore(ABC):
         self, batch: list[NewEvent], expected: int | ExpectedRevision
     ) -> list[RecordedEvent]:
         """Store ``batch`` atomically; return one record per input event, in order."""
+
+    def _import(self, imp: Import) -> list[RecordedEvent]:
+        """Write records another store recorded, as they are (see :class:`Import`);
+        atomic like :meth:`_append`. Used by :func:`eventvault.copy.copy_store`."""
+        raise NotSupportedError(f"the {self.backend_name} backend cannot take copied events")
 
     @abstractmethod
     def _read(self, query: Query, limit: int) -> list[RecordedEvent]:

@@ -15,9 +15,16 @@ from uuid import UUID
 
 from ..chain import GENESIS
 from ..config import Config
+from ..groupcommit import Import
 from ..model import ExpectedRevision, NewEvent, Query, RecordedEvent, StoreStats
 from ..retention_plan import Run, RunIndex
-from ..sequencer import DEFAULT_MAX_EVENT_BYTES, ChainHead, stamp_batch
+from ..sequencer import (
+    DEFAULT_MAX_EVENT_BYTES,
+    ChainHead,
+    StampedBatch,
+    stamp_batch,
+    stamp_import,
+)
 from ..store import EventStore, ProgressCallback
 
 __all__ = ["MemoryEventStore"]
@@ -47,23 +54,34 @@ class MemoryEventStore(EventStore):
         self, batch: list[NewEvent], expected: int | ExpectedRevision
     ) -> list[RecordedEvent]:
         with self._lock:
-            stamped = stamp_batch(
-                batch,
-                expected,
-                self._head,
-                revision_of=self._revisions.get,
-                find=self._by_id.get,
-                max_event_bytes=self.max_event_bytes,
+            return self._write(
+                stamp_batch(
+                    batch,
+                    expected,
+                    self._head,
+                    revision_of=self._revisions.get,
+                    find=self._by_id.get,
+                    max_event_bytes=self.max_event_bytes,
+                )
             )
-            for rec in stamped.new:
-                self._events.append(rec)
-                self._positions.append(rec.position)
-                self._by_id[rec.id] = rec
-                self._revisions[rec.stream] = rec.stream_revision
-            self._head = stamped.head
-            if stamped.new:
-                self._appended.notify_all()
-            return stamped.results
+
+    def _import(self, imp: Import) -> list[RecordedEvent]:
+        with self._lock:
+            return self._write(
+                stamp_import(imp, self._head, revision_of=self._revisions.get, find=self._by_id.get)
+            )
+
+    def _write(self, stamped: StampedBatch) -> list[RecordedEvent]:
+        """Store what was stamped (the caller holds the lock)."""
+        for rec in stamped.new:
+            self._events.append(rec)
+            self._positions.append(rec.position)
+            self._by_id[rec.id] = rec
+            self._revisions[rec.stream] = rec.stream_revision
+        self._head = stamped.head
+        if stamped.new:
+            self._appended.notify_all()
+        return stamped.results
 
     def _read(self, query: Query, limit: int) -> list[RecordedEvent]:
         with self._lock:

@@ -15,106 +15,32 @@ Data goes to stdout, messages and progress bars to stderr. Exit codes:
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
 import click
 import msgspec
 
 from .. import errors
-from ..config import DEFAULT_FILE_NAME, Config, load_config
-from ..model import ExpectedRevision, NewEvent, Query, RecordedEvent
+from ..config import DEFAULT_FILE_NAME
+from ..model import ExpectedRevision, NewEvent, RecordedEvent
 from ..registry import backend_names, open_store
 from ..store import EventStore
-from ..timeutil import parse_time
-from .output import FORMATS, write_events
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_CONFIG, EXIT_CONFLICT, EXIT_UNAVAILABLE, EXIT_INTEGRITY = (
-    range(7)
+from .common import (
+    EXIT_INTEGRITY,
+    EXIT_INTERNAL,
+    Ctx,
+    _handle_errors,
+    _query,
+    _time,
+    pass_ctx,
+    query_options,
 )
-#: Most specific first: the first matching class decides the exit code.
-EXIT_CODES: list[tuple[type[BaseException], int]] = [
-    (errors.ConfigError, EXIT_CONFIG),
-    (errors.MissingExtraError, EXIT_CONFIG),
-    (errors.ValidationError, EXIT_INPUT),
-    (errors.ConflictError, EXIT_CONFLICT),
-    (errors.CorruptionError, EXIT_INTEGRITY),
-    (errors.StoreError, EXIT_UNAVAILABLE),
-    (errors.NotSupportedError, EXIT_INPUT),
-    (errors.EventVaultError, EXIT_INTERNAL),
-]
-
-
-class Ctx:
-    """What the top-level options decided, handed to every command."""
-
-    def __init__(self, config: str | None, backend: str | None, quiet: bool) -> None:
-        self.config_path = config
-        self.backend = backend
-        self.quiet = quiet
-
-    def config(self) -> Config:
-        env = dict(os.environ)
-        if self.backend:
-            env["EVENTVAULT_BACKEND"] = self.backend
-        return load_config(self.config_path, env=env)
-
-    @contextmanager
-    def store(self) -> Iterator[EventStore]:
-        with open_store(self.config()) as store:
-            yield store
-
-    def say(self, message: str) -> None:
-        if not self.quiet:
-            click.echo(message, err=True)
-
-    @contextmanager
-    def progress(self, label: str, total: int | None) -> Iterator[Callable[[int], None]]:
-        """A progress bar on stderr (only on a terminal, and not with --quiet)."""
-        if self.quiet or not sys.stderr.isatty():
-            yield lambda done: None
-            return
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.speed} ev/s"), TimeRemainingColumn()]  # fmt: skip
-        with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-            task = bar.add_task(label, total=total)
-            yield lambda done: bar.update(task, completed=done)
-
-
-def _handle_errors(fn: F) -> F:
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except errors.EventVaultError as exc:
-            code = next(c for cls, c in EXIT_CODES if isinstance(exc, cls))
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(code)
-        except BrokenPipeError:
-            sys.stderr.close()
-            sys.exit(EXIT_OK)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
-
-    return wrapper  # type: ignore[return-value]
+from .output import FORMATS, write_events
 
 
 def _json_object(value: str | None, name: str) -> dict[str, Any]:
@@ -127,15 +53,6 @@ def _json_object(value: str | None, name: str) -> dict[str, Any]:
     if not isinstance(parsed, dict):
         raise click.BadParameter("must be a JSON object, e.g. '{\"k\": 1}'", param_hint=name)
     return parsed
-
-
-def _time(value: str | None, name: str) -> Any:
-    if value is None:
-        return None
-    try:
-        return parse_time(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint=name) from None
 
 
 def _expected(value: str | None) -> int | ExpectedRevision | None:
@@ -179,9 +96,6 @@ def cli(ctx: click.Context, config: str | None, backend: str | None, quiet: bool
       eventvault verify
     """
     ctx.obj = Ctx(config, backend, quiet)
-
-
-pass_ctx = click.make_pass_decorator(Ctx)
 
 
 @cli.command()
@@ -372,57 +286,6 @@ def _append_many(
     ctx.say(f"appended {done} events (positions {first}–{last})")
 
 
-def query_options(fn: F) -> F:
-    """The filter options shared by query and tail."""
-    options = [
-        click.option(
-            "--type",
-            "-t",
-            "types",
-            multiple=True,
-            help="Type or pattern with trailing * (repeat for OR).",
-        ),
-        click.option("--actor", "-a", "actors", multiple=True, help="Actor (repeat for OR)."),
-        click.option(
-            "--correlation-id",
-            "correlation_ids",
-            multiple=True,
-            help="Correlation id (repeat for OR).",
-        ),
-        click.option("--stream", "-s", "streams", multiple=True, help="Stream (repeat for OR)."),
-        click.option(
-            "--since",
-            default=None,
-            metavar="TIME",
-            help="Recorded at or after: ISO-8601, 'now', or ago like 2h, 30m, 7d.",
-        ),
-        click.option("--until", default=None, metavar="TIME", help="Recorded before TIME."),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
-
-
-def _query(
-    types: tuple[str, ...],
-    actors: tuple[str, ...],
-    correlation_ids: tuple[str, ...],
-    streams: tuple[str, ...],
-    since: str | None,
-    until: str | None,
-    **extra: Any,
-) -> Query:
-    return Query(
-        types=types,
-        actors=actors,
-        correlation_ids=correlation_ids,
-        streams=streams,
-        since=_time(since, "--since"),
-        until=_time(until, "--until"),
-        **extra,
-    )
-
-
 @cli.command()
 @query_options
 @click.option("--after", type=click.IntRange(min=0), default=None, help="Positions after this.")
@@ -544,15 +407,29 @@ def stats(ctx: Ctx, /, fmt: str) -> None:
 @click.option(
     "--format", "fmt", type=click.Choice(("text", "json")), default="text", show_default=True
 )
+@click.option(
+    "--against",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="CONFIG",
+    help="Instead: compare this store with another, event by event (e.g. after a copy).",
+)
 @pass_ctx
 @_handle_errors
-def verify(ctx: Ctx, /, fmt: str) -> None:
+def verify(ctx: Ctx, /, fmt: str, against: str | None) -> None:
     """Recompute the hash chain; exit 6 at the first broken event.
 
+    With --against, compare this store with another one event by event (ids, content,
+    revisions, times, hashes) and exit 6 at the first difference.
+
     \b
-    Example:
+    Examples:
       eventvault verify && echo "record intact"
+      eventvault --config file.toml verify --against postgres.toml
     """
+    if against is not None:
+        _verify_against(ctx, against, fmt)
+        return
     with ctx.store() as store:
         total = store.head()
         with ctx.progress("verifying", total) as advance:
@@ -573,6 +450,21 @@ def verify(ctx: Ctx, /, fmt: str) -> None:
             f"({result.checked} events before it verified)"
         )
     if not result.ok:
+        sys.exit(EXIT_INTEGRITY)
+
+
+def _verify_against(ctx: Ctx, against: str, fmt: str) -> None:
+    from ..copy import compare_stores
+    from .copying import describe, explicit_config
+
+    with ctx.store() as store, open_store(explicit_config(against)) as other:
+        ctx.say(f"comparing {store.backend_name} with {other.backend_name} ({against})…")
+        cmp = compare_stores(store, other)
+    if fmt == "json":
+        click.echo(msgspec.json.encode(cmp).decode())
+    else:
+        click.echo(describe(cmp))
+    if not cmp.ok:
         sys.exit(EXIT_INTEGRITY)
 
 
@@ -831,8 +723,10 @@ def retention_run(ctx: Ctx, /, every: str | None) -> None:
 
 
 from .bench import bench  # noqa: E402 - registers the bench command on the group
+from .copying import copy_command  # noqa: E402 - registers the copy command
 
 cli.add_command(bench)
+cli.add_command(copy_command)
 
 
 STARTER_CONFIG = """\

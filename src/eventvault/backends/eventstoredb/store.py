@@ -32,6 +32,7 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -44,8 +45,15 @@ from ...errors import (
     MissingExtraError,
     StoreUnavailableError,
 )
+from ...groupcommit import Import
 from ...model import ExpectedRevision, NewEvent, Query, RecordedEvent, StoreStats
-from ...sequencer import DEFAULT_MAX_EVENT_BYTES, ChainHead, stamp_batch
+from ...sequencer import (
+    DEFAULT_MAX_EVENT_BYTES,
+    ChainHead,
+    StampedBatch,
+    stamp_batch,
+    stamp_import,
+)
 from ...store import EventStore
 from ...timeutil import to_us
 
@@ -254,17 +262,29 @@ class EventStoreDBEventStore(EventStore):
     def _append(
         self, batch: list[NewEvent], expected: int | ExpectedRevision
     ) -> list[RecordedEvent]:
+        return self._commit(
+            lambda: stamp_batch(
+                batch,
+                expected,
+                self._head,
+                revision_of=self._revisions.get,
+                find=self._find,
+                max_event_bytes=self.max_event_bytes,
+            )
+        )
+
+    def _import(self, imp: Import) -> list[RecordedEvent]:
+        return self._commit(
+            lambda: stamp_import(imp, self._head, revision_of=self._revisions.get, find=self._find)
+        )
+
+    def _commit(self, stamp: Callable[[], StampedBatch]) -> list[RecordedEvent]:
+        """Append what ``stamp()`` decides on top of the log we know, with the log's
+        current version as the compare-and-set; re-stamp if another writer moved it."""
         with self._lock:
             for _attempt in range(50):
                 self._catch_up()
-                stamped = stamp_batch(
-                    batch,
-                    expected,
-                    self._head,
-                    revision_of=self._revisions.get,
-                    find=self._find,
-                    max_event_bytes=self.max_event_bytes,
-                )
+                stamped = stamp()
                 if not stamped.new:
                     return stamped.results
                 before = len(self._positions)

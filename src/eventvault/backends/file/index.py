@@ -176,14 +176,18 @@ class MemIndex(_Accessors):
         self._last_hash = hash
 
     def add_batch(
-        self, records: Sequence[RecordedEvent], offsets: Sequence[int], recorded_us: int
+        self, records: Sequence[RecordedEvent], offsets: Sequence[int], recorded_us: int | None
     ) -> None:
-        """Index one appended batch (all of it shares one recorded_at)."""
+        """Index one appended batch. An append shares one recorded_at
+        (``recorded_us``); imported records bring their own (None)."""
         slot = len(self._offsets)
         if self._positions is not None:
             self._positions.extend(rec.position for rec in records)
         self._offsets.extend(offsets)
-        self._times.extend([recorded_us] * len(records))
+        if recorded_us is None:
+            self._times.extend([to_us(rec.recorded_at) for rec in records])
+        else:
+            self._times.extend([recorded_us] * len(records))
         p = self._postings
         by_type, by_stream, by_actor, by_corr = (
             p["type"], p["stream"], p["actor"], p["correlation_id"]

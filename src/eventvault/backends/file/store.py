@@ -49,11 +49,11 @@ import msgspec
 
 from ...chain import GENESIS
 from ...errors import CorruptionError, EventVaultError, StoreUnavailableError, ValidationError
-from ...groupcommit import GroupCommit, Request
+from ...groupcommit import GroupCommit, Import, Request
 from ...model import ExpectedRevision, NewEvent, Query, RecordedEvent, StoreStats
 from ...retention import Policy
 from ...retention_plan import GroupEvents, Run, RunIndex
-from ...sequencer import DEFAULT_MAX_EVENT_BYTES, ChainHead, stamp_group
+from ...sequencer import DEFAULT_MAX_EVENT_BYTES, ChainHead, Keyed, stamp_group
 from ...store import EventStore, ProgressCallback
 from .compaction import STATE_FILE, RetentionState, SegmentEnd, compact_segment
 from .fsio import WriterLock, atomic_write, fsync_dir, io_errors, replace_with
@@ -522,6 +522,9 @@ class FileEventStore(EventStore):
     ) -> list[RecordedEvent]:
         return self._group.submit(batch, expected)
 
+    def _import(self, imp: Import) -> list[RecordedEvent]:
+        return self._group.submit_request(Request([], ExpectedRevision.ANY, imported=imp))
+
     def _commit(self, group: list[Request]) -> None:
         """Write every request of ``group`` with one write and one fsync (the leader's job)."""
         try:
@@ -560,7 +563,7 @@ class FileEventStore(EventStore):
     ) -> tuple[list[tuple[Request, list[RecordedEvent]]], ChainHead]:
         """Decide each request's records; a failing request fails alone."""
 
-        def find_many(batch: Sequence[NewEvent], pending: AbstractSet[int]) -> list[int]:
+        def find_many(batch: Sequence[Keyed], pending: AbstractSet[int]) -> list[int]:
             """Indexes of events whose id may be stored: in this group, in the active
             segment, or not above the largest id of the sealed segments."""
             keys = [ev.id.int for ev in batch]
@@ -601,10 +604,10 @@ class FileEventStore(EventStore):
         parts = []
         layout = []
         at = base
-        for _req, recs in chunks:
+        for req, recs in chunks:
             data, offsets = encode_batch(recs)
             parts.append(data)
-            layout.append((recs, [at + o for o in offsets]))
+            layout.append((req, recs, [at + o for o in offsets]))
             at += len(data)
         buf = b"".join(parts)
         try:
@@ -624,9 +627,12 @@ class FileEventStore(EventStore):
                 req.results = []
             return
         with self._lock:
-            for recs, offsets in layout:
-                # A batch shares one clock reading, so one recorded_at.
-                active.add_batch(recs, offsets, to_us(recs[0].recorded_at))
+            for req, recs, offsets in layout:
+                # An appended batch shares one clock reading, so one recorded_at;
+                # imported records keep their own.
+                active.add_batch(
+                    recs, offsets, None if req.imported else to_us(recs[0].recorded_at)
+                )
             active.set_size(at)
             self._head = head
             self._dirty = True

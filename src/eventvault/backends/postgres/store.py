@@ -48,7 +48,7 @@ from ...errors import (
     StoreError,
     StoreUnavailableError,
 )
-from ...groupcommit import GroupCommit, Request
+from ...groupcommit import GroupCommit, Import, Request
 from ...model import ExpectedRevision, NewEvent, Query, RecordedEvent, StoreStats
 from ...retention import Policy
 from ...retention_plan import EventHead, GroupPlan, Run
@@ -182,6 +182,14 @@ def _record(row: Sequence[Any]) -> RecordedEvent:
     )
 
 
+def _items(req: Request) -> Sequence[NewEvent | RecordedEvent]:
+    return req.imported.records if req.imported is not None else req.batch
+
+
+def _size(req: Request) -> int:
+    return len(_items(req))
+
+
 def _like_prefix(pattern: str) -> str:
     """``task.*`` -> ``task.%`` with LIKE's own wildcards escaped."""
     body = pattern[:-1].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -305,6 +313,9 @@ class PostgresEventStore(EventStore):
     ) -> list[RecordedEvent]:
         return self._group.submit(batch, expected)
 
+    def _import(self, imp: Import) -> list[RecordedEvent]:
+        return self._group.submit_request(Request([], ExpectedRevision.ANY, imported=imp))
+
     def _writer(self) -> psycopg.Connection[tuple[Any, ...]]:
         """The commit leader's own connection (one leader at a time), reopened after a
         failure. Appends skip the pool: checking a connection out costs more than a
@@ -327,7 +338,7 @@ class PostgresEventStore(EventStore):
             with _db_errors("appending"):
                 try:
                     conn = self._writer()
-                    use_copy = sum(len(r.batch) for r in group) >= _COPY_FROM
+                    use_copy = sum(_size(r) for r in group) >= _COPY_FROM
                     written = None if use_copy else self._commit_fast(conn, group)
                     if written is None:
                         # Small groups use pipeline mode: BEGIN + lock + the two reads
@@ -381,7 +392,7 @@ class PostgresEventStore(EventStore):
         known = self._known
         if known is None:
             return None
-        unknown = list({ev.stream for r in group for ev in r.batch} - self._revisions.keys())
+        unknown = list({ev.stream for r in group for ev in _items(r)} - self._revisions.keys())
         if unknown and any(r.expected is not ExpectedRevision.ANY for r in group):
             return None
         stamped = stamp_group(
@@ -426,8 +437,8 @@ class PostgresEventStore(EventStore):
     def _commit_in(
         self, conn: psycopg.Connection[tuple[Any, ...]], group: list[Request], *, use_copy: bool
     ) -> tuple[int, ChainHead, dict[str, int]]:
-        ids = [ev.id for req in group for ev in req.batch]
-        streams = list({ev.stream for req in group for ev in req.batch})
+        ids = [ev.id for req in group for ev in _items(req)]
+        streams = list({ev.stream for req in group for ev in _items(req)})
         # The lock orders all writers (see the module docstring). The reads come
         # after it is granted: under READ COMMITTED each statement sees every commit
         # before it, so nobody can add an id or a revision behind our back.

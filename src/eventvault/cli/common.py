@@ -1,0 +1,163 @@
+"""What every ``eventvault`` command shares: exit codes, the context, errors, filters."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import click
+
+from .. import errors
+from ..config import Config, load_config
+from ..model import Query
+from ..registry import open_store
+from ..store import EventStore
+from ..timeutil import parse_time
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_CONFIG, EXIT_CONFLICT, EXIT_UNAVAILABLE, EXIT_INTEGRITY = (
+    range(7)
+)
+#: Most specific first: the first matching class decides the exit code.
+EXIT_CODES: list[tuple[type[BaseException], int]] = [
+    (errors.ConfigError, EXIT_CONFIG),
+    (errors.MissingExtraError, EXIT_CONFIG),
+    (errors.ValidationError, EXIT_INPUT),
+    (errors.ConflictError, EXIT_CONFLICT),
+    (errors.CorruptionError, EXIT_INTEGRITY),
+    (errors.StoreError, EXIT_UNAVAILABLE),
+    (errors.NotSupportedError, EXIT_INPUT),
+    (errors.EventVaultError, EXIT_INTERNAL),
+]
+
+
+class Ctx:
+    """What the top-level options decided, handed to every command."""
+
+    def __init__(self, config: str | None, backend: str | None, quiet: bool) -> None:
+        self.config_path = config
+        self.backend = backend
+        self.quiet = quiet
+
+    def config(self) -> Config:
+        env = dict(os.environ)
+        if self.backend:
+            env["EVENTVAULT_BACKEND"] = self.backend
+        return load_config(self.config_path, env=env)
+
+    @contextmanager
+    def store(self) -> Iterator[EventStore]:
+        with open_store(self.config()) as store:
+            yield store
+
+    def say(self, message: str) -> None:
+        if not self.quiet:
+            click.echo(message, err=True)
+
+    @contextmanager
+    def progress(self, label: str, total: int | None) -> Iterator[Callable[[int], None]]:
+        """A progress bar on stderr (only on a terminal, and not with --quiet)."""
+        if self.quiet or not sys.stderr.isatty():
+            yield lambda done: None
+            return
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.speed} ev/s"), TimeRemainingColumn()]  # fmt: skip
+        with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task(label, total=total)
+            yield lambda done: bar.update(task, completed=done)
+
+
+def _handle_errors(fn: F) -> F:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except errors.EventVaultError as exc:
+            code = next(c for cls, c in EXIT_CODES if isinstance(exc, cls))
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(code)
+        except BrokenPipeError:
+            sys.stderr.close()
+            sys.exit(EXIT_OK)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+pass_ctx = click.make_pass_decorator(Ctx)
+
+
+def _time(value: str | None, name: str) -> Any:
+    if value is None:
+        return None
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=name) from None
+
+
+def query_options(fn: F) -> F:
+    """The filter options shared by query and tail."""
+    options = [
+        click.option(
+            "--type",
+            "-t",
+            "types",
+            multiple=True,
+            help="Type or pattern with trailing * (repeat for OR).",
+        ),
+        click.option("--actor", "-a", "actors", multiple=True, help="Actor (repeat for OR)."),
+        click.option(
+            "--correlation-id",
+            "correlation_ids",
+            multiple=True,
+            help="Correlation id (repeat for OR).",
+        ),
+        click.option("--stream", "-s", "streams", multiple=True, help="Stream (repeat for OR)."),
+        click.option(
+            "--since",
+            default=None,
+            metavar="TIME",
+            help="Recorded at or after: ISO-8601, 'now', or ago like 2h, 30m, 7d.",
+        ),
+        click.option("--until", default=None, metavar="TIME", help="Recorded before TIME."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _query(
+    types: tuple[str, ...],
+    actors: tuple[str, ...],
+    correlation_ids: tuple[str, ...],
+    streams: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    **extra: Any,
+) -> Query:
+    return Query(
+        types=types,
+        actors=actors,
+        correlation_ids=correlation_ids,
+        streams=streams,
+        since=_time(since, "--since"),
+        until=_time(until, "--until"),
+        **extra,
+    )

@@ -1,0 +1,261 @@
+"""Copying events between stores (any backends) and comparing two stores.
+
+``copy_store(src, dst)`` moves every event, in position order, keeping ids,
+streams, revisions, types, actors, correlation/causation ids, ``occurred_at``,
+``recorded_at`` and the chain hashes: the destination numbers positions its own
+way (see below) but recomputes nothing the chain covers, so both chain heads are
+the same hash. A filtered copy (a *slice*) cannot keep the hashes — its events no
+longer follow each other in the source — so the destination chains them afresh over
+the same content (``rechain``); everything else is kept.
+
+Positions are the destination's: file and PostgreSQL number 1, 2, 3…, EventStoreDB
+uses commit positions. Order is kept, so a position range in one store maps to the
+same events in the other; ids are the identity to use across stores.
+
+Resuming: batches are atomic, so an interrupted copy leaves the destination
+holding a *prefix* of what it copies. Run again, the copy finds the destination's
+newest event in the source (by id), checks it is the same event, and continues
+right after it. Nothing is copied twice; an id the destination already holds with
+other content is a :class:`~eventvault.errors.DuplicateEventError`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import msgspec
+
+from .errors import ConflictError, ValidationError
+from .groupcommit import Import
+from .model import MAX_LIMIT, Query, RecordedEvent
+from .store import EventStore
+
+__all__ = ["Comparison", "CopyError", "CopyReport", "compare_stores", "copy_store"]
+
+#: Events per read and per destination batch (one transaction / one fsync each).
+DEFAULT_BATCH = 5000
+
+#: ``progress(copied, total)``; total is None when the source cannot tell cheaply.
+CopyProgress = Callable[[int, int | None], None]
+
+
+class CopyError(ConflictError):
+    """The destination is not (a prefix of) a copy of this source."""
+
+
+class Comparison(msgspec.Struct, frozen=True, kw_only=True):
+    """The outcome of comparing two stores event by event."""
+
+    ok: bool
+    events: int  # events compared (equal ones, up to the first difference)
+    streams: int  # streams seen, with equal revisions
+    head_hash: str | None  # the first store's last compared event's hash
+    other_head_hash: str | None  # the second's (equal, unless a slice was rechained)
+    difference: str | None = None  # the first difference, for a person
+
+
+class CopyReport(msgspec.Struct, frozen=True, kw_only=True):
+    copied: int  # events written to the destination by this run
+    resumed_after: int | None  # source position the run continued after (None: from start)
+    rechained: bool  # a slice: the destination chained the events afresh
+    seconds: float
+    comparison: Comparison | None = None  # with verify=True
+
+
+def _is_slice(query: Query) -> bool:
+    """Whether ``query`` leaves events out (then the copy cannot keep the hashes)."""
+    everything = msgspec.structs.replace(query, limit=Query().limit)
+    if tuple(query.types) == ("*",):
+        everything = msgspec.structs.replace(everything, types=())
+    return everything != Query()
+
+
+def _resume_point(src: EventStore, dst: EventStore, query: Query, rechain: bool) -> int | None:
+    """The source position to continue after (None: the destination holds nothing)."""
+    newest = dst.read(Query(reverse=True, limit=1)).events
+    if not newest:
+        return None
+    last = newest[0]
+    there = src.get(last.id)
+    if there is None:
+        raise CopyError(
+            f"the destination already holds events, and its newest ({last.id}, position "
+            f"{last.position}) is not in the source: it is not a copy of this source. Copy "
+            "into an empty store."
+        )
+    same = there.hash == last.hash if not rechain else _differs(there, last, hashes=False) is None
+    if not same:
+        raise CopyError(
+            f"the destination's newest event {last.id} differs from the source's: the "
+            "destination is not a copy of this source (or one of them was altered)"
+        )
+    oldest = dst.read(Query(limit=1)).events[0]
+    first = src.read(msgspec.structs.replace(query, limit=1, reverse=False, before=None)).events
+    if not first or first[0].id != oldest.id:
+        raise CopyError(
+            f"the destination's oldest event {oldest.id} is not the first event this copy "
+            "starts with: it holds something else. Copy into an empty store."
+        )
+    return there.position
+
+
+def copy_store(
+    src: EventStore,
+    dst: EventStore,
+    query: Query | None = None,
+    *,
+    batch: int = DEFAULT_BATCH,
+    verify: bool = True,
+    follow: bool = False,
+    stop: threading.Event | None = None,
+    progress: CopyProgress | None = None,
+    poll_interval: float = 0.5,
+) -> CopyReport:
+    """Copy the events of ``src`` matching ``query`` (all: None) into ``dst``.
+
+    Resumable (see the module docstring). ``follow``: after catching up, keep
+    copying new source events until ``stop`` is set. ``verify``: then compare both
+    stores event by event (:func:`compare_stores`).
+    """
+    if not 1 <= batch <= MAX_LIMIT:
+        raise ValidationError(f"copy batch must be 1–{MAX_LIMIT}, got {batch}")
+    if src is dst or (src.backend_name == dst.backend_name and src.store_id == dst.store_id):
+        raise ValidationError("source and destination are the same store")
+    started = time.monotonic()
+    query = query if query is not None else Query()
+    if query.reverse:
+        raise ValidationError("a copy goes in position order; drop reverse")
+    rechain = _is_slice(query)
+    after = _resume_point(src, dst, query, rechain)
+    resumed_after = after
+    total = src.stats().events if not rechain else None
+    done = 0
+    if after is not None and total is not None:
+        # What the destination holds already counts as done for the progress bar.
+        done = dst.stats().events
+    stop = stop if stop is not None else threading.Event()
+    copied = 0
+    for page in _pages(src, query, after, batch, follow, stop, poll_interval):
+        dst._import(Import(page, rechain=rechain))
+        copied += len(page)
+        done += len(page)
+        if progress is not None:
+            progress(done, total)
+    comparison = compare_stores(src, dst, query, rechain=rechain) if verify else None
+    return CopyReport(
+        copied=copied,
+        resumed_after=resumed_after,
+        rechained=rechain,
+        seconds=time.monotonic() - started,
+        comparison=comparison,
+    )
+
+
+def _pages(
+    src: EventStore,
+    query: Query,
+    after: int | None,
+    batch: int,
+    follow: bool,
+    stop: threading.Event,
+    poll_interval: float,
+) -> Iterator[list[RecordedEvent]]:
+    """Source pages in position order; the next page is read while the caller writes."""
+    base = msgspec.structs.replace(query, limit=batch, reverse=False)
+    cursor = after if after is not None else query.after
+
+    def read(after: int | None) -> list[RecordedEvent]:
+        return src.read(msgspec.structs.replace(base, after=after)).events
+
+    with ThreadPoolExecutor(1, thread_name_prefix="eventvault-copy-read") as pool:
+        pending: Future[list[RecordedEvent]] = pool.submit(read, cursor)
+        while True:
+            page = pending.result()
+            if page:
+                cursor = page[-1].position
+                pending = pool.submit(read, cursor)
+                yield page
+                continue
+            if not follow or stop.is_set():
+                return
+            # Caught up: wait for the source to move (or for stop), then read again.
+            head = src.head()
+            if query.before is not None and head >= query.before - 1:
+                return
+            src._wait(head, poll_interval)
+            if stop.is_set():
+                return
+            pending = pool.submit(read, cursor)
+
+
+def compare_stores(
+    a: EventStore, b: EventStore, query: Query | None = None, *, rechain: bool = False
+) -> Comparison:
+    """Walk both stores (the events ``query`` matches in ``a``, all of ``b``) in order and
+    report the first difference: an event that differs in any field but its position
+    (and its hash, when ``rechain``), or one side ending early."""
+    query = msgspec.structs.replace(query or Query(), limit=MAX_LIMIT, reverse=False)
+    left = a.iter(query)
+    right = b.iter(Query(limit=MAX_LIMIT))
+    revisions: dict[str, int] = {}
+    count = 0
+    head: str | None = None
+    other: str | None = None
+    for x in left:
+        y = next(right, None)
+        if y is None:
+            return Comparison(
+                ok=False,
+                events=count,
+                streams=len(revisions),
+                head_hash=head,
+                other_head_hash=other,
+                difference=f"the second store ends after {count:,} events; the first goes on "
+                f"with {x.id} at position {x.position}",
+            )
+        diff = _differs(x, y, hashes=not rechain)
+        if diff is not None:
+            return Comparison(
+                ok=False,
+                events=count,
+                streams=len(revisions),
+                head_hash=head,
+                other_head_hash=other,
+                difference=f"event #{count + 1:,} differs ({diff}): {x.id} at position "
+                f"{x.position} vs {y.id} at position {y.position}",
+            )
+        count += 1
+        revisions[x.stream] = x.stream_revision
+        head, other = x.hash, y.hash
+    extra = next(right, None)
+    if extra is not None:
+        return Comparison(
+            ok=False,
+            events=count,
+            streams=len(revisions),
+            head_hash=head,
+            other_head_hash=other,
+            difference=f"the first store ends after {count:,} events; the second goes on with "
+            f"{extra.id} at position {extra.position}",
+        )
+    return Comparison(
+        ok=True, events=count, streams=len(revisions), head_hash=head, other_head_hash=other
+    )
+
+
+_FIELDS = [f for f in RecordedEvent.__struct_fields__ if f not in ("position", "hash")]
+
+
+def _differs(x: RecordedEvent, y: RecordedEvent, *, hashes: bool) -> str | None:
+    """The first field (other than position) in which two events differ, if any."""
+    if x == msgspec.structs.replace(y, position=x.position, hash=x.hash if not hashes else y.hash):
+        return None  # (the common case, compared in C)
+    for name in ["id", *(f for f in _FIELDS if f != "id")]:
+        if getattr(x, name) != getattr(y, name):
+            return f"{name}: {getattr(x, name)!r} vs {getattr(y, name)!r}"
+    if hashes and x.hash != y.hash:
+        return f"hash: {x.hash} vs {y.hash}"
+    return None
