@@ -229,8 +229,7 @@ def stamp_import(
         rec = records[i]
         old = find(rec.id)
         if old is not None:
-            same = old.hash == rec.hash if not imp.rechain else _same_record(rec, old)
-            if not same:
+            if not _same_record(rec, old) or (not imp.rechain and old.hash != rec.hash):
                 raise DuplicateEventError(rec.id, old.position)
             existing[i] = old
     position = head.position
