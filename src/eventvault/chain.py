@@ -7,44 +7,62 @@ a prefix, verification starts from the checkpoint hash recorded at the cut.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Protocol
 
 from .canonical import canonical_event_bytes
 from .model import RecordedEvent, VerifyResult
 
-__all__ = ["GENESIS", "record_hash", "verify_chain"]
+__all__ = ["GENESIS", "bridge", "record_hash", "verify_chain"]
 
 GENESIS = bytes(32)
 
 
 def record_hash(prev: bytes, event: RecordedEvent) -> bytes:
     """Recompute the chain hash of a stored event from its fields."""
-    h = hashlib.sha256(prev)
-    h.update(
-        canonical_event_bytes(
-            id=event.id,
-            type=event.type,
-            stream=event.stream,
-            stream_revision=event.stream_revision,
-            actor=event.actor,
-            correlation_id=event.correlation_id,
-            causation_id=event.causation_id,
-            source=event.source,
-            occurred_at=event.occurred_at,
-            recorded_at=event.recorded_at,
-            data=event.data,
-            metadata=event.metadata,
-        )
-    )
-    return h.digest()
+    return hashlib.sha256(prev + _canonical(event)).digest()
 
 
-class BridgeLookup(Protocol):
+class HoleWalker(Protocol):
     """Holes retention left, as receipts recorded them (see :mod:`eventvault.retention_plan`)."""
 
-    def between(self, q: int, s: int) -> tuple[int, str] | None: ...
+    def walked(self, event_hash: str) -> None: ...
+
+    def candidates(
+        self, q: int, s: int, mark: int | None = None
+    ) -> Iterator[tuple[str, int | None]]: ...
+
+
+def _canonical(event: RecordedEvent) -> bytes:
+    return canonical_event_bytes(
+        id=event.id,
+        type=event.type,
+        stream=event.stream,
+        stream_revision=event.stream_revision,
+        actor=event.actor,
+        correlation_id=event.correlation_id,
+        causation_id=event.causation_id,
+        source=event.source,
+        occurred_at=event.occurred_at,
+        recorded_at=event.recorded_at,
+        data=event.data,
+        metadata=event.metadata,
+    )
+
+
+def bridge(
+    walker: HoleWalker, q: int, event: RecordedEvent, mark: int | None = None
+) -> tuple[bytes, int | None, str] | None:
+    """The link across a hole: which recorded hash ``event`` (after the stored event at
+    ``q``) chains to, as (its own hash, the recorded position of the event before it,
+    that event's hash)."""
+    canon = _canonical(event)
+    for prev_hex, where in walker.candidates(q, event.position, mark):
+        digest = hashlib.sha256(bytes.fromhex(prev_hex) + canon).digest()
+        if digest.hex() == event.hash:
+            return digest, where, prev_hex
+    return None
 
 
 def verify_chain(
@@ -52,17 +70,18 @@ def verify_chain(
     *,
     start: bytes = GENESIS,
     checkpoint: int | None = None,
-    bridges: BridgeLookup | None = None,
+    bridges: HoleWalker | None = None,
     receipts: int = 0,
     contiguous: bool = True,
 ) -> VerifyResult:
     """Walk ``events`` in position order and report the first one whose hash breaks.
 
     Also checks what the chain alone cannot: positions strictly increase and
-    recorded_at never goes backwards. Where retention removed events, the next
-    survivor chains to the hash a receipt recorded for the hole (``bridges``); a
-    hole no receipt covers breaks the chain. ``contiguous``: the backend numbers
-    1, 2, 3…, so a skipped position is a missing event worth naming.
+    recorded_at never goes backwards. Where retention removed events, an event that
+    does not chain to its stored predecessor may chain across the hole to a hash a
+    receipt recorded (``bridges``, see :class:`eventvault.retention_plan.Bridges`);
+    any other hole breaks the chain. ``contiguous``: the backend numbers 1, 2, 3…, so
+    a skipped position is a missing event worth naming.
     """
     prev = start
     checked = 0
@@ -76,16 +95,17 @@ def verify_chain(
         elif last_time is not None and ev.recorded_at < last_time:
             reason = "recorded_at goes backwards"
         else:
-            hole = bridges.between(last_pos, ev.position) if bridges is not None else None
-            if hole is not None:
-                prev = bytes.fromhex(hole[1])
-                bridged += 1
-                if not checked:
-                    checkpoint = hole[0]
             expect = record_hash(prev, ev)
+            if expect.hex() != ev.hash and bridges is not None:
+                across = bridge(bridges, last_pos, ev)
+                if across is not None:
+                    expect = across[0]
+                    bridged += 1
+                    if not checked:
+                        checkpoint = across[1]
             if expect.hex() != ev.hash:
                 reason = "hash does not match the event's content and its predecessor"
-                if hole is None and contiguous and ev.position > last_pos + 1:
+                if contiguous and ev.position > last_pos + 1:
                     reason += (
                         f" (positions {last_pos + 1}..{ev.position - 1} are missing and no "
                         "retention receipt accounts for them)"
@@ -102,6 +122,8 @@ def verify_chain(
                 bridged=bridged,
                 receipts=receipts,
             )
+        if bridges is not None:
+            bridges.walked(ev.hash)
         checked += 1
         last_pos = ev.position
         last_time = ev.recorded_at

@@ -12,14 +12,18 @@ The order is what makes it safe (see :mod:`eventvault.retention_plan`):
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
-from .chain import GENESIS, record_hash
+import msgspec
+
+from .chain import bridge, record_hash
 from .errors import CorruptionError
 from .model import ExpectedRevision, Query
 from .retention import RECEIPT_TYPE, Policy
 from .retention_plan import (
+    GENESIS_HEX,
     Bridges,
+    BridgeWalker,
     EventHead,
     RetentionPlan,
     RetentionReport,
@@ -48,22 +52,27 @@ def apply_plan(
     removes = plan.removes(policy)
     collector = RunCollector()
     total = plan.count
-    bridges = Bridges().add_all(store.iter(Query(types=[RECEIPT_TYPE], limit=1000)))
-    prev_position, prev_hash = 0, GENESIS.hex()
-    links: list[tuple[EventHead, str]] = []  # (event that goes, hash it chains to)
+    walker = (
+        Bridges(store.store_id)
+        .add_all(store.iter(Query(types=[RECEIPT_TYPE], limit=1000)))
+        .walker()
+    )
+    prev_position, prev_hash = 0, GENESIS_HEX
+    links: list[_Link] = []
+    chained_to: dict[int, str] = {}  # first position of each run -> the hash it chains to
     for ev in store._walk_heads(removes.max_cut + 1):
         goes = removes(ev)
         if goes:
-            hole = bridges.between(prev_position, ev.position)
-            links.append((ev, hole[1] if hole is not None else prev_hash))
+            links.append(_Link(ev, prev_hash, prev_position, walker.mark(), collector.starts_run))
             if len(links) >= _LINK_BATCH:
-                _check_links(store, links)
-        collector.add(ev, goes)
+                _check_links(store, links, walker, chained_to)
+        collector.add(ev, goes, root=goes and walker.is_root(ev.hash))
+        walker.walked(ev.hash)
         prev_position, prev_hash = ev.position, ev.hash
         if progress is not None and collector.removed % 20000 == 0 and collector.removed:
             progress(collector.removed // 2, total)
-    _check_links(store, links)
-    runs = collector.finish()
+    _check_links(store, links, walker, chained_to)
+    runs = [msgspec.structs.replace(r, before_hash=chained_to[r.first]) for r in collector.finish()]
     if not runs:  # someone else removed them meanwhile
         return RetentionReport(plan=plan, removed=0, runs=0, receipt_positions=[], seconds=0.0)
     last = store._read(Query(reverse=True, limit=1), 1)
@@ -97,15 +106,34 @@ def apply_plan(
     )
 
 
-def _check_links(store: EventStore, links: list[tuple[EventHead, str]]) -> None:
+class _Link(NamedTuple):
+    """A removed event and what its chain link may be."""
+
+    head: EventHead
+    prev_hash: str  # the stored event before it
+    prev_position: int
+    mark: int  # runs open at that point of the walk
+    starts_run: bool
+
+
+def _check_links(
+    store: EventStore, links: list[_Link], walker: BridgeWalker, chained_to: dict[int, str]
+) -> None:
     """Never launder damage: an event only goes once its own link in the chain checks
-    out (survivors are left to ``verify``). Empties ``links``."""
-    whole = store._whole([head for head, _ in links])
-    for ev, (_, prev) in zip(whole, links, strict=True):
-        if record_hash(bytes.fromhex(prev), ev).hex() != ev.hash:
+    out — to the stored event before it, or across a recorded hole (survivors are left
+    to ``verify``). Records what each run's first event chains to. Empties ``links``."""
+    whole = store._whole([link.head for link in links])
+    for ev, link in zip(whole, links, strict=True):
+        to: str | None = link.prev_hash
+        if record_hash(bytes.fromhex(link.prev_hash), ev).hex() != ev.hash:
+            across = bridge(walker, link.prev_position, ev, link.mark)
+            to = across[2] if across is not None else None
+        if to is None:
             raise CorruptionError(
                 f"refusing to apply retention: the chain is broken at position "
                 f"{ev.position}, which the plan would remove; run 'eventvault verify' and "
                 "investigate first"
             )
+        if link.starts_run:
+            chained_to[ev.position] = to
     links.clear()

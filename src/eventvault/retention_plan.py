@@ -31,7 +31,7 @@ the next surviving event chains to.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -61,7 +61,8 @@ RECEIPT_STREAM = "eventvault.retention"
 #: Room a receipt keeps for everything but its runs.
 _RECEIPT_OVERHEAD = 32 * 1024
 #: Generous size of one encoded run (``[first, last, count, "64 hex"]``).
-_RUN_BYTES = 128
+_RUN_BYTES = 200
+_ROOT_BYTES = 70
 _US = timedelta(microseconds=1)
 
 
@@ -150,6 +151,13 @@ class Run(msgspec.Struct, frozen=True, array_like=True):
     """Stored events ``first..last`` (every stored one in between), all removed.
 
     ``before``: the stored event just before the run when it was removed (0: none).
+    ``before_hash``: the hash ``first`` chains to — that event's hash, or across an
+    older hole the recorded hash of the event removed there. It makes the bridge
+    position-free, so a copy that numbers positions differently still verifies.
+    (Receipts written before it existed have five elements; see :class:`Bridges`.)
+    ``roots``: hashes of events in the run that older runs start after — the older
+    part of a run an interrupted apply left behind, removed now. The hole then
+    reaches past this run's end, to those runs' ends.
     """
 
     first: int
@@ -157,6 +165,8 @@ class Run(msgspec.Struct, frozen=True, array_like=True):
     count: int
     last_hash: str
     before: int
+    before_hash: str = ""
+    roots: list[str] = msgspec.field(default_factory=list)
 
 
 class RunIndex:
@@ -251,9 +261,19 @@ class RunCollector:
     _last: int = 0
     _hash: str = ""
     _count: int = 0
+    _roots: list[str] = field(default_factory=list)
 
-    def add(self, ev: EventHead, goes: bool) -> None:
+    @property
+    def starts_run(self) -> bool:
+        """Whether the next event that goes starts a run (no run is open)."""
+        return self._first is None
+
+    def add(self, ev: EventHead, goes: bool, *, root: bool = False) -> None:
+        """The next stored event, and whether it goes. ``root``: older runs start after
+        it (see :attr:`Run.roots`)."""
         if goes:
+            if root:
+                self._roots.append(ev.hash)
             if self._first is None:
                 self._first = ev.position
                 self._count = 0
@@ -275,8 +295,11 @@ class RunCollector:
 
     def _close(self) -> None:
         assert self._first is not None
-        self.runs.append(Run(self._first, self._last, self._count, self._hash, self._kept))
+        self.runs.append(
+            Run(self._first, self._last, self._count, self._hash, self._kept, roots=self._roots)
+        )
         self._first = None
+        self._roots = []
 
 
 def receipts_for(
@@ -291,10 +314,19 @@ def receipts_for(
 
     Every part carries the plan summary; the runs are split between the parts.
     """
-    per = max(1, (max_event_bytes - _RECEIPT_OVERHEAD) // _RUN_BYTES)
-    chunks = [runs[i : i + per] for i in range(0, len(runs), per)] or [[]]
+    budget = max_event_bytes - _RECEIPT_OVERHEAD
+    chunks: list[list[Run]] = [[]]
+    used = 0
+    for run in runs:
+        size = _RUN_BYTES + _ROOT_BYTES * len(run.roots)
+        if chunks[-1] and used + size > budget:
+            chunks.append([])
+            used = 0
+        chunks[-1].append(run)
+        used += size
     last_run = max(runs, key=lambda r: r.last) if runs else None
     summary: dict[str, Any] = {
+        "store": plan.store_id,
         "now": plan.now.isoformat().replace("+00:00", "Z"),
         "policy": plan.policy,
         "groups": [msgspec.to_builtins(g, builtin_types=()) for g in plan.groups if g.count],
@@ -334,23 +366,37 @@ def receipts_for(
 class Bridges:
     """The runs receipts recorded, for bridging holes in the chain.
 
-    Each run ``[first..last]`` removed from after the stored event ``before``
-    accounts for every position in ``(before, last]``: its own events, and the ones
-    between ``before`` and ``first`` that earlier runs had removed already. Runs
-    whose ``[before, last]`` overlap form one *component* ``[low, high]``: every
-    original position in ``(low, high]`` is accounted for.
+    **By hash** (runs with ``before_hash``). Each run is an edge ``before_hash ->
+    last_hash``: the events after the one hashed ``before_hash``, up to the one
+    hashed ``last_hash``, were all removed — recorded. Walking the stored events
+    in order, every event ``w`` makes the runs reachable from ``hash(w)`` *open*;
+    an event that does not chain to its stored predecessor is bridged only by an
+    open ``last_hash`` it chains to. That is sound in any numbering: a path of runs
+    from a stored ``w`` covers every original event between ``w`` and the
+    bridged event, so any missing event there was recorded as removed. A survivor
+    deleted next to a hole is never walked, so the runs that start after it never
+    open, and the event after the hole fails. An interrupted removal (a run cut to
+    its older part) still verifies: the run opened at the event before it.
 
-    A hole between survivors ``q`` and ``s`` is bridged by the largest recorded run
-    end ``r`` with ``q < r < s`` — which is ``s``'s original predecessor, so ``s``
-    chains to ``r``'s recorded hash — provided ``r``'s component reaches back to
-    ``q`` (``low <= q``). A survivor deleted next to a removed run fails that test:
-    it is a hole nobody recorded. (``apply_retention`` checks the chain of what it
-    removes first, so no earlier damage can be laundered into a recorded run.)
+    **By position** (runs of receipts this very store wrote, and five-element runs
+    from receipts written before ``before_hash`` existed). Each run
+    ``[first..last]`` removed from after the stored event ``before`` accounts for
+    ``(before, last]``; runs whose ``[before, last]`` overlap form one *component*
+    ``[low, high]``. A hole between survivors
+    ``q`` and ``s`` is bridged by the largest run end ``r`` with ``q < r < s``,
+    provided ``r``'s component reaches back to ``q`` (``low <= q``). Only valid in
+    the numbering the receipts were written in; it also covers the rare states the
+    hash rule cannot see (a run rooted inside the remnant of an interrupted older
+    run, that remnant removed afterwards). Each rule alone guarantees every missing
+    event between two stored ones was recorded, so a hole either bridges is sound.
     """
 
-    def __init__(self) -> None:
-        self._hashes: dict[int, str] = {}  # run end -> hash of the event there
-        self._spans: list[tuple[int, int]] = []  # (before, last) of every run
+    def __init__(self, store_id: str | None = None) -> None:
+        self._store_id = store_id
+        self._edges: dict[str, list[str]] = {}  # before_hash -> last_hash of each run
+        self._ends_at: dict[str, int] = {}  # last_hash -> recorded position of that event
+        self._hashes: dict[int, str] = {}  # (by position) run end -> hash of the event there
+        self._spans: list[tuple[int, int]] = []  # (by position) (before, last) of every run
         self._ends: list[int] | None = None
         self._lows: list[int] = []
         self._highs: list[int] = []
@@ -362,13 +408,24 @@ class Bridges:
         if not isinstance(runs, list):
             return
         for run in runs:
-            if (
+            if not (
                 isinstance(run, list)
                 and len(run) >= 5
                 and all(type(run[k]) is int for k in (0, 1, 4))
                 and isinstance(run[3], str)
-                and 0 <= run[4] < run[0] <= run[1] < receipt.position  # it speaks of the past
+                and 0 <= run[4] < run[0] <= run[1]
             ):
+                continue
+            by_hash = len(run) >= 6 and isinstance(run[5], str) and bool(run[5])
+            if by_hash:
+                ends = self._edges.setdefault(run[5], [])
+                ends.append(run[3])
+                self._ends_at[run[3]] = run[1]
+                if len(run) >= 7 and isinstance(run[6], list):
+                    ends.extend(h for h in run[6] if isinstance(h, str))
+            # Positions only mean something in the store that wrote them (not in a copy).
+            native = not by_hash or receipt.data.get("store") == self._store_id
+            if native and run[1] < receipt.position:  # (it speaks of the past)
                 self._hashes[run[1]] = run[3]
                 self._spans.append((run[4], run[1]))
         self._ends = None
@@ -379,7 +436,11 @@ class Bridges:
         return self
 
     def __len__(self) -> int:
-        return len(self._hashes)
+        return len(self._hashes) + len(self._ends_at)
+
+    def walker(self) -> BridgeWalker:
+        """A fresh walk over the stored events, from the first."""
+        return BridgeWalker(self)
 
     def _build(self) -> list[int]:
         self._ends = sorted(self._hashes)
@@ -395,7 +456,7 @@ class Bridges:
         return self._ends
 
     def between(self, q: int, s: int) -> tuple[int, str] | None:
-        """The run end bridging a hole between survivors ``q`` and ``s``, if any."""
+        """(By position) the run end bridging a hole between survivors ``q`` and ``s``."""
         if not self._hashes:
             return None
         ends = self._ends if self._ends is not None else self._build()
@@ -407,3 +468,53 @@ class Bridges:
         if k < 0 or self._lows[k] > q or self._highs[k] < r:
             return None
         return r, self._hashes[r]
+
+
+class BridgeWalker:
+    """One walk's open runs (see :class:`Bridges`): tell it every stored event's hash
+    in order (:meth:`walked`); ask it what a broken link may chain to instead."""
+
+    def __init__(self, bridges: Bridges) -> None:
+        self._bridges = bridges
+        self._open: list[str] = []  # last_hashes, in the order they opened
+        self._seen: set[str] = set()
+        self.walked(GENESIS_HEX)  # runs that removed the very first events
+
+    def walked(self, event_hash: str) -> None:
+        edges = self._bridges._edges
+        if event_hash not in edges:
+            return
+        todo = [event_hash]
+        while todo:  # everything reachable from this event's hash opens
+            for end in edges.get(todo.pop(), ()):
+                if end not in self._seen:
+                    self._seen.add(end)
+                    self._open.append(end)
+                    todo.append(end)
+
+    def is_root(self, event_hash: str) -> bool:
+        """Whether recorded runs start right after the event with this hash."""
+        return event_hash in self._bridges._edges
+
+    def mark(self) -> int:
+        """How many runs are open now (for :meth:`candidates` later)."""
+        return len(self._open)
+
+    def candidates(
+        self, q: int, s: int, mark: int | None = None
+    ) -> Iterator[tuple[str, int | None]]:
+        """Hashes an event at ``s`` after the stored event at ``q`` may chain to across a
+        hole, with the recorded position of the event removed there: the newest open
+        runs first (the likeliest), then the by-position bridge. ``mark``: only the
+        runs open at that time."""
+        end = len(self._open) if mark is None else mark
+        ends_at = self._bridges._ends_at
+        for k in range(end - 1, -1, -1):
+            h = self._open[k]
+            yield h, ends_at.get(h)
+        hole = self._bridges.between(q, s)
+        if hole is not None:
+            yield hole[1], hole[0]
+
+
+GENESIS_HEX = "0" * 64

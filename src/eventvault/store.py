@@ -324,7 +324,7 @@ class EventStore(ABC):
         the first position where it breaks. Holes retention left are bridged by the
         hashes its receipts recorded; any other hole breaks the chain."""
         self._check_open()
-        bridges = Bridges().add_all(self.iter(Query(types=[RECEIPT_TYPE], limit=1000)))
+        bridges = Bridges(self.store_id).add_all(self.iter(Query(types=[RECEIPT_TYPE], limit=1000)))
         total = self.stats().events  # (not the head: positions may have gaps)
 
         def walk() -> Iterator[RecordedEvent]:
@@ -336,7 +336,7 @@ class EventStore(ABC):
         result = verify_chain(
             walk(),
             start=GENESIS,
-            bridges=bridges,
+            bridges=bridges.walker(),
             receipts=bridges.receipts,
             contiguous=self.contiguous_positions,
         )
