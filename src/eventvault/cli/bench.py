@@ -396,6 +396,44 @@ def run_retention(store: Any, newest: Any) -> dict[str, Any]:
     }
 
 
+def run_copies(config: dict[str, Any], root: Path, dsn: str | None, say: Any) -> dict[str, Any]:
+    """``eventvault copy`` both ways between the file backend and PostgreSQL, starting
+    from the store the writes made (copy time, then the event-by-event comparison)."""
+    from ..copy import compare_stores, copy_store
+    from ..registry import open_store
+
+    here = config["store"]["backend"]
+    other = "postgres" if here == "file" else "file"
+    hop = bench_config(other, root / "copy-1", dsn)
+    back = bench_config(here, root / "copy-2", dsn)
+    if other == "postgres":
+        hop["store"]["postgres"]["schema"] = "eventvault_bench_copy"
+    else:
+        back["store"]["postgres"]["schema"] = "eventvault_bench_copy"
+    out: dict[str, Any] = {}
+    try:
+        for src_cfg, dst_cfg in ((config, hop), (hop, back)):
+            _reset(dst_cfg)
+            name = f"copy_{src_cfg['store']['backend']}_to_{dst_cfg['store']['backend']}"
+            with open_store(src_cfg) as src, open_store(dst_cfg) as dst:
+                say(f"{name.replace('_', ' ')}")
+                report = copy_store(src, dst, verify=False)
+                t0 = time.perf_counter()
+                cmp = compare_stores(src, dst)
+                compare_s = time.perf_counter() - t0
+            if not cmp.ok:
+                raise click.ClickException(f"{name}: the copy differs: {cmp.difference}")
+            out[name] = {
+                "events": report.copied,
+                "events_per_s": report.copied / report.seconds,
+                "compare_events_per_s": cmp.events / compare_s,
+            }
+    finally:
+        _reset(hop)
+        _reset(back)
+    return out
+
+
 def _peak_rss_mb() -> float:
     """This process's peak RSS. Not ``ru_maxrss``: after fork+exec that still holds the
     parent's high-water mark (here: the writer's). ``VmHWM`` is the new image's own."""
@@ -431,7 +469,7 @@ def _summary(runs: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
             rows.append((name, "MB", _fmt(vals)))
             continue
         for metric in runs[0][name]:
-            if metric == "events" and name not in ("open", "retention_plan", "retention_apply"):
+            if metric == "events" and not name.startswith(("open", "retention_", "copy_")):
                 continue
             vals = [r[name][metric] for r in runs]
             rows.append((name, metric, _fmt(vals)))
@@ -501,7 +539,15 @@ def _fmt(vals: list[float]) -> str:
     help="postgres: also run the eventsourcing library's recorder (if installed; "
     "pip install 'eventvault[bench]') and print the ratios.",
 )
+@click.option(
+    "--copy/--no-copy",
+    "with_copy",
+    default=False,
+    show_default=True,
+    help="Also measure 'eventvault copy' file -> postgres -> file (or the other way round).",
+)
 def bench(
+    with_copy: bool,
     bench_backend: str,
     events: int,
     single: int,
@@ -547,6 +593,8 @@ def bench(
                     result[f"ratio_{name.removeprefix('es_')}"] = {
                         "x": ours / theirs[name]["events_per_s"]
                     }
+            if with_copy and bench_backend != "memory":
+                result.update(run_copies(config, root, dsn, say))
             if bench_backend != "memory":
                 say("reads, filters, open time and RSS in a fresh process")
                 result.update(_child(config, queries))
