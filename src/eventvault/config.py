@@ -113,6 +113,13 @@ class ServerConfig(_Section):
     host: str = "127.0.0.1"
     port: int = 8730
     tokens: list[TokenConfig] = msgspec.field(default_factory=list)
+    tokens_file: str | None = None  # TOML with [[tokens]] tables, like server.tokens
+    max_body_bytes: int = 8 * 1024 * 1024
+    heartbeat: str = "15s"  # SSE comment line when idle
+    header_timeout: str = "10s"  # a client must send its request head within this
+    body_timeout: str = "30s"  # ...and its body within this
+    graceful_timeout: str = "30s"  # on shutdown, in-flight requests get this long
+    access_log: bool = True
 
 
 class Config(_Section):
@@ -244,12 +251,53 @@ def _check(cfg: Config, origin: str) -> None:
         raise ConfigError(f"{origin}: store.postgres.schema: {pg.schema!r} is not a plain name")
     if not 0 < cfg.server.port < 65536:
         raise ConfigError(f"{origin}: server.port: {cfg.server.port} is not a TCP port")
+    srv = cfg.server
+    for key, value in (
+        ("server.heartbeat", srv.heartbeat),
+        ("server.header_timeout", srv.header_timeout),
+        ("server.body_timeout", srv.body_timeout),
+        ("server.graceful_timeout", srv.graceful_timeout),
+    ):
+        try:
+            parse_duration(value)
+        except ValueError as exc:
+            raise ConfigError(f"{origin}: {key}: {exc}") from None
+    if srv.max_body_bytes < 1024:
+        raise ConfigError(f"{origin}: server.max_body_bytes must be >= 1024")
+    for k, tok in enumerate(srv.tokens):
+        if (tok.token is None) == (tok.token_sha256 is None):
+            raise ConfigError(
+                f"{origin}: server.tokens[{k}] ({tok.name}): give exactly one of token, "
+                "token_sha256"
+            )
+        if not tok.scopes:
+            raise ConfigError(f"{origin}: server.tokens[{k}] ({tok.name}): no scopes")
     from .retention import resolve_policy
 
     try:
         resolve_policy(cfg.retention)
     except ConfigError as exc:
         raise ConfigError(f"{origin}: {exc}") from None
+
+
+def _with_tokens_file(cfg: Config, base: Path, env: Mapping[str, str], origin: str) -> Config:
+    """Add the tokens of ``server.tokens_file`` (``[[tokens]]`` tables, like
+    ``server.tokens``; keep it readable by the service only)."""
+    assert cfg.server.tokens_file is not None
+    path = Path(cfg.server.tokens_file).expanduser()
+    path = path if path.is_absolute() else base / path
+    where = f"{origin}: server.tokens_file {path}"
+    try:
+        raw = _interpolate(tomllib.loads(path.read_text(encoding="utf-8")), "", env)
+        extra = msgspec.convert(raw.get("tokens", []), list[TokenConfig])
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{where}: cannot read: {exc}") from None
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    server = msgspec.structs.replace(cfg.server, tokens=[*cfg.server.tokens, *extra])
+    return msgspec.structs.replace(cfg, server=server)
 
 
 def load_config(
@@ -296,6 +344,8 @@ def load_config(
                 node = child
             node[keys[-1]] = env[var]
     cfg = _convert(raw, origin)
+    if cfg.server.tokens_file:
+        cfg = _with_tokens_file(cfg, base, env, origin)
     _check(cfg, origin)
     data_path = Path(cfg.store.file.path).expanduser()
     if not data_path.is_absolute():

@@ -724,9 +724,11 @@ def retention_run(ctx: Ctx, /, every: str | None) -> None:
 
 from .bench import bench  # noqa: E402 - registers the bench command on the group
 from .copying import copy_command  # noqa: E402 - registers the copy command
+from .serve import serve  # noqa: E402
 
 cli.add_command(bench)
 cli.add_command(copy_command)
+cli.add_command(serve)
 
 
 STARTER_CONFIG = """\

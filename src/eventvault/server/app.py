@@ -1,0 +1,588 @@
+"""The HTTP service: an ASGI app (FastAPI) over any store.
+
+Every storage call runs in a worker thread (``anyio.to_thread``) — the event loop
+never waits on a disk or a database — and many concurrent appends meet in the
+backend's group commit, so they share fsyncs and transactions.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from functools import partial
+from typing import Any
+from uuid import UUID
+
+import anyio
+import msgspec
+from anyio import to_thread
+from fastapi import FastAPI
+from fastapi import Query as Param
+from fastapi.exceptions import RequestValidationError
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from .. import errors
+from ..config import Config
+from ..model import Query, RecordedEvent
+from ..retention_plan import RetentionReport
+from ..retention_schedule import RetentionScheduler
+from ..store import EventStore, as_uuid
+from ..timeutil import parse_duration
+from . import cloudevents as ce
+from .auth import Principal, TokenBook
+from .holder import StoreHolder
+from .metrics import Metrics
+from .requests import (
+    HTTPError,
+    error_response,
+    events_from_body,
+    expected_revision,
+    from_store_error,
+    json_response,
+    query_from_params,
+    read_body,
+)
+from .sse import sse_stream
+
+__all__ = ["Service", "create_app"]
+
+log = logging.getLogger("eventvault.server")
+access_log = logging.getLogger("eventvault.access")
+
+NDJSON = "application/x-ndjson"
+_record = msgspec.json.Encoder()
+
+
+def _plain(ev: RecordedEvent) -> RecordedEvent:
+    return ev
+
+
+class Written(msgspec.Struct, frozen=True, gc=False):
+    """What an append answers per event."""
+
+    id: UUID
+    position: int
+    stream: str
+    stream_revision: int
+    recorded_at: datetime
+    hash: str
+
+
+class Appended(msgspec.Struct, frozen=True, gc=False):
+    events: list[Written]
+    first_position: int
+    last_position: int
+
+
+def _written(ev: RecordedEvent) -> Written:
+    return Written(ev.id, ev.position, ev.stream, ev.stream_revision, ev.recorded_at, ev.hash)
+
+
+class Service:
+    """What the app's routes share: the store (swappable), tokens, metrics, settings."""
+
+    def __init__(self, holder: StoreHolder, config: Config, tokens: TokenBook) -> None:
+        self.holder = holder
+        self.config = config
+        self.tokens = tokens
+        self.metrics = Metrics()
+        self.shutdown = threading.Event()
+        self.limiter = anyio.CapacityLimiter(64)  # worker threads for storage calls
+        self.scheduler: RetentionScheduler | None = None
+        srv = config.server
+        self.max_body = srv.max_body_bytes
+        self.body_timeout = parse_duration(srv.body_timeout).total_seconds()
+        self.heartbeat = parse_duration(srv.heartbeat).total_seconds()
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await to_thread.run_sync(fn, *args, limiter=self.limiter)
+
+    def authorize(self, request: Request, scope: str) -> Principal:
+        principal = self.tokens.who(request.headers.get("authorization"))
+        if principal is None:
+            raise HTTPError(
+                401,
+                "Unauthorized",
+                "send 'Authorization: Bearer <token>' with a token from server.tokens",
+                {"WWW-Authenticate": 'Bearer realm="eventvault"'},
+            )
+        request.state.principal = principal.name
+        if not principal.may(scope):
+            raise HTTPError(403, "Forbidden", f"token {principal.name!r} lacks the {scope!r} scope")
+        return principal
+
+    # -- appending -------------------------------------------------------------------
+
+    async def append(self, request: Request, expected: str | None) -> Response:
+        """POST /v1/events (also reached by :class:`_Edge`'s fast path)."""
+        m = self.metrics
+        try:
+            self.authorize(request, "append")
+            body = await read_body(request, self.max_body, self.body_timeout)
+            started = time.perf_counter()
+            batch, _single = events_from_body(
+                request.headers.get("content-type", ""), request.headers, body
+            )
+            revision = expected_revision(expected)
+            with self.holder.lease() as store:
+                result = await self.run(partial(store.append, batch, expected_revision=revision))
+        except HTTPError as exc:
+            m.append_requests.labels(exc.kind).inc()
+            return error_response(exc.status, exc.kind, exc.message, exc.headers)
+        except errors.EventVaultError as exc:
+            mapped = from_store_error(exc)
+            m.append_requests.labels(mapped.kind).inc()
+            return error_response(mapped.status, mapped.kind, mapped.message)
+        m.append_latency.observe(time.perf_counter() - started)
+        m.append_requests.labels("ok").inc()
+        m.events_appended.inc(len(batch))
+        out = Appended(
+            [_written(e) for e in result.events], result.first_position, result.last_position
+        )
+        return json_response(out, 201)
+
+    # -- retention -------------------------------------------------------------------
+
+    def start_retention(self) -> None:
+        store = self.holder.current
+        policy = store.retention_policy
+        if policy is None or self.config.retention is None:
+            return
+        if not store.supports_retention:
+            log.warning(
+                "retention: the %s backend cannot apply it; not scheduled", store.backend_name
+            )
+            return
+        every = parse_duration(self.config.retention.check_interval)
+        self.scheduler = RetentionScheduler(store, policy, every, on_report=self._retention_ran)
+        self.scheduler.start()
+        log.info("retention: applied every %s", self.config.retention.check_interval)
+
+    def stop_retention(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.stop()
+            self.scheduler = None
+
+    def _retention_ran(self, report: RetentionReport) -> None:
+        self.metrics.retention_runs.labels("ok").inc()
+        self.metrics.events_removed.inc(report.removed)
+
+    # -- reload ----------------------------------------------------------------------
+
+    def reload(self, load: Callable[[], tuple[Config, EventStore]]) -> bool:
+        """Swap in a new configuration's store and tokens (SIGHUP). A bad configuration
+        (or an unreachable backend) keeps the old one; the reason is logged."""
+        try:
+            config, store = load()
+            tokens = TokenBook.from_config(config.server)
+        except Exception as exc:  # keep serving, say why
+            self.metrics.reloads.labels("failed").inc()
+            log.error("reload failed, keeping the current configuration: %s", exc)  # noqa: TRY400
+            return False
+        if (config.server.host, config.server.port) != (
+            self.config.server.host,
+            self.config.server.port,
+        ):
+            log.warning("reload: server.host/port changes need a restart; still listening")
+        self.stop_retention()
+        old = self.holder.current
+        self.tokens = tokens
+        self.config = config
+        self.holder.swap(store, config)
+        self.start_retention()
+        self.metrics.reloads.labels("ok").inc()
+        log.info(
+            "reloaded %s: %s backend (was %s); in-flight requests finish on the old one",
+            config.source,
+            store.backend_name,
+            old.backend_name,
+        )
+        return True
+
+
+def create_app(
+    store: EventStore, config: Config | None = None, *, tokens: TokenBook | None = None
+) -> FastAPI:
+    """The ASGI app serving ``store``. ``config`` supplies ``[server]`` and ``[retention]``
+    (default: the built-in defaults); ``tokens`` defaults to ``config.server.tokens``."""
+    config = config if config is not None else Config()
+    svc = Service(
+        StoreHolder(store, config), config, tokens or TokenBook.from_config(config.server)
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        svc.start_retention()
+        try:
+            yield
+        finally:
+            svc.shutdown.set()
+            svc.stop_retention()
+            await to_thread.run_sync(svc.holder.close)
+
+    app = FastAPI(
+        title="eventvault",
+        summary="An append-only, verifiable event store over HTTP.",
+        version=_version(),
+        lifespan=lifespan,
+        openapi_tags=[
+            {"name": "events", "description": "Append and read events."},
+            {"name": "operations", "description": "Health, readiness, metrics."},
+        ],
+    )
+    app.state.service = svc
+    _routes(app, svc)
+    _errors(app)
+    app.add_middleware(_Edge, service=svc)
+    _schemas(app)
+    return app
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("eventvault")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0"
+
+
+# -- routes -------------------------------------------------------------------------
+
+_EVENT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        {"$ref": "#/components/schemas/NewEvent"},
+                        {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/NewEvent"},
+                            "minItems": 1,
+                        },
+                    ]
+                }
+            },
+            ce.STRUCTURED_TYPE: {"schema": {"$ref": "#/components/schemas/CloudEvent"}},
+            ce.BATCH_TYPE: {
+                "schema": {"type": "array", "items": {"$ref": "#/components/schemas/CloudEvent"}}
+            },
+        },
+    },
+    "responses": {
+        "201": {"description": "Stored (durably): positions and hashes, in input order."},
+        "400": {"description": "Invalid event(s); nothing was stored."},
+        "409": {"description": "Wrong expected revision, or an id reused with other content."},
+        "413": {"description": "Body over server.max_body_bytes."},
+        "415": {"description": "Unsupported Content-Type."},
+    },
+}
+
+
+def _routes(app: FastAPI, svc: Service) -> None:
+    m = svc.metrics
+
+    @app.post(
+        "/v1/events",
+        tags=["events"],
+        status_code=201,
+        summary="Append one event, an atomic batch, or CloudEvents (structured, batch, binary)",
+        openapi_extra=_EVENT_BODY,
+    )
+    async def append(
+        request: Request,
+        expected_revision_: str | None = Param(
+            None,
+            alias="expected_revision",
+            description="A revision number, any, no_stream or stream_exists (all events "
+            "must then share one stream).",
+        ),
+    ) -> Response:
+        return await svc.append(request, expected_revision_)
+
+    @app.get("/v1/events", tags=["events"], summary="Read events: filters, cursor, order")
+    async def read(
+        request: Request,
+        type_: list[str] = Param(
+            [],
+            alias="type",
+            description="Type or pattern ending in *; repeat or comma-separate for OR.",
+        ),
+        actor: list[str] = Param([], description="Actor (OR)."),
+        correlation_id: list[str] = Param([], description="Correlation id (OR)."),
+        stream: list[str] = Param([], description="Stream (OR)."),
+        since: str | None = Param(
+            None, description="Recorded at or after: ISO-8601, now, or ago (2h, 7d)."
+        ),
+        until: str | None = Param(None, description="Recorded before."),
+        after: str | None = Param(None, description="Positions after this."),
+        before: str | None = Param(None, description="Positions before this."),
+        limit: str | None = Param(None, description="Page size, 1-10000 (default 100)."),
+        order: str | None = Param(None, description="asc (default) or desc."),
+        cursor: str | None = Param(None, description="next_cursor of the previous page."),
+    ) -> Response:
+        svc.authorize(request, "read")
+        query = query_from_params(request.query_params)
+        accept = request.headers.get("accept", "")
+        encode: Callable[[RecordedEvent], Any] = (
+            ce.to_cloudevent if ce.BATCH_TYPE in accept else _plain
+        )
+        if NDJSON in accept:
+            return _ndjson(svc, query, cursor, encode)
+        started = time.perf_counter()
+        with svc.holder.lease() as store:
+            page = await svc.run(lambda: store.read(query, cursor=cursor))
+        m.query_latency.observe(time.perf_counter() - started)
+        if encode is not _plain:
+            body = _record.encode([encode(e) for e in page.events])
+            cursor_header = {"X-Next-Cursor": page.next_cursor or ""}
+            return Response(body, media_type=ce.BATCH_TYPE, headers=cursor_header)
+        return json_response({"events": page.events, "next_cursor": page.next_cursor})
+
+    sse_doc = {"content": {"text/event-stream": {}}, "description": "Catch-up, then live."}
+
+    @app.get("/v1/events/stream", tags=["events"], summary="Live tail (Server-Sent Events)",
+             response_class=StreamingResponse, responses={200: sse_doc})  # fmt: skip
+    async def stream_events(
+        request: Request,
+        type_: list[str] = Param([], alias="type"),
+        actor: list[str] = Param([]),
+        correlation_id: list[str] = Param([]),
+        stream: list[str] = Param([]),
+        after: str | None = Param(None, description="Start after this position (default: now)."),
+        format_: str | None = Param(
+            None, alias="format", description="event (default) or cloudevents"
+        ),
+    ) -> Response:
+        svc.authorize(request, "read")
+        params = request.query_params
+        query = query_from_params(params, default_limit=1000)
+        if query.reverse or query.since or query.until or query.before:
+            raise errors.ValidationError(
+                "the live tail takes type, actor, correlation_id, stream and after"
+            )
+        resume = request.headers.get("last-event-id") or params.get("after")
+        lease = svc.holder.lease()
+        store = lease.__enter__()
+        try:
+            start = int(resume) if resume not in (None, "") else await svc.run(store.head)
+        except ValueError:
+            lease.__exit__(None, None, None)
+            raise errors.ValidationError(
+                f"after / Last-Event-ID must be a position, got {resume!r}"
+            ) from None
+        encode = ce.to_cloudevent if format_ == "cloudevents" else _plain
+
+        def closed() -> None:
+            m.subscribers.dec()
+            lease.__exit__(None, None, None)
+
+        body = sse_stream(store, query, start, heartbeat=svc.heartbeat, shutdown=svc.shutdown,
+                          encode=encode, on_open=m.subscribers.inc, on_close=closed)  # fmt: skip
+        return StreamingResponse(
+            body,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    @app.get("/v1/events/{event_id}", tags=["events"], summary="One event by id",
+             responses={404: {"description": "No such event."}})  # fmt: skip
+    async def get_event(request: Request, event_id: str) -> Response:
+        svc.authorize(request, "read")
+        if as_uuid(event_id) is None:
+            raise HTTPError(404, "NotFound", f"{event_id!r} is not an event id (a UUID)")
+        started = time.perf_counter()
+        with svc.holder.lease() as store:
+            ev = await svc.run(store.get, event_id)
+        m.query_latency.observe(time.perf_counter() - started)
+        if ev is None:
+            raise HTTPError(404, "NotFound", f"no event {event_id}")
+        if ce.STRUCTURED_TYPE in request.headers.get("accept", ""):
+            return Response(_record.encode(ce.to_cloudevent(ev)), media_type=ce.STRUCTURED_TYPE)
+        return json_response(ev)
+
+    @app.get("/v1/stats", tags=["events"], summary="Counts, positions, times, size")
+    async def stats(request: Request) -> Response:
+        svc.authorize(request, "read")
+        with svc.holder.lease() as store:
+            result = await svc.run(store.stats)
+        return json_response(result)
+
+    @app.post("/v1/verify", tags=["operations"], summary="Recompute the hash chain (admin)")
+    async def verify(request: Request) -> Response:
+        svc.authorize(request, "admin")
+        with svc.holder.lease() as store:
+            result = await svc.run(store.verify)
+        return json_response(result, 200 if result.ok else 409)
+
+    @app.get("/healthz", tags=["operations"], summary="The process is up")
+    async def healthz() -> Response:
+        return json_response({"status": "ok"})
+
+    @app.get("/readyz", tags=["operations"], summary="The backend answers",
+             responses={503: {"description": "The backend does not answer."}})  # fmt: skip
+    async def readyz() -> Response:
+        if svc.shutdown.is_set():
+            return error_response(503, "ShuttingDown", "the service is shutting down")
+        try:
+            with svc.holder.lease() as store:
+                with anyio.fail_after(5):
+                    head = await svc.run(store.head)
+        except (errors.EventVaultError, TimeoutError) as exc:
+            return error_response(503, "NotReady", f"{svc.holder.current.backend_name}: {exc}")
+        return json_response(
+            {"status": "ready", "backend": svc.holder.current.backend_name, "head": head}
+        )
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics (read scope)",
+             response_class=Response)  # fmt: skip
+    async def metrics(request: Request) -> Response:
+        svc.authorize(request, "read")
+        return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _ndjson(
+    svc: Service, query: Query, cursor: str | None, encode: Callable[[RecordedEvent], Any]
+) -> Response:
+    """Every matching event from the cursor on, one JSON line each, page by page (a
+    page is read while the previous one is being sent)."""
+
+    async def lines() -> AsyncIterator[bytes]:
+        with svc.holder.lease() as store:
+            page = await svc.run(lambda: store.read(query, cursor=cursor))
+            while True:
+                if page.events:
+                    yield b"\n".join(_record.encode(encode(e)) for e in page.events) + b"\n"
+                if page.next_cursor is None or svc.shutdown.is_set():
+                    return
+                page = await svc.run(partial(store.read, query, cursor=page.next_cursor))
+
+    return StreamingResponse(lines(), media_type=NDJSON)
+
+
+# -- errors, access log, schemas ----------------------------------------------------------
+
+
+def _errors(app: FastAPI) -> None:
+    @app.exception_handler(HTTPError)
+    async def http_error(_request: Request, exc: HTTPError) -> Response:
+        return error_response(exc.status, exc.kind, exc.message, exc.headers)
+
+    @app.exception_handler(errors.EventVaultError)
+    async def store_error(_request: Request, exc: errors.EventVaultError) -> Response:
+        mapped = from_store_error(exc)
+        if mapped.status >= 500:
+            log.error("%s: %s", mapped.kind, exc)
+        return error_response(mapped.status, mapped.kind, mapped.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_params(_request: Request, exc: RequestValidationError) -> Response:
+        parts = [
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()
+        ]
+        return error_response(400, "ValidationError", "; ".join(parts) or "invalid request")
+
+
+class _Edge:
+    """The outermost layer (plain ASGI, so streams pass through): one structured
+    access-log line per request (never the token: its name) — and the fast path for
+    ``POST /v1/events``, which goes straight to :meth:`Service.append` instead of
+    through the framework's routing and dependency layers (a third of the time of a
+    100-event append went there). The FastAPI route stays, for the OpenAPI document
+    and for anything the fast path does not take."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]], service: Service) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        target = self.app
+        if scope["method"] == "POST" and scope["path"] == "/v1/events":
+            target = self._append
+        if not self.service.config.server.access_log:
+            await target(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def sending(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await target(scope, receive, sending)
+        finally:
+            state = scope.get("state") or {}
+            client = scope.get("client")
+            access_log.info(
+                "%s %s %d",
+                scope["method"],
+                scope["path"],
+                status,
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "ms": round((time.perf_counter() - started) * 1000, 2),
+                    "client": client[0] if client else None,
+                    "principal": state.get("principal"),
+                },
+            )
+
+    async def _append(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        scope.setdefault("state", {})
+        request = Request(scope, receive)
+        expected = request.query_params.get("expected_revision")
+        response = await self.service.append(request, expected)
+        await response(scope, receive, send)
+
+
+def _schemas(app: FastAPI) -> None:
+    """The body schemas come from the msgspec structs the store itself validates with."""
+    from ..model import NewEvent
+
+    base = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        doc = base()
+        _, components = msgspec.json.schema_components(
+            [NewEvent], ref_template="#/components/schemas/{name}"
+        )
+        schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+        schemas.update(components)
+        schemas["CloudEvent"] = {
+            "type": "object",
+            "required": ["specversion", "id", "source", "type"],
+            "properties": {
+                "specversion": {"type": "string", "enum": ["1.0"]},
+                "id": {"type": "string", "minLength": 1},
+                "source": {"type": "string", "minLength": 1},
+                "type": {"type": "string", "minLength": 1},
+                "subject": {"type": "string", "minLength": 1},
+                "time": {"type": "string", "format": "date-time"},
+                "datacontenttype": {"type": "string"},
+                "data": {"type": "object"},
+                "correlationid": {"type": "string"},
+                "causationid": {"type": "string"},
+                "actor": {"type": "string"},
+            },
+        }
+        app.openapi_schema = doc
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]

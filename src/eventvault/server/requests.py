@@ -1,0 +1,211 @@
+"""Turning HTTP requests into eventvault calls, and errors into HTTP answers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .. import errors
+from ..model import ExpectedRevision, NewEvent, Query
+from ..timeutil import parse_time
+from . import cloudevents as ce
+
+__all__ = [
+    "HTTPError",
+    "error_response",
+    "events_from_body",
+    "expected_revision",
+    "json_response",
+    "query_from_params",
+    "read_body",
+]
+
+_encoder = msgspec.json.Encoder()
+#: Plain JSON bodies decode straight into validated events (one C pass).
+_events_decoder = msgspec.json.Decoder(NewEvent | list[NewEvent])
+
+
+class HTTPError(Exception):
+    """An answer other than success, with a body a person can act on."""
+
+    def __init__(self, status: int, kind: str, message: str, headers: Mapping[str, str] = {}):
+        super().__init__(message)
+        self.status = status
+        self.kind = kind
+        self.message = message
+        self.headers = dict(headers)
+
+
+#: Most specific first.
+STATUS: list[tuple[type[BaseException], int]] = [
+    (errors.WrongExpectedRevisionError, 409),
+    (errors.DuplicateEventError, 409),
+    (errors.ConflictError, 409),
+    (errors.ValidationError, 400),
+    (errors.NotSupportedError, 400),
+    (errors.StoreClosedError, 503),
+    (errors.StoreUnavailableError, 503),
+    (errors.CorruptionError, 500),
+    (errors.EventVaultError, 500),
+]
+
+
+def json_response(
+    content: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    return Response(_encoder.encode(content), status, headers, media_type="application/json")
+
+
+def error_response(
+    status: int, kind: str, message: str, headers: Mapping[str, str] | None = None
+) -> Response:
+    return json_response({"error": {"type": kind, "message": message}}, status, headers)
+
+
+def from_store_error(exc: errors.EventVaultError) -> HTTPError:
+    status = next(code for cls, code in STATUS if isinstance(exc, cls))
+    return HTTPError(status, type(exc).__name__, str(exc))
+
+
+async def read_body(request: Request, limit: int, timeout: float) -> bytes:
+    """The whole body, refused (413) beyond ``limit`` bytes and (408) beyond ``timeout``."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise HTTPError(400, "BadRequest", "Content-Length is not a number")
+        if int(declared) > limit:
+            raise HTTPError(
+                413,
+                "PayloadTooLarge",
+                f"body of {declared} bytes; the limit is {limit} (server.max_body_bytes)",
+            )
+    chunks: list[bytes] = []
+    size = 0
+
+    async def collect() -> None:
+        nonlocal size
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise HTTPError(
+                    413, "PayloadTooLarge", f"body over {limit} bytes (server.max_body_bytes)"
+                )
+            chunks.append(chunk)
+
+    try:
+        await asyncio.wait_for(collect(), timeout)
+    except TimeoutError:
+        raise HTTPError(408, "RequestTimeout", f"the body took longer than {timeout:g} s") from None
+    return b"".join(chunks)
+
+
+def _decode(body: bytes) -> Any:
+    if not body.strip():
+        raise HTTPError(400, "ValidationError", "the body is empty; send a JSON event or array")
+    try:
+        return msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise HTTPError(400, "ValidationError", f"body is not valid JSON: {exc}") from None
+
+
+def _plain_events(body: bytes) -> tuple[list[NewEvent], bool]:
+    if not body.strip():
+        raise HTTPError(400, "ValidationError", "the body is empty; send a JSON event or array")
+    try:
+        decoded = _events_decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        # e.g. "Expected `str`, got `int` - at `$[3].type`", or our own check's message
+        raise errors.ValidationError(f"invalid event: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise HTTPError(400, "ValidationError", f"body is not valid JSON: {exc}") from None
+    if isinstance(decoded, list):
+        if not decoded:
+            raise errors.ValidationError("the array is empty; send at least one event")
+        return decoded, False
+    return [decoded], True
+
+
+def events_from_body(
+    content_type: str, headers: Mapping[str, str], body: bytes
+) -> tuple[list[NewEvent], bool]:
+    """The events a POST carries, and whether they came as one (not an array)."""
+    base = content_type.split(";", 1)[0].strip().lower()
+    if "ce-specversion" in headers:
+        return [ce.from_binary(headers, content_type or None, body)], True
+    if base == ce.STRUCTURED_TYPE:
+        return [ce.from_structured(_decode(body))], True
+    if base == ce.BATCH_TYPE:
+        return ce.from_batch(_decode(body)), False
+    if base in ("application/json", ""):
+        return _plain_events(body)
+    raise HTTPError(
+        415,
+        "UnsupportedMediaType",
+        f"Content-Type {content_type!r}: send application/json, {ce.STRUCTURED_TYPE}, "
+        f"{ce.BATCH_TYPE}, or a binary-mode CloudEvent (ce-* headers)",
+    )
+
+
+def expected_revision(value: str | None) -> int | ExpectedRevision | None:
+    if value is None or value == "":
+        return None
+    named = {e.name.lower(): e for e in ExpectedRevision}
+    if value.lower() in named:
+        return named[value.lower()]
+    if value.isdigit():
+        return int(value)
+    raise errors.ValidationError(
+        f"expected_revision {value!r}: use a revision number, any, no_stream or stream_exists"
+    )
+
+
+def _many(params: Any, name: str) -> list[str]:
+    """Repeated (``?type=a&type=b``) or comma-separated (``?type=a,b``) values."""
+    out: list[str] = []
+    for value in params.getlist(name):
+        out.extend(v for v in (p.strip() for p in value.split(",")) if v)
+    return out
+
+
+def _int(params: Any, name: str) -> int | None:
+    value = params.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise errors.ValidationError(f"{name} must be an integer, got {value!r}") from None
+
+
+def _time(params: Any, name: str) -> Any:
+    value = params.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        raise errors.ValidationError(f"{name}: {exc}") from None
+
+
+def query_from_params(params: Any, *, default_limit: int = 100) -> Query:
+    order = params.get("order", "asc")
+    if order not in ("asc", "desc"):
+        raise errors.ValidationError(f"order must be asc or desc, got {order!r}")
+    limit = _int(params, "limit")
+    return Query(
+        types=_many(params, "type"),
+        actors=_many(params, "actor"),
+        correlation_ids=_many(params, "correlation_id"),
+        streams=_many(params, "stream"),
+        since=_time(params, "since"),
+        until=_time(params, "until"),
+        after=_int(params, "after"),
+        before=_int(params, "before"),
+        limit=default_limit if limit is None else limit,
+        reverse=order == "desc",
+    )
