@@ -62,7 +62,9 @@ class StampedBatch:
 
 
 def same_content(new: NewEvent, old: RecordedEvent) -> bool:
-    """Whether a re-sent event is the one already stored (idempotent retry)."""
+    """Whether a re-sent event is the one already stored (idempotent retry). An
+    ``occurred_at`` the producer left to the default matches any: a retry (say, an
+    HTTP client re-sending a body without one) has no time of its own to compare."""
     return (
         new.type == old.type
         and new.stream == old.stream
@@ -70,7 +72,7 @@ def same_content(new: NewEvent, old: RecordedEvent) -> bool:
         and new.correlation_id == old.correlation_id
         and new.causation_id == old.causation_id
         and new.source == old.source
-        and new.occurred_at == old.occurred_at
+        and (new.occurred_at == old.occurred_at or "occurred_defaulted" in new.__dict__)
         and new.data == old.data
         and new.metadata == old.metadata
     )

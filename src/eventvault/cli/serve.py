@@ -6,6 +6,7 @@ import asyncio
 import gc
 import json
 import logging
+import os
 import signal
 import sys
 from typing import Any
@@ -18,6 +19,8 @@ from ..registry import open_store
 from ..store import EventStore
 from ..timeutil import parse_duration
 from .common import Ctx, _handle_errors, pass_ctx
+
+log = logging.getLogger("eventvault.server")
 
 _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 
@@ -40,7 +43,7 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
-def _setup_logging(fmt: str) -> None:
+def setup_logging(fmt: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         formatter: logging.Formatter = JsonFormatter()
@@ -55,15 +58,31 @@ def _setup_logging(fmt: str) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def tune_gc() -> None:
+    """Requests allocate many short-lived containers; with the default gen-0 threshold
+    (700) the collector took ~15% of the CPU under load. What start-up built is
+    frozen out of collections."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+
+
 @click.command("serve")
 @click.option("--host", default=None, help="Interface to bind (default: server.host).")
 @click.option("--port", type=click.IntRange(0, 65535), default=None, help="Default: server.port.")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Worker processes (each a store client; file and postgres take several writers).",
+)
 @click.option(
     "--log-format", type=click.Choice(("json", "text")), default="json", show_default=True
 )
 @pass_ctx
 @_handle_errors
-def serve(ctx: Ctx, /, host: str | None, port: int | None, log_format: str) -> None:
+def serve(ctx: Ctx, /, host: str | None, port: int | None, workers: int, log_format: str) -> None:
     """Serve the store over HTTP: appends (JSON, CloudEvents), queries, a live tail
     (SSE), health, metrics and an OpenAPI document (/docs, /openapi.json).
 
@@ -81,7 +100,7 @@ def serve(ctx: Ctx, /, host: str | None, port: int | None, log_format: str) -> N
 
         from ..server import create_app
         from ..server.auth import TokenBook, is_loopback
-        from ..server.protocol import with_header_timeout
+        from ..server.protocol import HeadDeadlineProtocol
     except ImportError as exc:
         raise errors.MissingExtraError("server", getattr(exc, "name", None) or "fastapi") from None
 
@@ -95,48 +114,107 @@ def serve(ctx: Ctx, /, host: str | None, port: int | None, log_format: str) -> N
             "read and append. Add [[server.tokens]] (see README, 'HTTP service') or bind "
             "127.0.0.1."
         )
-    _setup_logging(log_format)
+    if workers > 1 and config.backend == "memory":
+        raise errors.ConfigError("the memory backend cannot be shared by several workers")
+    setup_logging(log_format)
+    srv = config.server
+    HeadDeadlineProtocol.header_timeout = parse_duration(srv.header_timeout).total_seconds()
+    options: dict[str, Any] = {
+        "host": bind_host,
+        "port": bind_port,
+        "http": HeadDeadlineProtocol,
+        "loop": "uvloop" if _have("uvloop") else "asyncio",
+        "log_config": None,
+        "access_log": False,
+        "timeout_graceful_shutdown": int(parse_duration(srv.graceful_timeout).total_seconds()),
+        "timeout_keep_alive": 5,
+        "server_header": False,
+    }
+    mode = "tokens required" if tokens.enabled else "no tokens: loopback only"
+    if workers > 1:
+        _serve_workers(ctx, config, options, workers, mode)
+        return
     store = open_store(config)
     app = create_app(store, config, tokens=tokens)
     service = app.state.service
-    srv = config.server
-    uv_config = uvicorn.Config(
-        app,
-        host=bind_host,
-        port=bind_port,
-        http=with_header_timeout(parse_duration(srv.header_timeout).total_seconds()),
-        loop="uvloop" if _have("uvloop") else "asyncio",
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=int(parse_duration(srv.graceful_timeout).total_seconds()),
-        timeout_keep_alive=5,
-        server_header=False,
-    )
-    server = _Server(uv_config, service)
+    server = _server_class()(uvicorn.Config(app, **options), service)
 
     def reload() -> None:
         def load() -> tuple[Config, EventStore]:
             fresh = ctx.config()
             return fresh, open_store(fresh)
 
-        logging.getLogger("eventvault.server").info("SIGHUP: reloading the configuration")
+        log.info("SIGHUP: reloading the configuration")
         asyncio.get_running_loop().run_in_executor(None, service.reload, load)
 
-    server.on_startup_hook = reload
-    # Requests allocate many short-lived containers; the default gen-0 threshold (700)
-    # made the collector take ~15% of the CPU under load. Long-lived objects from
-    # start-up are frozen out of collections.
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
-    logging.getLogger("eventvault.server").info(
-        "eventvault %s backend on http://%s:%d (%s)",
-        store.backend_name,
-        bind_host,
-        bind_port,
-        "tokens required" if tokens.enabled else "no tokens: loopback only",
-    )
+    server.on_hup = reload
+    log.info("eventvault %s backend on http://%s:%d (%s)", store.backend_name, bind_host,
+             bind_port, mode)  # fmt: skip
+    tune_gc()
+    # uvicorn re-raises the signal that stopped it once it has shut down; after a
+    # graceful SIGTERM shutdown we exit 0 instead of dying of the signal.
+    signal.signal(signal.SIGTERM, lambda *_: None)
     server.run()
+
+
+def _serve_workers(
+    ctx: Ctx, config: Config, options: dict[str, Any], workers: int, mode: str
+) -> None:
+    """Several worker processes behind one socket (uvicorn's supervisor). Each builds
+    the app from the same configuration (``eventvault.server.factory``). Scheduled
+    retention runs here, in the supervisor, once. SIGHUP replaces the workers one by
+    one (a new worker must start — i.e. its configuration load — before the old one
+    stops gracefully) and reloads the retention schedule."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    from ..retention_schedule import RetentionScheduler
+
+    os.environ["EVENTVAULT_SERVE_CONFIG"] = (
+        "" if config.source == "built-in default" else (config.source)
+    )
+    if ctx.backend:
+        os.environ["EVENTVAULT_BACKEND"] = ctx.backend
+    os.environ["EVENTVAULT_SERVE_HEADER_TIMEOUT"] = str(options["http"].header_timeout)
+    uv_config = uvicorn.Config(
+        "eventvault.server.factory:app", factory=True, workers=workers, **options
+    )
+    state: dict[str, Any] = {}
+
+    def start_retention(cfg: Config) -> None:
+        store = open_store(cfg)
+        policy = store.retention_policy
+        if policy is None or cfg.retention is None or not store.supports_retention:
+            store.close()
+            return
+        sched = RetentionScheduler(store, policy, parse_duration(cfg.retention.check_interval))
+        sched.start()
+        state.update(store=store, scheduler=sched)
+
+    def stop_retention() -> None:
+        if "scheduler" in state:
+            state.pop("scheduler").stop()
+            state.pop("store").close()
+
+    class Supervisor(Multiprocess):
+        def handle_hup(self) -> None:
+            try:
+                fresh = ctx.config()
+            except errors.EventVaultError as exc:
+                log.error("SIGHUP: keeping the current configuration: %s", exc)  # noqa: TRY400
+                return
+            stop_retention()
+            start_retention(fresh)
+            super().handle_hup()
+
+    start_retention(config)
+    log.info("eventvault %s backend on http://%s:%d (%s), %d workers", config.backend,
+             options["host"], options["port"], mode, workers)  # fmt: skip
+    try:
+        sock = uv_config.bind_socket()
+        Supervisor(uv_config, sockets=[sock]).run()
+    finally:
+        stop_retention()
 
 
 def _have(module: str) -> bool:
@@ -152,7 +230,7 @@ def _server_class() -> type[Any]:
         """uvicorn's server, plus: SIGHUP reloads; shutdown first ends the live tails
         (they would otherwise hold the graceful shutdown for its whole timeout)."""
 
-        on_startup_hook: Any = None
+        on_hup: Any = None
 
         def __init__(self, config: Any, service: Any) -> None:
             super().__init__(config)
@@ -160,16 +238,11 @@ def _server_class() -> type[Any]:
 
         async def startup(self, sockets: Any = None) -> None:
             await super().startup(sockets)
-            if self.on_startup_hook is not None:
-                hook = self.on_startup_hook
-                asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, hook)
+            if self.on_hup is not None:
+                asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.on_hup)
 
         async def shutdown(self, sockets: Any = None) -> None:
             self.service.shutdown.set()
             await super().shutdown(sockets)
 
     return Server
-
-
-def _Server(config: Any, service: Any) -> Any:
-    return _server_class()(config, service)

@@ -207,10 +207,17 @@ class Service:
 
 
 def create_app(
-    store: EventStore, config: Config | None = None, *, tokens: TokenBook | None = None
+    store: EventStore,
+    config: Config | None = None,
+    *,
+    tokens: TokenBook | None = None,
+    retention: bool = True,
+    close_store: bool = True,
 ) -> FastAPI:
     """The ASGI app serving ``store``. ``config`` supplies ``[server]`` and ``[retention]``
-    (default: the built-in defaults); ``tokens`` defaults to ``config.server.tokens``."""
+    (default: the built-in defaults); ``tokens`` defaults to ``config.server.tokens``.
+    ``retention``: run the configured policy on its schedule in this process.
+    ``close_store``: close the store (and any a reload opened) when the app shuts down."""
     config = config if config is not None else Config()
     svc = Service(
         StoreHolder(store, config), config, tokens or TokenBook.from_config(config.server)
@@ -218,13 +225,16 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        svc.start_retention()
+        svc.shutdown.clear()
+        if retention:
+            svc.start_retention()
         try:
             yield
         finally:
             svc.shutdown.set()
             svc.stop_retention()
-            await to_thread.run_sync(svc.holder.close)
+            if close_store:
+                await to_thread.run_sync(svc.holder.close)
 
     app = FastAPI(
         title="eventvault",

@@ -27,6 +27,7 @@ from a CloudEvent) has no CloudEvents attribute and is left out of that form.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
@@ -82,7 +83,32 @@ def _event_id(ce_id: str, source: str) -> tuple[uuid.UUID, bool]:
         return uuid.uuid5(_NAMESPACE, f"{source}\n{ce_id}"), False
 
 
+_NAME = re.compile(r"[a-z0-9]{1,20}")
+
+
+def _checked(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """The context attributes, checked as the spec types them: names lowercase letters
+    and digits (at most 20), values strings, integers or booleans; null means absent."""
+    out: dict[str, Any] = {}
+    for name, value in attrs.items():
+        if name in ("data", "data_base64") or value is None:
+            continue
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise ValidationError(
+                f"CloudEvent attribute name {name!r}: use 1–20 lowercase letters or digits"
+            )
+        if not isinstance(value, str | int) or (
+            isinstance(value, int) and not -(2**31) <= value < 2**31
+        ):
+            raise ValidationError(
+                f"CloudEvent attribute {name!r} must be a string, a 32-bit integer or a boolean"
+            )
+        out[name] = value
+    return out
+
+
 def _new_event(attrs: Mapping[str, Any], data: Any) -> NewEvent:
+    attrs = _checked(attrs)
     spec = attrs.get("specversion")
     if spec != "1.0":
         raise ValidationError(f"CloudEvent specversion must be '1.0', got {spec!r}")
@@ -134,6 +160,7 @@ def from_structured(obj: Any) -> NewEvent:
         raise ValidationError("a structured CloudEvent must be a JSON object")
     if "data_base64" in obj:
         raise ValidationError("binary CloudEvent data (data_base64) is not supported")
+    obj = {**obj, **_checked(obj)}  # (names and types first, so the checks below hold)
     if not _is_json_type(obj.get("datacontenttype")):
         raise ValidationError(
             f"CloudEvent datacontenttype {obj.get('datacontenttype')!r}: only JSON data is "

@@ -1,14 +1,13 @@
-"""The app as uvicorn's worker processes build it (``eventvault serve --workers N``).
+"""The app as ``eventvault serve --workers N`` builds it in each worker process.
 
-Each worker opens the store from the same configuration the parent validated
-(``EVENTVAULT_CONFIG``/``EVENTVAULT_BACKEND`` as the parent had them); the file
-backend and PostgreSQL both take appends from several processes safely. Only the
-first worker runs scheduled retention (``EVENTVAULT_SERVE_RETENTION``).
+Each worker loads the configuration the supervisor validated
+(``EVENTVAULT_SERVE_CONFIG``, and the environment overrides it inherited) and opens
+its own store client; the file backend and PostgreSQL both take appends from
+several processes safely. Scheduled retention runs in the supervisor, not here.
 """
 
 from __future__ import annotations
 
-import gc
 import os
 
 from fastapi import FastAPI
@@ -16,15 +15,17 @@ from fastapi import FastAPI
 from ..config import load_config
 from ..registry import open_store
 from .app import create_app
+from .protocol import HeadDeadlineProtocol
 
 
 def app() -> FastAPI:
+    from ..cli.serve import setup_logging, tune_gc
+
+    setup_logging("json")
     config = load_config(os.environ.get("EVENTVAULT_SERVE_CONFIG") or None)
-    store = open_store(config)
-    built = create_app(store, config)
-    if os.environ.get("EVENTVAULT_SERVE_RETENTION") != str(os.getpid()):
-        built.state.service.retention_enabled = False
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
+    timeout = os.environ.get("EVENTVAULT_SERVE_HEADER_TIMEOUT")
+    if timeout:
+        HeadDeadlineProtocol.header_timeout = float(timeout)
+    built = create_app(open_store(config), config, retention=False)
+    tune_gc()
     return built

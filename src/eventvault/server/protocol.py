@@ -9,14 +9,16 @@ every request head must be complete within ``header_timeout`` of its first byte
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-__all__ = ["with_header_timeout"]
+__all__ = ["HeadDeadlineProtocol"]
 
 
-class _HeadDeadline(HttpToolsProtocol):
+class HeadDeadlineProtocol(HttpToolsProtocol):
+    """Hand the class to uvicorn (``Config(http=HeadDeadlineProtocol)``); set
+    ``header_timeout`` on it first (a class attribute: worker processes import it)."""
+
     header_timeout: float = 10.0
     _head_timer: asyncio.TimerHandle | None = None
 
@@ -49,8 +51,3 @@ class _HeadDeadline(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
-
-
-def with_header_timeout(seconds: float) -> type[Any]:
-    """The protocol class to hand uvicorn (``Config(http=...)``)."""
-    return type("HeadDeadlineProtocol", (_HeadDeadline,), {"header_timeout": seconds})
