@@ -252,3 +252,16 @@ def test_stats_count_events(store: EventStore) -> None:
     assert st.oldest_recorded_at is not None
     assert st.newest_recorded_at is not None
     assert st.oldest_recorded_at <= st.newest_recorded_at
+
+
+def test_a_retry_that_leaves_occurred_at_to_the_store_is_idempotent(store: EventStore) -> None:
+    """An HTTP client re-sending the same body (same id, no occurred_at) gets the stored
+    event back, not a conflict: its default time is not a time of its own."""
+    import uuid as _uuid
+
+    event_id = _uuid.uuid4()
+    first = store.append(NewEvent(id=event_id, type="task.done", data={"v": 1}))
+    again = store.append(NewEvent(id=event_id, type="task.done", data={"v": 1}))
+    assert again.events == first.events
+    with pytest.raises(DuplicateEventError):
+        store.append(NewEvent(id=event_id, type="task.done", data={"v": 2}))

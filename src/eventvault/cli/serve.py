@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import logging
 import os
 import signal
@@ -12,6 +11,7 @@ import sys
 from typing import Any
 
 import click
+import msgspec
 
 from .. import errors
 from ..config import Config
@@ -23,6 +23,9 @@ from .common import Ctx, _handle_errors, pass_ctx
 log = logging.getLogger("eventvault.server")
 
 _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
+
+
+_encode = msgspec.json.Encoder(enc_hook=str).encode  # (4x json.dumps: one line per request)
 
 
 class JsonFormatter(logging.Formatter):
@@ -40,7 +43,7 @@ class JsonFormatter(logging.Formatter):
                 out[key] = value
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str)
+        return _encode(out).decode()
 
 
 def setup_logging(fmt: str) -> None:

@@ -22,6 +22,7 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.appends_ok = self.append_requests.labels("ok")
         self.append_latency = Histogram(
             "eventvault_append_latency_seconds",
             "Time to append a request's events (durable when it returns)",

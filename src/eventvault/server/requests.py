@@ -86,22 +86,18 @@ async def read_body(request: Request, limit: int, timeout: float) -> bytes:
             )
     chunks: list[bytes] = []
     size = 0
-
-    async def collect() -> None:
-        nonlocal size
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise HTTPError(
-                    413, "PayloadTooLarge", f"body over {limit} bytes (server.max_body_bytes)"
-                )
-            chunks.append(chunk)
-
     try:
-        await asyncio.wait_for(collect(), timeout)
+        async with asyncio.timeout(timeout):  # (no task per request, unlike wait_for)
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise HTTPError(
+                        413, "PayloadTooLarge", f"body over {limit} bytes (server.max_body_bytes)"
+                    )
+                chunks.append(chunk)
     except TimeoutError:
         raise HTTPError(408, "RequestTimeout", f"the body took longer than {timeout:g} s") from None
-    return b"".join(chunks)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _decode(body: bytes) -> Any:
