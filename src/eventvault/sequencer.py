@@ -240,37 +240,46 @@ def stamp_import(
     revisions: dict[str, int] = {}
     new: list[RecordedEvent] = []
     results: list[RecordedEvent] = []
+    # Hot loop (a copy runs every event through it): locals only.
+    replace = msgspec.structs.replace
+    get_rev = revisions.get
+    rechain = imp.rechain
+    last_digest = prev.hex()
     for i, rec in enumerate(records):
-        old = existing.get(i)
-        if old is not None:
-            results.append(old)
-            continue
-        current = revisions.get(rec.stream)
+        if existing:
+            old = existing.get(i)
+            if old is not None:
+                results.append(old)
+                continue
+        stream = rec.stream
+        current = get_rev(stream)
         if current is None:
-            current = revision_of(rec.stream)
+            current = revision_of(stream)
         if current is not None and rec.stream_revision <= current:
             raise ValidationError(
-                f"cannot import event {rec.id}: stream {rec.stream!r} is at revision "
+                f"cannot import event {rec.id}: stream {stream!r} is at revision "
                 f"{current} here, the event has revision {rec.stream_revision} (is this "
                 "destination a copy of another store?)"
             )
-        if last_time is not None and rec.recorded_at < last_time:
+        when = rec.recorded_at
+        if last_time is not None and when < last_time:
             raise ValidationError(
-                f"cannot import event {rec.id}: recorded_at {rec.recorded_at.isoformat()} is "
+                f"cannot import event {rec.id}: recorded_at {when.isoformat()} is "
                 f"before the destination's newest event ({last_time.isoformat()})"
             )
         position += 1
-        if imp.rechain:
+        if rechain:
             prev = record_hash(prev, rec)
-            digest = prev.hex()
+            last_digest = prev.hex()
         else:
-            digest = rec.hash
-            prev = bytes.fromhex(digest)
-        out = msgspec.structs.replace(rec, position=position, hash=digest)
-        revisions[rec.stream] = rec.stream_revision
-        last_time = rec.recorded_at
+            last_digest = rec.hash
+        out = replace(rec, position=position, hash=last_digest)
+        revisions[stream] = rec.stream_revision
+        last_time = when
         new.append(out)
         results.append(out)
+    if new and not rechain:
+        prev = bytes.fromhex(last_digest)
     return StampedBatch(
         new=new,
         results=results,

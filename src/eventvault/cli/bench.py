@@ -434,6 +434,69 @@ def run_copies(config: dict[str, Any], root: Path, dsn: str | None, say: Any) ->
     return out
 
 
+def _soak(
+    backend: str,
+    duration: str,
+    writers: int,
+    work_dir: str | None,
+    dsn: str | None,
+    as_json: bool,
+    say: Any,
+) -> None:
+    import dataclasses
+
+    from ..soak import leak_summary, run_soak
+    from ..timeutil import parse_duration
+
+    if backend == "memory":
+        raise click.UsageError("the soak needs a store several processes share: file or postgres")
+    try:
+        seconds = parse_duration(duration).total_seconds()
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--soak") from None
+    root = Path(tempfile.mkdtemp(prefix="eventvault-soak-", dir=work_dir))
+    config = bench_config(backend, root / "store", dsn)
+    if backend == "postgres":
+        config["store"]["postgres"]["schema"] = "eventvault_soak"
+    _reset(config)
+    try:
+        say(f"soak: {backend} backend, {duration}, {writers} writer processes, a reader, "
+            "a live tail, retention every 10 s")  # fmt: skip
+        report = run_soak(config, seconds=seconds, writers=writers, say=say)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+        _reset(config)
+    out = dataclasses.asdict(report)
+    out["ok"] = report.ok
+    out["leaks"] = leak_summary(report.samples)
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+    else:
+        click.echo(
+            f"soak {backend} {report.seconds:.0f} s: acknowledged {report.acknowledged:,} "
+            f"({report.acknowledged_kept:,} kept by policy), found {report.found_kept:,} "
+            f"({report.found_distinct:,} distinct), missing {report.missing}, tail saw "
+            f"{report.tail_seen:,} (in order: {report.tail_in_order}), retention "
+            f"{report.retention_runs} runs / {report.retention_removed:,} removed, verify "
+            f"{'ok' if report.verify_ok else 'BROKEN'} ({report.verify_checked:,} events), "
+            f"{report.queries:,} queries"
+        )
+        for row in report.per_minute:
+            click.echo(
+                f"  minute {row['minute']:>3}: {row['appends']:>7,} appends p99 "
+                f"{row['append_p99_ms']:>8.1f} ms, {row['queries']:>6,} queries p99 "
+                f"{row['query_p99_ms']:>8.1f} ms"
+            )
+        for pid, leak in out["leaks"].items():
+            click.echo(
+                f"  pid {pid}: RSS {leak['rss_mb_early']} -> {leak['rss_mb_late']} MB, "
+                f"fds {leak['fds_early']} -> {leak['fds_late']}"
+            )
+        click.echo("OK" if report.ok else "FAILED")
+    if not report.ok:
+        sys.exit(6)
+
+
 def _peak_rss_mb() -> float:
     """This process's peak RSS. Not ``ru_maxrss``: after fork+exec that still holds the
     parent's high-water mark (here: the writer's). ``VmHWM`` is the new image's own."""
@@ -546,7 +609,18 @@ def _fmt(vals: list[float]) -> str:
     show_default=True,
     help="Also measure 'eventvault copy' file -> postgres -> file (or the other way round).",
 )
+@click.option(
+    "--soak",
+    "soak_for",
+    default=None,
+    metavar="DURATION",
+    help="Instead: the soak test for DURATION (e.g. 30m): writer processes, queries, a "
+    "live tail, retention; every acknowledged event accounted for (see docs/reliability.md).",
+)
+@click.option("--soak-writers", type=click.IntRange(1, 32), default=3, show_default=True)
 def bench(
+    soak_for: str | None,
+    soak_writers: int,
     with_copy: bool,
     bench_backend: str,
     events: int,
@@ -571,6 +645,9 @@ def bench(
     def say(message: str) -> None:
         click.echo(message, err=True)
 
+    if soak_for is not None:
+        _soak(bench_backend, soak_for, soak_writers, work_dir, dsn, as_json, say)
+        return
     all_runs = []
     for run in range(runs):
         root = Path(tempfile.mkdtemp(prefix="eventvault-bench-", dir=work_dir))

@@ -185,7 +185,14 @@ class MemIndex(_Accessors):
             self._positions.extend(rec.position for rec in records)
         self._offsets.extend(offsets)
         if recorded_us is None:
-            self._times.extend([to_us(rec.recorded_at) for rec in records])
+            times: list[int] = []
+            last_at, last_us = None, 0
+            for rec in records:  # (copied batches share times: convert each once)
+                at = rec.recorded_at
+                if at != last_at:
+                    last_at, last_us = at, to_us(at)
+                times.append(last_us)
+            self._times.extend(times)
         else:
             self._times.extend([recorded_us] * len(records))
         p = self._postings

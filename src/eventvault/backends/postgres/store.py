@@ -182,6 +182,10 @@ def _record(row: Sequence[Any]) -> RecordedEvent:
     )
 
 
+class _Recheck(Exception):
+    """An import stamped without looking its ids up failed: redo it carefully."""
+
+
 def _items(req: Request) -> Sequence[NewEvent | RecordedEvent]:
     return req.imported.records if req.imported is not None else req.batch
 
@@ -345,10 +349,23 @@ class PostgresEventStore(EventStore):
                         # go out together, then the write and COMMIT: two round trips.
                         # (COPY, for large groups, cannot run in a pipeline.)
                         pipeline = contextlib.nullcontext() if use_copy else conn.pipeline()
-                        with pipeline, conn.transaction():
-                            written, head, revisions = self._commit_in(
-                                conn, group, use_copy=use_copy
-                            )
+                        # A copy never re-sends an id unless it resumes after an unknown
+                        # outcome: let the UNIQUE constraint find those (rare) ids
+                        # instead of looking up every one first; on a hit, the
+                        # transaction rolls back and the careful path runs.
+                        optimistic = use_copy and all(r.imported is not None for r in group)
+                        try:
+                            with pipeline, conn.transaction():
+                                written, head, revisions = self._commit_in(
+                                    conn, group, use_copy=use_copy, check_ids=not optimistic
+                                )
+                        except (psycopg.errors.UniqueViolation, _Recheck):
+                            if not optimistic:
+                                raise
+                            with conn.transaction():
+                                written, head, revisions = self._commit_in(
+                                    conn, group, use_copy=use_copy
+                                )
                         self._remember(head, revisions)
                 except psycopg.Error:
                     self._known = None
@@ -435,15 +452,23 @@ class PostgresEventStore(EventStore):
         return len(new)
 
     def _commit_in(
-        self, conn: psycopg.Connection[tuple[Any, ...]], group: list[Request], *, use_copy: bool
+        self,
+        conn: psycopg.Connection[tuple[Any, ...]],
+        group: list[Request],
+        *,
+        use_copy: bool,
+        check_ids: bool = True,
     ) -> tuple[int, ChainHead, dict[str, int]]:
-        ids = [ev.id for req in group for ev in _items(req)]
         streams = list({ev.stream for req in group for ev in _items(req)})
         # The lock orders all writers (see the module docstring). The reads come
         # after it is granted: under READ COMMITTED each statement sees every commit
         # before it, so nobody can add an id or a revision behind our back.
         head_cur = conn.execute(self._sql["lock_head"])
-        ids_cur = conn.execute(self._sql["by_ids"], (ids,))
+        ids_cur = (
+            conn.execute(self._sql["by_ids"], ([ev.id for req in group for ev in _items(req)],))
+            if check_ids
+            else None
+        )
         revs_cur = conn.execute(self._sql["revisions"], (streams,))
         row = head_cur.fetchone()  # (in a pipeline: sends all three, waits once)
         assert row is not None
@@ -453,7 +478,7 @@ class PostgresEventStore(EventStore):
             recorded_at=row[2],
         )
         now: datetime = row[3]
-        stored = {rec.id.int: rec for rec in map(_record, ids_cur.fetchall())}
+        stored = {rec.id.int: rec for rec in map(_record, ids_cur.fetchall())} if ids_cur else {}
         revisions: dict[str, int] = {r[0]: r[1] for r in revs_cur.fetchall()}
         stamped = stamp_group(
             group,
@@ -463,6 +488,8 @@ class PostgresEventStore(EventStore):
             max_event_bytes=self.max_event_bytes,
             now=now,
         )
+        if not check_ids and stamped.failed:
+            raise _Recheck  # maybe only because ids were stored already: look them up
         stamped.settle()
         head, new = stamped.head, stamped.new
         revisions.update(stamped.revisions)

@@ -1,0 +1,46 @@
+"""The soak test, short (``EV_SOAK_SECONDS``, default 30 s per backend) for CI; the
+30-minute runs are ``eventvault bench --soak 30m`` (figures in docs/reliability.md)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from eventvault.soak import leak_summary, run_soak
+
+SECONDS = float(os.environ.get("EV_SOAK_SECONDS", "30"))
+
+
+@pytest.mark.parametrize("backend", ["file", "postgres"])
+def test_soak_accounts_for_every_acknowledged_event(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if backend == "file":
+        config = {"store": {"backend": "file", "file": {"path": str(tmp_path / "store")}}}
+    else:
+        dsn = str(request.getfixturevalue("postgres_dsn"))
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+        config = {"store": {"backend": "postgres", "postgres": {"dsn": dsn, "schema": schema}}}
+    try:
+        report = run_soak(config, seconds=SECONDS, writers=3, sample_every=2, retention_every=3)
+    finally:
+        if backend == "postgres":
+            from eventvault.backends.postgres.store import drop_schema
+
+            drop_schema(config["store"]["postgres"]["dsn"], config["store"]["postgres"]["schema"])
+    assert report.acknowledged_kept > 1000, report
+    assert report.missing == 0, report
+    assert report.found_kept == report.acknowledged_kept == report.found_distinct, report
+    assert report.tail_seen == report.acknowledged_kept, report
+    assert report.tail_in_order
+    assert report.verify_ok
+    assert report.retention_runs >= 3
+    assert report.retention_removed > 0  # the debug events beyond the newest 1,000 went
+    assert report.queries > 100
+    leaks = leak_summary(report.samples)
+    assert leaks, "too few samples to compare"
+    for usage in leaks.values():
+        assert usage["fds_late"] <= usage["fds_early"] + 8, leaks  # descriptors do not pile up
