@@ -36,6 +36,7 @@ __all__ = [
     "canonical_event_bytes",
     "canonical_event_bytes_checked",
     "check_json_object",
+    "check_unicode",
     "format_time",
 ]
 
@@ -60,12 +61,25 @@ def _number_text(value: int | float) -> msgspec.Raw:
     return msgspec.Raw(format(dec.normalize(), "").encode())
 
 
+def check_unicode(value: str, path: str) -> None:
+    """Refuse unpaired surrogates: no UTF-8 (so no JSON file or database) can hold them."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValidationError(
+            f"{path}: holds an unpaired surrogate ({value[exc.start]!r} at {exc.start}); "
+            "text must be valid Unicode"
+        ) from None
+
+
 def _check(value: Any, path: str, depth: int) -> Any:
     """Validate one JSON value; return it, or a canonical copy where numbers change."""
     kind = type(value)
     if kind is str:
         if "\x00" in value:
             raise ValidationError(f"{path}: strings must not contain NUL (\\u0000)")
+        if not value.isascii():
+            check_unicode(value, path)
         return value
     if kind is int:
         return value if -_EXACT < value < _EXACT else _number_text(value)
@@ -88,6 +102,8 @@ def _check(value: Any, path: str, depth: int) -> Any:
                 )
             if "\x00" in key:
                 raise ValidationError(f"{path}: object keys must not contain NUL (\\u0000)")
+            if not key.isascii():
+                check_unicode(key, f"{path} (a key)")
             canon = _check(item, f"{path}.{key}", depth + 1)
             if canon is not item:
                 if out is None:

@@ -205,6 +205,8 @@ def _lookup(raw: Any, dotted: str) -> Any:
 def _convert(raw: dict[str, Any], origin: str) -> Config:
     try:
         return msgspec.convert(raw, Config, strict=True)
+    except UnicodeError:
+        raise ConfigError(f"{origin}: holds text that is not valid Unicode") from None
     except msgspec.ValidationError as exc:
         message = str(exc)
         m = _PATH_IN_MSG.search(message)

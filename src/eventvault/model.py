@@ -21,7 +21,7 @@ from uuid import UUID, SafeUUID
 import msgspec
 from uuid_utils import uuid7 as _uuid7
 
-from .canonical import check_json_object
+from .canonical import check_json_object, check_unicode
 from .errors import ValidationError
 
 __all__ = [
@@ -108,6 +108,8 @@ def _check_text(value: object, name: str, limit: int, *, optional: bool) -> None
         raise ValidationError(f"{name} must be 1–{limit} characters, got {len(value)}")
     if _CONTROL.search(value):
         raise ValidationError(f"{name} must not contain control characters: {value!r}")
+    if not value.isascii():
+        check_unicode(value, name)
 
 
 #: Values that passed a check already (events repeat types, streams and actors, so

@@ -35,9 +35,10 @@ FUZZ = settings(
 
 nasty_text = st.one_of(
     st.text(),
-    st.text(alphabet=st.characters(codec="utf-8", categories=["Cs"]), min_size=1),  # surrogates
+    st.text(alphabet=st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), min_size=1),
     st.sampled_from(["", "\x00", "a\x00b", "\ud800", "../../etc/passwd", "'; DROP TABLE x;--",
-                     "é" * 300, "x" * 70_000, "\u202e", "%00", "${HOME}"]),
+                     "\u202e", "%00", "${HOME}"]),
+    st.integers(150, 70_000).map(lambda n: "é" * n),  # (huge, kept out of reprs)
 )  # fmt: skip
 numbers = st.one_of(
     st.integers(min_value=-(2**80), max_value=2**80),

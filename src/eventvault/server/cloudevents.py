@@ -84,6 +84,16 @@ def _event_id(ce_id: str, source: str) -> tuple[uuid.UUID, bool]:
 
 
 _NAME = re.compile(r"[a-z0-9]{1,20}")
+#: The spec's String type excludes controls (C0, DEL, C1); surrogates are checked apart.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _checked(attrs: Mapping[str, Any]) -> dict[str, Any]:
@@ -102,6 +112,10 @@ def _checked(attrs: Mapping[str, Any]) -> dict[str, Any]:
         ):
             raise ValidationError(
                 f"CloudEvent attribute {name!r} must be a string, a 32-bit integer or a boolean"
+            )
+        if isinstance(value, str) and (_CONTROLS.search(value) or not _encodable(value)):
+            raise ValidationError(
+                f"CloudEvent attribute {name!r} holds control characters or unpaired surrogates"
             )
         out[name] = value
     return out
@@ -207,7 +221,10 @@ def _percent_decode(value: str) -> str:
         return value
     from urllib.parse import unquote
 
-    return unquote(value, errors="strict")
+    try:
+        return unquote(value, errors="strict")
+    except UnicodeDecodeError:
+        raise ValidationError(f"header value {value!r}: percent-encoding is not UTF-8") from None
 
 
 def to_cloudevent(ev: RecordedEvent) -> dict[str, Any]:

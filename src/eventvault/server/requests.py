@@ -105,8 +105,16 @@ def _decode(body: bytes) -> Any:
         raise HTTPError(400, "ValidationError", "the body is empty; send a JSON event or array")
     try:
         return msgspec.json.decode(body)
-    except msgspec.DecodeError as exc:
-        raise HTTPError(400, "ValidationError", f"body is not valid JSON: {exc}") from None
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise HTTPError(400, "ValidationError", f"body is not valid JSON: {_why(exc)}") from None
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 at byte {exc.start}"
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return str(exc)
 
 
 def _plain_events(body: bytes) -> tuple[list[NewEvent], bool]:
@@ -117,8 +125,8 @@ def _plain_events(body: bytes) -> tuple[list[NewEvent], bool]:
     except msgspec.ValidationError as exc:
         # e.g. "Expected `str`, got `int` - at `$[3].type`", or our own check's message
         raise errors.ValidationError(f"invalid event: {exc}") from None
-    except msgspec.DecodeError as exc:
-        raise HTTPError(400, "ValidationError", f"body is not valid JSON: {exc}") from None
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise HTTPError(400, "ValidationError", f"body is not valid JSON: {_why(exc)}") from None
     if isinstance(decoded, list):
         if not decoded:
             raise errors.ValidationError("the array is empty; send at least one event")
