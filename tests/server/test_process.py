@@ -230,3 +230,51 @@ def test_refuses_to_listen_beyond_loopback_without_tokens(tmp_path: Path) -> Non
     )
     assert proc.returncode == 3
     assert "refusing to listen on 0.0.0.0 without tokens" in proc.stderr
+
+
+def test_workers_share_the_store_and_sighup_replaces_them(tmp_path: Path) -> None:
+    config = tmp_path / "eventvault.toml"
+    write_config(config, tmp_path / "data", extra="[retention]\nmax_count = 1000000\n")
+    port = free_port()
+    proc = subprocess.Popen(
+        [*EV, "--config", str(config), "serve", "--port", str(port), "--workers", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    srv = Served(proc, port, config)
+    try:
+        url = srv.url
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        with httpx.Client(timeout=30) as client:
+            for k in range(20):  # spread over both workers by the kernel
+                r = client.post(f"{url}/v1/events", json={"type": "w.item", "data": {"k": k}})
+                assert r.status_code == 201
+            assert client.get(f"{url}/v1/stats").json()["events"] == 20
+        write_config(config, tmp_path / "data-2")
+        proc.send_signal(signal.SIGHUP)
+        assert srv.log_has("restarting processes", timeout=20), "".join(srv.lines)
+        deadline = time.monotonic() + 60
+        moved = False
+        while time.monotonic() < deadline and not moved:
+            time.sleep(0.5)
+            try:
+                r = httpx.post(f"{url}/v1/events", json={"type": "after.hup"}, timeout=5)
+            except httpx.TransportError:
+                continue
+            with file_store(tmp_path / "data-2") as b:
+                moved = b.stats().events > 0
+        assert moved, "".join(srv.lines)
+        assert r.status_code == 201
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+    with file_store(tmp_path / "data") as a:
+        assert a.stats().events >= 20
+        assert a.verify().ok
