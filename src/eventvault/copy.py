@@ -204,46 +204,40 @@ def compare_stores(
     count = 0
     head: str | None = None
     other: str | None = None
+
+    def result(difference: str | None = None) -> Comparison:
+        return Comparison(
+            ok=difference is None,
+            events=count,
+            streams=len(revisions),
+            head_hash=head,
+            other_head_hash=other,
+            difference=difference,
+        )
+
     for x in left:
         y = next(right, None)
         if y is None:
-            return Comparison(
-                ok=False,
-                events=count,
-                streams=len(revisions),
-                head_hash=head,
-                other_head_hash=other,
-                difference=f"the second store ends after {count:,} events; the first goes on "
-                f"with {x.id} at position {x.position}",
+            return result(
+                f"the second store ends after {count:,} events; the first goes on with {x.id} "
+                f"at position {x.position}"
             )
         diff = _differs(x, y, hashes=not rechain)
         if diff is not None:
-            return Comparison(
-                ok=False,
-                events=count,
-                streams=len(revisions),
-                head_hash=head,
-                other_head_hash=other,
-                difference=f"event #{count + 1:,} differs ({diff}): {x.id} at position "
-                f"{x.position} vs {y.id} at position {y.position}",
+            return result(
+                f"event #{count + 1:,} differs ({diff}): {x.id} at position {x.position} vs "
+                f"{y.id} at position {y.position}"
             )
         count += 1
         revisions[x.stream] = x.stream_revision
         head, other = x.hash, y.hash
     extra = next(right, None)
     if extra is not None:
-        return Comparison(
-            ok=False,
-            events=count,
-            streams=len(revisions),
-            head_hash=head,
-            other_head_hash=other,
-            difference=f"the first store ends after {count:,} events; the second goes on with "
-            f"{extra.id} at position {extra.position}",
+        return result(
+            f"the first store ends after {count:,} events; the second goes on with {extra.id} "
+            f"at position {extra.position}"
         )
-    return Comparison(
-        ok=True, events=count, streams=len(revisions), head_hash=head, other_head_hash=other
-    )
+    return result()
 
 
 _FIELDS = [f for f in RecordedEvent.__struct_fields__ if f not in ("position", "hash")]

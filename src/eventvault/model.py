@@ -86,6 +86,19 @@ class ExpectedRevision(enum.Enum):
         return self.name
 
 
+def parse_expected_revision(value: str) -> int | ExpectedRevision:
+    """``"12"``, ``"any"``, ``"no_stream"`` or ``"stream_exists"`` (any case), as
+    ``append`` takes it; :class:`ValidationError` otherwise."""
+    named = {e.name.lower(): e for e in ExpectedRevision}
+    if value.lower() in named:
+        return named[value.lower()]
+    if value.isdigit():
+        return int(value)
+    raise ValidationError(
+        f"expected revision {value!r}: use a revision number, any, no_stream or stream_exists"
+    )
+
+
 ANY: Final = ExpectedRevision.ANY
 NO_STREAM: Final = ExpectedRevision.NO_STREAM
 STREAM_EXISTS: Final = ExpectedRevision.STREAM_EXISTS

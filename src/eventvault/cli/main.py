@@ -27,7 +27,7 @@ import msgspec
 
 from .. import errors
 from ..config import DEFAULT_FILE_NAME
-from ..model import ExpectedRevision, NewEvent, RecordedEvent
+from ..model import ExpectedRevision, NewEvent, RecordedEvent, parse_expected_revision
 from ..registry import backend_names, open_store
 from ..store import EventStore
 from .common import (
@@ -58,14 +58,10 @@ def _json_object(value: str | None, name: str) -> dict[str, Any]:
 def _expected(value: str | None) -> int | ExpectedRevision | None:
     if value is None:
         return None
-    named = {e.name.lower(): e for e in ExpectedRevision}
-    if value.lower() in named:
-        return named[value.lower()]
-    if value.isdigit():
-        return int(value)
-    raise click.BadParameter(
-        "use a revision number, any, no_stream or stream_exists", param_hint="--expected-revision"
-    )
+    try:
+        return parse_expected_revision(value)
+    except errors.ValidationError as exc:
+        raise click.BadParameter(str(exc), param_hint="--expected-revision") from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import errors
-from ..model import ExpectedRevision, NewEvent, Query
+from ..model import ExpectedRevision, NewEvent, Query, parse_expected_revision
 from ..timeutil import parse_time
 from . import cloudevents as ce
 
@@ -156,16 +156,7 @@ def events_from_body(
 
 
 def expected_revision(value: str | None) -> int | ExpectedRevision | None:
-    if value is None or value == "":
-        return None
-    named = {e.name.lower(): e for e in ExpectedRevision}
-    if value.lower() in named:
-        return named[value.lower()]
-    if value.isdigit():
-        return int(value)
-    raise errors.ValidationError(
-        f"expected_revision {value!r}: use a revision number, any, no_stream or stream_exists"
-    )
+    return None if value is None or value == "" else parse_expected_revision(value)
 
 
 def _many(params: Any, name: str) -> list[str]:
