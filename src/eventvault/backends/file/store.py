@@ -317,20 +317,37 @@ class FileEventStore(EventStore):
         return st.st_ino, st.st_mtime_ns, st.st_size
 
     def _forget_sealed(self) -> None:
-        """Drop what we cached about sealed segments: retention changed them."""
-        for first, index in list(self._indexes.items()):
-            if isinstance(index, DiskIndex):
-                index.close()
-            del self._indexes[first]
+        """Drop what we cached about the sealed segments retention changed — replaced
+        by a compacted copy, or deleted — and keep the rest (call with ``_lock`` held).
+
+        Dropping everything each time made every other process reopen every sealed
+        segment after every retention run: the descriptors of all of them stayed
+        retired (open) for a minute, and a long soak showed them pile up.
+        """
         active_first = self._active.first if self._active is not None else None
         for first in [f for f in self._fds if f != active_first]:
-            self._retire_fd(self._fds.pop(first))
+            if not self._same_file(first, self._fds[first]):
+                self._retire_fd(self._fds.pop(first))
+        for first, index in list(self._indexes.items()):
+            if first not in self._fds:  # its file changed (or was never opened here)
+                if isinstance(index, DiskIndex):
+                    index.close()
+                del self._indexes[first]
         names = [
             int(m.group(1)) for e in os.scandir(self._seg_dir) if (m := _SEGMENT.fullmatch(e.name))
         ]
         self._segments = sorted(f for f in names if active_first is None or f <= active_first)
         self._sealed_streams = None
         self._sealed_id_max = None
+
+    def _same_file(self, first: int, fd: int) -> bool:
+        """Whether the segment's path still names the file ``fd`` has open."""
+        try:
+            now = os.stat(self._seg_dir / f"{_name(first)}.jsonl")
+        except FileNotFoundError:
+            return False
+        held = os.fstat(fd)
+        return (now.st_ino, now.st_dev) == (held.st_ino, held.st_dev)
 
     def _sealed_still_there(self, first: int) -> bool:
         """Whether a sealed segment we know of still exists (call with ``_lock`` held).
