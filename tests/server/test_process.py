@@ -87,8 +87,12 @@ def served(tmp_path: Path) -> Iterator[Served]:
         raise AssertionError("".join(srv.lines))
     yield srv
     if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+        proc.terminate()  # graceful (and lets coverage write its data)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def post(srv: Served, *events: dict[str, object]) -> httpx.Response:
