@@ -43,15 +43,20 @@ def event_id(run: str, writer: int, seq: int) -> uuid.UUID:
     return uuid.uuid5(_NAMESPACE, f"{run}/{writer}/{seq}")
 
 
-def _rss_kb(pid: int) -> int:
+def _memory_kb(pid: int) -> dict[str, int]:
+    """Resident memory, and its anonymous part (the heap: what a leak grows) apart
+    from file-backed pages (mapped index files, which the kernel can drop)."""
+    out = {"rss_kb": 0, "anon_kb": 0}
     try:
         with open(f"/proc/{pid}/status", encoding="ascii") as fh:
             for line in fh:
                 if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
+                    out["rss_kb"] = int(line.split()[1])
+                elif line.startswith("RssAnon:"):
+                    out["anon_kb"] = int(line.split()[1])
     except OSError:
         pass
-    return 0
+    return out
 
 
 def _fds(pid: int) -> int:
@@ -62,7 +67,7 @@ def _fds(pid: int) -> int:
 
 
 def _usage(pid: int) -> dict[str, int]:
-    return {"rss_kb": _rss_kb(pid), "fds": _fds(pid)}
+    return {**_memory_kb(pid), "fds": _fds(pid)}
 
 
 def _writer(config: dict[str, Any], run: str, k: int, stop: Any, out: Any) -> None:
@@ -310,6 +315,8 @@ def leak_summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
         out[pid] = {
             "rss_mb_early": round(statistics.median(x["rss_kb"] for x in early) / 1024, 1),
             "rss_mb_late": round(statistics.median(x["rss_kb"] for x in late) / 1024, 1),
+            "anon_mb_early": round(statistics.median(x["anon_kb"] for x in early) / 1024, 1),
+            "anon_mb_late": round(statistics.median(x["anon_kb"] for x in late) / 1024, 1),
             "fds_early": max(x["fds"] for x in early),
             "fds_late": max(x["fds"] for x in late),
         }

@@ -489,8 +489,9 @@ def _soak(
             )
         for pid, leak in out["leaks"].items():
             click.echo(
-                f"  pid {pid}: RSS {leak['rss_mb_early']} -> {leak['rss_mb_late']} MB, "
-                f"fds {leak['fds_early']} -> {leak['fds_late']}"
+                f"  pid {pid}: RSS {leak['rss_mb_early']} -> {leak['rss_mb_late']} MB (anonymous "
+                f"{leak['anon_mb_early']} -> {leak['anon_mb_late']} MB), fds "
+                f"{leak['fds_early']} -> {leak['fds_late']}"
             )
         click.echo("OK" if report.ok else "FAILED")
     if not report.ok:
