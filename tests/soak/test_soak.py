@@ -19,7 +19,10 @@ def test_soak_accounts_for_every_acknowledged_event(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     if backend == "file":
-        config = {"store": {"backend": "file", "file": {"path": str(tmp_path / "store")}}}
+        # Small segments: the file backend only removes from sealed ones, and a busy
+        # CI machine may not fill a default (64 MB) segment in 30 s.
+        store_cfg = {"path": str(tmp_path / "store"), "segment_max_bytes": 4 * 1024 * 1024}
+        config = {"store": {"backend": "file", "file": store_cfg}}
     else:
         dsn = str(request.getfixturevalue("postgres_dsn"))
         schema = f"t_{uuid.uuid4().hex[:12]}"
@@ -42,5 +45,11 @@ def test_soak_accounts_for_every_acknowledged_event(
     assert report.queries > 100
     leaks = leak_summary(report.samples)
     assert leaks, "too few samples to compare"
+    # Descriptors stay bounded by the store's segments (one per sealed segment a
+    # process reads, plus those compacted in the last minute) — not by the number
+    # of retention runs, as they once did.
+    segments = (
+        len(list((tmp_path / "store" / "segments").glob("*.jsonl"))) if backend == "file" else 0
+    )
     for usage in leaks.values():
-        assert usage["fds_late"] <= usage["fds_early"] + 8, leaks  # descriptors do not pile up
+        assert usage["fds_late"] <= usage["fds_early"] + 2 * segments + 8, (leaks, segments)
