@@ -95,6 +95,12 @@ def test_kill_9_at_random_instants_loses_no_acknowledged_event(tmp_path: Path) -
             procs.append(
                 subprocess.Popen([*WRITER, str(store), str(ack), "-1", str(round_ * 10 + w)])
             )
+        # Kill while they append: once every writer is up (its ack file exists; a
+        # busy machine can take a while to start three interpreters), at a random
+        # instant.
+        deadline = time.monotonic() + 30
+        while not all(a.exists() for a in acks[-3:]) and time.monotonic() < deadline:
+            time.sleep(0.01)
         time.sleep(rng.uniform(0.15, 0.6))
         for p in procs:
             os.kill(p.pid, signal.SIGKILL)
