@@ -27,7 +27,7 @@ import mmap
 import struct
 import zlib
 from array import array
-from collections.abc import Iterable, Iterator, KeysView, Mapping, Sequence
+from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -41,7 +41,10 @@ from .records import LineHead
 __all__ = ["FIELDS", "DiskIndex", "MemIndex", "SegmentIndex", "from_us", "to_us"]
 
 FIELDS = ("type", "actor", "correlation_id", "stream")
-_MAGIC = b"EVIDX01\n"
+# 02: the key tables (postings keys, stream revisions) moved from the JSON header
+# into the mapped body, so a sealed segment costs a reader O(1) heap, whatever
+# the number of distinct keys. Files of another version are rebuilt, never read.
+_MAGIC = b"EVIDX02\n"
 
 
 class SegmentIndex(Protocol):
@@ -312,15 +315,23 @@ class MemIndex(_Accessors):
             section("positions", self._positions.tobytes())
         section("offsets", self._offsets.tobytes())
         section("times", self._times.tobytes())
-        fields: dict[str, dict[str, list[int]]] = {}
+        # Key tables: keys sorted by their UTF-8 bytes (== code point order), each
+        # with its value row; see _KeyTable.
         postings = array("I")
+        keys: dict[str, int] = {}
         for field in FIELDS:
-            table: dict[str, list[int]] = {}
-            for key, slots in self._postings[field].items():
-                table[key] = [len(postings), len(slots)]
+            items = sorted((k.encode(), v) for k, v in self._postings[field].items())
+            starts = array("I")
+            for _key, slots in items:
+                starts.append(len(postings))
                 postings.extend(slots)
-            fields[field] = table
+            starts.append(len(postings))  # one more: the last key's end
+            keys[field] = _write_keys(section, field, [k for k, _ in items])
+            section(f"{field}.starts", starts.tobytes())
         section("postings", postings.tobytes())
+        last = sorted((k.encode(), v) for k, v in self._stream_last.items())
+        keys["stream_last"] = _write_keys(section, "stream_last", [k for k, _ in last])
+        section("stream_last.revisions", array("q", [v for _, v in last]).tobytes())
         ordered = sorted(self._ids.items())
         section("ids", b"".join(k.to_bytes(16, "big") for k, _ in ordered))
         section("idslots", array("I", (s for _, s in ordered)).tobytes())
@@ -330,8 +341,8 @@ class MemIndex(_Accessors):
             "size": self._size,
             "last_hash": self._last_hash,
             "sections": sections,
-            "fields": fields,
-            "stream_last": self._stream_last,
+            "keys": keys,
+            "postings": len(postings),
             "body_len": len(body),
             "body_crc": zlib.crc32(body),
         }
@@ -341,25 +352,126 @@ class MemIndex(_Accessors):
         atomic_write(path, data, mode)
 
 
-class _LazyPostings(Mapping[str, Sequence[int]]):
-    """key -> slots, slicing the mapped posting array only for keys asked for."""
+def _write_keys(section: Callable[[str, bytes], None], name: str, keys: list[bytes]) -> int:
+    """Sorted keys as one byte string plus their start offsets (one more: the end)."""
+    ends = array("Q", [0])
+    total = 0
+    for key in keys:
+        total += len(key)
+        ends.append(total)
+    section(f"{name}.keys", b"".join(keys))
+    section(f"{name}.offsets", ends.tobytes())
+    return len(keys)
 
-    def __init__(self, table: dict[str, list[int]], postings: memoryview) -> None:
+
+class _KeyTable:
+    """Sorted keys in a mapped index file: key -> row by binary search.
+
+    Nothing is decoded until asked for, so a sealed segment with a million distinct
+    correlation ids costs the heap nothing until a query names one of them (a JSON
+    header decoded into dicts used to keep them all, in every process, for good).
+    """
+
+    def __init__(self, view: memoryview, sec: dict[str, int], name: str, n: int) -> None:
+        start = sec[f"{name}.offsets"]
+        self._ends = view[start : start + 8 * (n + 1)].cast("Q")
+        start = sec[f"{name}.keys"]
+        self._bytes = view[start : start + (self._ends[n] if n else 0)]
+        self.n = n
+
+    def key(self, row: int) -> bytes:
+        return bytes(self._bytes[self._ends[row] : self._ends[row + 1]])
+
+    def row(self, key: object) -> int | None:
+        if not isinstance(key, str) or not self.n:
+            return None
+        try:
+            want = key.encode()
+        except UnicodeEncodeError:  # a lone surrogate: no stored key has one
+            return None
+        row = bisect.bisect_left(range(self.n), want, key=self.key)
+        return row if row < self.n and self.key(row) == want else None
+
+    def keys(self) -> Iterator[str]:
+        data = bytes(self._bytes)
+        ends = self._ends
+        for row in range(self.n):
+            yield data[ends[row] : ends[row + 1]].decode()
+
+    def release(self) -> None:
+        self._ends.release()
+        self._bytes.release()
+
+
+class _MappedPostings(Mapping[str, Sequence[int]]):
+    """key -> slots: a slice of the mapped posting array, found by binary search."""
+
+    def __init__(self, table: _KeyTable, starts: memoryview, postings: memoryview) -> None:
         self._table = table
+        self._starts = starts
         self._postings = postings
 
     def __getitem__(self, key: str) -> Sequence[int]:
-        start, n = self._table[key]
-        return self._postings[start : start + n]
+        row = self._table.row(key)
+        if row is None:
+            raise KeyError(key)
+        return self._postings[self._starts[row] : self._starts[row + 1]]
 
-    def __iter__(self) -> Any:
-        return iter(self._table)
+    def __iter__(self) -> Iterator[str]:
+        return self._table.keys()
 
     def __len__(self) -> int:
-        return len(self._table)
+        return self._table.n
 
     def __contains__(self, key: object) -> bool:
-        return key in self._table
+        return self._table.row(key) is not None
+
+    def items(self) -> ItemsView[str, Sequence[int]]:
+        return _Rows(self)
+
+    def rows(self) -> Iterator[tuple[str, Sequence[int]]]:
+        """Every (key, slots) in key order, in one pass (no search per key)."""
+        starts, postings = self._starts, self._postings
+        for row, key in enumerate(self._table.keys()):
+            yield key, postings[starts[row] : starts[row + 1]]
+
+
+class _MappedRevisions(Mapping[str, int]):
+    """stream -> the last revision the segment wrote to it."""
+
+    def __init__(self, table: _KeyTable, revisions: memoryview) -> None:
+        self._table = table
+        self._revisions = revisions
+
+    def __getitem__(self, key: str) -> int:
+        row = self._table.row(key)
+        if row is None:
+            raise KeyError(key)
+        return int(self._revisions[row])
+
+    def __iter__(self) -> Iterator[str]:
+        return self._table.keys()
+
+    def __len__(self) -> int:
+        return self._table.n
+
+    def __contains__(self, key: object) -> bool:
+        return self._table.row(key) is not None
+
+    def items(self) -> ItemsView[str, int]:
+        return _Rows(self)
+
+    def rows(self) -> Iterator[tuple[str, int]]:
+        return zip(self._table.keys(), self._revisions.tolist(), strict=True)
+
+
+class _Rows(ItemsView[str, Any]):
+    """``items()`` of a mapped table: one ordered pass instead of a search per key."""
+
+    _mapping: _MappedPostings | _MappedRevisions
+
+    def __iter__(self) -> Iterator[tuple[str, Any]]:
+        return self._mapping.rows()
 
 
 class DiskIndex(_Accessors):
@@ -371,7 +483,6 @@ class DiskIndex(_Accessors):
         self._count: int = header["count"]
         self._size: int = header["size"]
         self._last_hash: str | None = header["last_hash"]
-        self._stream_last: dict[str, int] = header["stream_last"]
         self._mm = mm
         view = memoryview(mm)[body : body + header["body_len"]]
         sec = header["sections"]
@@ -383,9 +494,21 @@ class DiskIndex(_Accessors):
             self._positions = range(self.first, self.first + n)
         self._offsets: memoryview = view[sec["offsets"] : sec["offsets"] + 8 * n].cast("Q")
         self._times: memoryview = view[sec["times"] : sec["times"] + 8 * n].cast("q")
-        total = sum(c for t in header["fields"].values() for _, c in t.values())
-        postings = view[sec["postings"] : sec["postings"] + 4 * total].cast("I")
-        self._postings = {f: _LazyPostings(header["fields"][f], postings) for f in FIELDS}
+        nkeys: dict[str, int] = header["keys"]
+        postings = view[sec["postings"] : sec["postings"] + 4 * header["postings"]].cast("I")
+        self._tables = {name: _KeyTable(view, sec, name, k) for name, k in nkeys.items()}
+        views: list[memoryview] = [postings]
+        self._postings = {}
+        for f in FIELDS:
+            at = sec[f"{f}.starts"]
+            starts = view[at : at + 4 * (nkeys[f] + 1)].cast("I")
+            views.append(starts)
+            self._postings[f] = _MappedPostings(self._tables[f], starts, postings)
+        at = sec["stream_last.revisions"]
+        revisions = view[at : at + 8 * nkeys["stream_last"]].cast("q")
+        views.append(revisions)
+        self._stream_last = _MappedRevisions(self._tables["stream_last"], revisions)
+        self._views = views
         self._ids = view[sec["ids"] : sec["ids"] + 16 * n]
         self._idslots = view[sec["idslots"] : sec["idslots"] + 4 * n].cast("I")
         self._id_min = bytes(self._ids[:16]) if n else b""
@@ -461,11 +584,13 @@ class DiskIndex(_Accessors):
 
     def close(self) -> None:
         """Unmap (skipped while views are still referenced; the GC unmaps later)."""
-        views = [self._offsets, self._times, self._ids, self._idslots]
+        views = [self._offsets, self._times, self._ids, self._idslots, *self._views]
         if isinstance(self._positions, memoryview):
             views.append(self._positions)
         for view in views:
             view.release()
+        for table in self._tables.values():
+            table.release()
         with contextlib.suppress(BufferError):
             self._mm.close()
 
