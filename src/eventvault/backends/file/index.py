@@ -29,7 +29,7 @@ import zlib
 from array import array
 from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
@@ -45,6 +45,7 @@ FIELDS = ("type", "actor", "correlation_id", "stream")
 # into the mapped body, so a sealed segment costs a reader O(1) heap, whatever
 # the number of distinct keys. Files of another version are rebuilt, never read.
 _MAGIC = b"EVIDX02\n"
+_V = TypeVar("_V")
 
 
 class SegmentIndex(Protocol):
@@ -403,75 +404,68 @@ class _KeyTable:
         self._bytes.release()
 
 
-class _MappedPostings(Mapping[str, Sequence[int]]):
-    """key -> slots: a slice of the mapped posting array, found by binary search."""
+class _Mapped(Mapping[str, _V]):
+    """A read-only mapping over a :class:`_KeyTable`: one value per row."""
+
+    def __init__(self, table: _KeyTable) -> None:
+        self._table = table
+
+    def _value(self, row: int) -> _V:
+        raise NotImplementedError
+
+    def __getitem__(self, key: str) -> _V:
+        row = self._table.row(key)
+        if row is None:
+            raise KeyError(key)
+        return self._value(row)
+
+    def __iter__(self) -> Iterator[str]:
+        return self._table.keys()
+
+    def __len__(self) -> int:
+        return self._table.n
+
+    def __contains__(self, key: object) -> bool:
+        return self._table.row(key) is not None
+
+    def items(self) -> ItemsView[str, _V]:
+        return _Rows(self)
+
+    def rows(self) -> Iterator[tuple[str, _V]]:
+        """Every (key, value) in key order, in one pass (no search per key)."""
+        value = self._value
+        for row, key in enumerate(self._table.keys()):
+            yield key, value(row)
+
+
+class _Rows(ItemsView[str, _V]):
+    _mapping: _Mapped[_V]
+
+    def __iter__(self) -> Iterator[tuple[str, _V]]:
+        return self._mapping.rows()
+
+
+class _MappedPostings(_Mapped[Sequence[int]]):
+    """key -> slots: a slice of the mapped posting array."""
 
     def __init__(self, table: _KeyTable, starts: memoryview, postings: memoryview) -> None:
-        self._table = table
+        super().__init__(table)
         self._starts = starts
         self._postings = postings
 
-    def __getitem__(self, key: str) -> Sequence[int]:
-        row = self._table.row(key)
-        if row is None:
-            raise KeyError(key)
+    def _value(self, row: int) -> Sequence[int]:
         return self._postings[self._starts[row] : self._starts[row + 1]]
 
-    def __iter__(self) -> Iterator[str]:
-        return self._table.keys()
 
-    def __len__(self) -> int:
-        return self._table.n
-
-    def __contains__(self, key: object) -> bool:
-        return self._table.row(key) is not None
-
-    def items(self) -> ItemsView[str, Sequence[int]]:
-        return _Rows(self)
-
-    def rows(self) -> Iterator[tuple[str, Sequence[int]]]:
-        """Every (key, slots) in key order, in one pass (no search per key)."""
-        starts, postings = self._starts, self._postings
-        for row, key in enumerate(self._table.keys()):
-            yield key, postings[starts[row] : starts[row + 1]]
-
-
-class _MappedRevisions(Mapping[str, int]):
+class _MappedRevisions(_Mapped[int]):
     """stream -> the last revision the segment wrote to it."""
 
     def __init__(self, table: _KeyTable, revisions: memoryview) -> None:
-        self._table = table
+        super().__init__(table)
         self._revisions = revisions
 
-    def __getitem__(self, key: str) -> int:
-        row = self._table.row(key)
-        if row is None:
-            raise KeyError(key)
+    def _value(self, row: int) -> int:
         return int(self._revisions[row])
-
-    def __iter__(self) -> Iterator[str]:
-        return self._table.keys()
-
-    def __len__(self) -> int:
-        return self._table.n
-
-    def __contains__(self, key: object) -> bool:
-        return self._table.row(key) is not None
-
-    def items(self) -> ItemsView[str, int]:
-        return _Rows(self)
-
-    def rows(self) -> Iterator[tuple[str, int]]:
-        return zip(self._table.keys(), self._revisions.tolist(), strict=True)
-
-
-class _Rows(ItemsView[str, Any]):
-    """``items()`` of a mapped table: one ordered pass instead of a search per key."""
-
-    _mapping: _MappedPostings | _MappedRevisions
-
-    def __iter__(self) -> Iterator[tuple[str, Any]]:
-        return self._mapping.rows()
 
 
 class DiskIndex(_Accessors):
