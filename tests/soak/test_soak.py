@@ -53,3 +53,27 @@ def test_soak_accounts_for_every_acknowledged_event(
     )
     for usage in leaks.values():
         assert usage["fds_late"] <= usage["fds_early"] + 2 * segments + 8, (leaks, segments)
+
+
+def test_latency_histograms_give_p99_within_five_percent() -> None:
+    import random
+
+    from eventvault.soak import _Latencies, _merged, _p99_ms
+
+    rng = random.Random(3)
+    parts = []
+    samples: list[float] = []
+    for _ in range(3):  # three processes, merged as the soak merges its writers
+        lat = _Latencies()
+        for _ in range(5000):
+            x = rng.lognormvariate(-6, 1.2)  # ~2.5 ms median, a long tail
+            samples.append(x)
+            lat.add(x)
+        assert list(lat.minutes) == [0]
+        assert sum(lat.minutes[0].values()) == 5000
+        assert len(lat.minutes[0]) < 400  # bounded: buckets, not samples
+        parts.append(lat.minutes[0])
+    exact = sorted(samples)[int(len(samples) * 0.99) - 1] * 1000
+    got = _p99_ms(_merged(parts))
+    assert exact <= got <= exact * 1.05 * 1.05, (exact, got)
+    assert _p99_ms({}) == 0.0
