@@ -300,6 +300,24 @@ def test_cli_arguments(argv: list[str], tmp_path_factory: pytest.TempPathFactory
     assert result.exit_code in (0, 2, 3, 4, 5, 6), (argv, result.exit_code, result.output)
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["verify", "--against", "\ud800"],  # found by test_cli_arguments
+        ["copy", "--from", "\ud800", "--to", "b.toml"],
+        ["copy", "--from", "a.toml", "--to", "x\udfffy"],
+        ["append", "--file", "\ud800"],
+        ["bench", "--dir", "\ud800"],
+    ],
+)
+def test_file_names_that_cannot_be_encoded_are_usage_errors(argv: list[str]) -> None:
+    from eventvault.cli.main import cli
+
+    result = CliRunner().invoke(cli, argv, input="")
+    assert result.exit_code == 2, (result.exit_code, result.exception, result.output)
+    assert "cannot be a file name" in result.output
+
+
 def _encodable(value: Any) -> bool:
     try:
         msgspec.json.encode(value)

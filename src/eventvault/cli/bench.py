@@ -29,6 +29,8 @@ from typing import Any
 
 import click
 
+from .common import PathArg
+
 WORDS = [
     "agent",
     "planner",
@@ -590,7 +592,7 @@ def _fmt(vals: list[float]) -> str:
 @click.option(
     "--dir",
     "work_dir",
-    type=click.Path(file_okay=False),
+    type=PathArg(file_okay=False),
     default=None,
     help="Scratch directory (default: a temporary one, removed afterwards).",
 )

@@ -36,6 +36,37 @@ EXIT_CODES: list[tuple[type[BaseException], int]] = [
 ]
 
 
+def _encodable_name(
+    kind: click.Path | click.File,
+    value: Any,
+    param: click.Parameter | None,
+    ctx: click.Context | None,
+) -> None:
+    """A usage error (exit 2) for a file name the OS cannot take — a lone surrogate
+    can reach argv through Python callers — rather than a traceback from ``stat``."""
+    if isinstance(value, str):
+        try:
+            os.fsencode(value)
+        except UnicodeEncodeError:
+            kind.fail(f"{value!r} cannot be a file name (it is not valid text)", param, ctx)
+
+
+class PathArg(click.Path):
+    """``click.Path`` that refuses names the file system cannot encode."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        _encodable_name(self, value, param, ctx)
+        return super().convert(value, param, ctx)
+
+
+class FileArg(click.File):
+    """``click.File`` that refuses names the file system cannot encode."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        _encodable_name(self, value, param, ctx)
+        return super().convert(value, param, ctx)
+
+
 class Ctx:
     """What the top-level options decided, handed to every command."""
 

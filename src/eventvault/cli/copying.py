@@ -17,7 +17,15 @@ from ..config import ENV_OVERRIDES, Config, load_config
 from ..copy import DEFAULT_BATCH, Comparison, compare_stores, copy_store
 from ..registry import open_store
 from ..store import EventStore
-from .common import EXIT_INTEGRITY, Ctx, _handle_errors, _query, pass_ctx, query_options
+from .common import (
+    EXIT_INTEGRITY,
+    Ctx,
+    PathArg,
+    _handle_errors,
+    _query,
+    pass_ctx,
+    query_options,
+)
 
 
 def explicit_config(path: str) -> Config:
@@ -47,10 +55,10 @@ def describe(cmp: Comparison) -> str:
 
 @click.command("copy")
 @click.option(
-    "--from", "src_path", required=True, type=click.Path(dir_okay=False), help="Source config."
+    "--from", "src_path", required=True, type=PathArg(dir_okay=False), help="Source config."
 )
 @click.option(
-    "--to", "dst_path", required=True, type=click.Path(dir_okay=False), help="Destination config."
+    "--to", "dst_path", required=True, type=PathArg(dir_okay=False), help="Destination config."
 )
 @query_options
 @click.option(

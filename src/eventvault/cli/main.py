@@ -34,6 +34,8 @@ from .common import (
     EXIT_INTEGRITY,
     EXIT_INTERNAL,
     Ctx,
+    FileArg,
+    PathArg,
     _handle_errors,
     _query,
     _time,
@@ -156,7 +158,7 @@ def _read_jsonl(handle: IO[bytes], name: str) -> Iterator[tuple[int, NewEvent]]:
     "--file",
     "-f",
     "file_",
-    type=click.File("rb"),
+    type=FileArg("rb"),
     default=None,
     help="Append many events from a JSON-lines file ('-' for stdin).",
 )
@@ -405,7 +407,7 @@ def stats(ctx: Ctx, /, fmt: str) -> None:
 )
 @click.option(
     "--against",
-    type=click.Path(dir_okay=False),
+    type=PathArg(dir_okay=False),
     default=None,
     metavar="CONFIG",
     help="Instead: compare this store with another, event by event (e.g. after a copy).",
