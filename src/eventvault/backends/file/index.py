@@ -316,23 +316,22 @@ class MemIndex(_Accessors):
             section("positions", self._positions.tobytes())
         section("offsets", self._offsets.tobytes())
         section("times", self._times.tobytes())
-        # Key tables: keys sorted by their UTF-8 bytes (== code point order), each
-        # with its value row; see _KeyTable.
+        # Key tables: sorted keys, each with its value row (see _KeyTable).
         postings = array("I")
         keys: dict[str, int] = {}
         for field in FIELDS:
-            items = sorted((k.encode(), v) for k, v in self._postings[field].items())
+            lists = _write_keys(section, field, self._postings[field])
             starts = array("I")
-            for _key, slots in items:
+            for slots in lists:
                 starts.append(len(postings))
                 postings.extend(slots)
             starts.append(len(postings))  # one more: the last key's end
-            keys[field] = _write_keys(section, field, [k for k, _ in items])
+            keys[field] = len(lists)
             section(f"{field}.starts", starts.tobytes())
         section("postings", postings.tobytes())
-        last = sorted((k.encode(), v) for k, v in self._stream_last.items())
-        keys["stream_last"] = _write_keys(section, "stream_last", [k for k, _ in last])
-        section("stream_last.revisions", array("q", [v for _, v in last]).tobytes())
+        revisions = _write_keys(section, "stream_last", self._stream_last)
+        keys["stream_last"] = len(revisions)
+        section("stream_last.revisions", array("q", revisions).tobytes())
         ordered = sorted(self._ids.items())
         section("ids", b"".join(k.to_bytes(16, "big") for k, _ in ordered))
         section("idslots", array("I", (s for _, s in ordered)).tobytes())
@@ -353,16 +352,20 @@ class MemIndex(_Accessors):
         atomic_write(path, data, mode)
 
 
-def _write_keys(section: Callable[[str, bytes], None], name: str, keys: list[bytes]) -> int:
-    """Sorted keys as one byte string plus their start offsets (one more: the end)."""
+def _write_keys(
+    section: Callable[[str, bytes], None], name: str, table: Mapping[str, _V]
+) -> list[_V]:
+    """Write ``table``'s keys sorted by their UTF-8 bytes (== code point order) as one
+    byte string plus start offsets (one more: the end); return its values in that order."""
+    items = sorted((k.encode(), v) for k, v in table.items())
     ends = array("Q", [0])
     total = 0
-    for key in keys:
+    for key, _value in items:
         total += len(key)
         ends.append(total)
-    section(f"{name}.keys", b"".join(keys))
+    section(f"{name}.keys", b"".join(k for k, _ in items))
     section(f"{name}.offsets", ends.tobytes())
-    return len(keys)
+    return [v for _, v in items]
 
 
 class _KeyTable:
