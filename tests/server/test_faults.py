@@ -15,7 +15,7 @@ import httpx
 
 from eventvault import Query, open_store
 
-from .test_process import EV, free_port, write_config
+from .test_process import EV, answers, free_port, write_config
 
 
 def start(config: Path, port: int) -> subprocess.Popen[bytes]:
@@ -24,12 +24,8 @@ def start(config: Path, port: int) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    for _ in range(300):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.05)
+    if answers(f"http://127.0.0.1:{port}/healthz", 30):
+        return proc
     proc.kill()
     raise AssertionError("the server did not start")
 

@@ -32,6 +32,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def answers(url: str, seconds: float) -> bool:
+    """Whether ``url`` answers 200 within ``seconds`` (a server starting up)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return True
+        except httpx.TransportError:
+            time.sleep(0.05)
+    return False
+
+
 def write_config(path: Path, data_dir: Path, extra: str = "") -> None:
     path.write_text(
         f'[store]\nbackend = "file"\n[store.file]\npath = "{data_dir}"\n'
@@ -75,14 +87,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
         text=True,
     )
     srv = Served(proc, port, config)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{srv.url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.1)
-    else:
+    if not answers(f"{srv.url}/healthz", 30):
         proc.kill()
         raise AssertionError("".join(srv.lines))
     yield srv
@@ -249,13 +254,7 @@ def test_workers_share_the_store_and_sighup_replaces_them(tmp_path: Path) -> Non
     srv = Served(proc, port, config)
     try:
         url = srv.url
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        answers(f"{url}/readyz", 60)
         with httpx.Client(timeout=30) as client:
             for k in range(20):  # spread over both workers by the kernel
                 r = client.post(f"{url}/v1/events", json={"type": "w.item", "data": {"k": k}})
