@@ -8,16 +8,25 @@ takes everything that queued up meanwhile — the group grows with the load.
 
 Each request keeps its own outcome: the commit function sets ``results`` or
 ``error`` per request, so one failing batch does not fail its neighbours.
+
+Outcome completeness is this module's job, not the commit function's: whatever
+the commit did — returned, raised an eventvault error, raised a bug, ran out of
+memory — every request of the group leaves with its records or with an error of
+its own (:meth:`GroupCommit._settle`). Results a commit set before it raised were
+never proven written, so they are replaced by the error; a request the commit
+left undecided gets an error too. A non-empty batch never returns an empty result.
 """
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from .errors import StoreClosedError
+from .boundary import translate
+from .errors import EventVaultError, StoreClosedError, StoreError
 from .model import ExpectedRevision, NewEvent, RecordedEvent
 
 __all__ = ["GroupCommit", "Import", "Request"]
@@ -82,14 +91,22 @@ class GroupCommit:
                 self._cv.acquire()
             group, self._pending = self._pending, []
             self._last_group = len(group)
+        failure: BaseException | None = None
         try:
             self._commit(group)
+        except BaseException as exc:  # every request must still get an outcome
+            failure = exc
         finally:
             with self._cv:
-                for r in group:
-                    r.done = True
-                self._committing = False
-                self._cv.notify_all()
+                try:
+                    _settle(group, failure)
+                finally:
+                    for r in group:
+                        r.done = True
+                    self._committing = False
+                    self._cv.notify_all()
+        if failure is not None and not isinstance(failure, Exception):
+            raise failure  # KeyboardInterrupt, SystemExit: the leader thread's own
         return self._outcome(req)
 
     @staticmethod
@@ -104,3 +121,53 @@ class GroupCommit:
             self._closed = True
             while self._committing:
                 self._cv.wait()
+
+
+def _expected_count(req: Request) -> int:
+    return len(req.imported.records) if req.imported is not None else len(req.batch)
+
+
+def _own(error: EventVaultError) -> EventVaultError:
+    """A copy of ``error`` for one request (one exception object raised in several
+    threads would collect their tracebacks into each other); itself if it cannot
+    be copied."""
+    try:
+        dup = copy.copy(error)
+    except Exception:
+        return error
+    dup.__cause__ = error.__cause__
+    return dup
+
+
+def _settle(group: list[Request], failure: BaseException | None) -> None:
+    """Give every request of ``group`` an outcome after its commit returned (or
+    raised ``failure``): its own error, or exactly one record per event."""
+    if failure is not None:
+        if isinstance(failure, Exception):
+            error = translate(failure, "appending")
+            if error is failure:  # an eventvault error: each request gets a copy
+                error = _own(failure)
+            elif error.__cause__ is None:
+                error.__cause__ = failure
+        else:
+            error = StoreError(
+                f"appending: the committing thread was interrupted "
+                f"({type(failure).__name__}); the outcome is unknown — retrying with "
+                "the same event ids is safe"
+            )
+            error.__cause__ = failure
+        for req in group:
+            if req.error is None:
+                # Results set before the commit raised were never proven written.
+                req.error = _own(error)
+                req.error.__cause__ = error.__cause__
+                req.results = []
+        return
+    for req in group:
+        if req.error is None and len(req.results) != _expected_count(req):
+            req.error = StoreError(
+                f"appending: the backend decided {len(req.results)} of "
+                f"{_expected_count(req)} events of this batch (a bug); nothing is "
+                "acknowledged — retrying with the same event ids is safe"
+            )
+            req.results = []
