@@ -38,6 +38,7 @@ __all__ = [
     "check_json_object",
     "check_unicode",
     "format_time",
+    "freeze_json_object",
 ]
 
 #: Bumped if the canonical layout ever changes; it is the first element hashed.
@@ -132,7 +133,98 @@ def check_json_object(value: Any, name: str) -> Any:
         raise ValidationError(f"{name} must be a JSON object, got {type(value).__name__}")
     if type(value) is not dict:
         value = dict(value)
-    return _check(value, name, 0)
+    return _canonical(value, name)
+
+
+class _Refused(Exception):
+    """:func:`_canon` met a value :func:`_check` refuses (which
+    then runs to name the path: building paths costs more than the walk itself)."""
+
+
+def _canon(value: Any, depth: int) -> Any:
+    """:func:`_check` without paths: the canonical form of a JSON value (the same
+    object where nothing needs normalising); :class:`_Refused` at a bad value."""
+    kind = type(value)
+    if kind is str:
+        if "\x00" in value or (not value.isascii() and not _utf8(value)):
+            raise _Refused
+        return value
+    if kind is int:
+        return value if -_EXACT < value < _EXACT else _number_text(value)
+    if kind is float:
+        if not math.isfinite(value):
+            raise _Refused
+        if value.is_integer() and -_EXACT < value < _EXACT:
+            return int(value)
+        return _number_text(value)
+    if value is None or kind is bool:
+        return value
+    if depth >= MAX_JSON_DEPTH:
+        raise _Refused
+    if kind is dict:
+        out: dict[str, Any] | None = None
+        for key, item in value.items():
+            if type(key) is not str or "\x00" in key or (not key.isascii() and not _utf8(key)):
+                raise _Refused
+            canon = _canon(item, depth + 1)
+            if canon is not item:
+                if out is None:
+                    out = dict(value)
+                out[key] = canon
+        return value if out is None else out
+    if kind is list or kind is tuple:
+        items: list[Any] | None = None
+        for i, item in enumerate(value):
+            canon = _canon(item, depth + 1)
+            if canon is not item or kind is tuple:
+                if items is None:
+                    items = list(value)
+                items[i] = canon
+        return value if items is None else items
+    raise _Refused
+
+
+def _canonical(value: Any, name: str) -> Any:
+    """The canonical form of ``value`` (a JSON object's payload), or the
+    :class:`ValidationError` that names the first bad path."""
+    try:
+        return _canon(value, 0)
+    except _Refused:
+        _check(value, name, 0)
+        raise ValidationError(f"{name} is not a JSON object fit for every backend") from None
+
+
+def _utf8(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+_plain_encode = msgspec.json.Encoder().encode
+_plain_decode = msgspec.json.Decoder().decode
+
+
+def freeze_json_object(value: Any, name: str) -> tuple[dict[str, Any], bytes]:
+    """Validate ``value`` as :func:`check_json_object` does and take it over: return
+    a private deep copy of it (what the store will hold) and its canonical bytes
+    (what the chain will cover). Nothing later done to ``value`` reaches either —
+    the bytes cannot change at all.
+
+    The copy is a JSON round trip of the validated value: exact for every value
+    validation lets through (floats are written as their shortest round-trip text,
+    integers of any size as digits), a tuple becomes a list, key order is kept —
+    and it is several times faster than walking the value in Python.
+    """
+    if not isinstance(value, Mapping):
+        raise ValidationError(f"{name} must be a JSON object, got {type(value).__name__}")
+    if type(value) is not dict:
+        value = dict(value)
+    canon = _canonical(value, name)
+    frozen = _encoder.encode(canon)
+    plain: dict[str, Any] = _plain_decode(_plain_encode(value))
+    return plain, frozen
 
 
 def format_time(value: datetime) -> str:
@@ -210,6 +302,6 @@ def canonical_event_bytes(
         source,
         occurred_at,
         recorded_at,
-        _check(data, "data", 0),
-        _check(metadata, "metadata", 0),
+        _canonical(data, "data"),
+        _canonical(metadata, "metadata"),
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 from uuid import UUID, SafeUUID
@@ -21,7 +21,7 @@ from uuid import UUID, SafeUUID
 import msgspec
 from uuid_utils import uuid7 as _uuid7
 
-from .canonical import check_json_object, check_unicode
+from .canonical import check_unicode, freeze_json_object
 from .errors import ValidationError
 
 __all__ = [
@@ -165,8 +165,11 @@ class NewEvent(msgspec.Struct, frozen=True, kw_only=True, dict=True):
     the same ``NewEvent`` again (a retry) is idempotent.
     """
 
-    # (__dict__ holds ``canonical``: the payloads' canonical form from validation,
-    # so appending does not walk them a second time.)
+    # ``data`` and ``metadata`` are the event's own deep copies, taken when it is
+    # built: a caller who changes the dicts they passed cannot change what was
+    # validated. (__dict__ holds ``canonical``: the payloads' canonical bytes from
+    # validation, immutable, so appending hashes exactly what was checked and does
+    # not walk the payloads a second time.)
 
     type: str
     data: dict[str, Any] = msgspec.field(default_factory=dict)
@@ -207,14 +210,18 @@ class NewEvent(msgspec.Struct, frozen=True, kw_only=True, dict=True):
             plain = datetime(d.year, d.month, d.day, d.hour, d.minute, d.second, d.microsecond, UTC)
             set_(self, "occurred_at", plain)
         set_(self, "occurred_at", _utc(self.occurred_at, "occurred_at"))
-        if type(self.data) is not dict and isinstance(self.data, Mapping):
-            set_(self, "data", dict(self.data))
-        if type(self.metadata) is not dict and isinstance(self.metadata, Mapping):
-            set_(self, "metadata", dict(self.metadata))
-        self.__dict__["canonical"] = (
-            check_json_object(self.data, "data"),
-            check_json_object(self.metadata, "metadata"),
-        )
+        data, cdata = freeze_json_object(self.data, "data")
+        metadata, cmeta = freeze_json_object(self.metadata, "metadata")
+        set_(self, "data", data)
+        set_(self, "metadata", metadata)
+        self.__dict__["canonical"] = (msgspec.Raw(cdata), msgspec.Raw(cmeta))
+
+    def __copy__(self) -> NewEvent:
+        # msgspec's copy of a ``dict=True`` struct drops __dict__ (the canonical form
+        # and the defaulted-time mark); both are immutable, so share them.
+        dup = msgspec.structs.replace(self)
+        dup.__dict__.update(self.__dict__)
+        return dup
 
 
 class RecordedEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
