@@ -4,24 +4,35 @@
 cursors, paging, the live tail loop, chain verification — and leaves a handful of
 small abstract methods to the backend. A backend is one module that subclasses
 it and registers itself (see :mod:`eventvault.registry`).
+
+The contract's error promise is kept here, at its edge: no public method of any
+store raises anything but an ``eventvault.errors`` type. A backend translates its
+driver's errors in one place (:meth:`EventStore._translate_error`); whatever still
+escapes — a bug, ``MemoryError``, an ``OSError`` from an unexpected path — is
+translated by :func:`eventvault.boundary.translate` as a last resort, with the
+original as ``__cause__``. Every public method, the base class's and any a
+backend adds, is wrapped once (:meth:`EventStore.__init_subclass__`).
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self, TypeVar
 from uuid import UUID
 
 import msgspec
 
+from .boundary import translate
 from .chain import GENESIS, verify_chain
 from .cursor import decode_cursor, encode_cursor
-from .errors import NotSupportedError, StoreClosedError, ValidationError
+from .errors import EventVaultError, NotSupportedError, StoreClosedError, ValidationError
 from .groupcommit import Import
 from .model import (
     AppendResult,
@@ -58,6 +69,59 @@ ProgressCallback = Callable[[int, int | None], None]
 
 #: Event types the store itself writes (retention receipts); producers cannot.
 RESERVED_TYPE_PREFIX = "eventvault."
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _boundary(fn: _F) -> _F:
+    """Wrap public method ``fn`` so it raises only ``eventvault.errors`` types."""
+    if getattr(fn, "__eventvault_boundary__", False):
+        return fn
+    action = f"{fn.__name__.replace('_', ' ')}"
+
+    def _typed(store: EventStore, exc: Exception) -> EventVaultError:
+        if isinstance(exc, EventVaultError):
+            return exc
+        own = store._translate_error(exc, action)
+        return own if own is not None else translate(exc, action)
+
+    wrapper: Callable[..., Any]
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def gen_wrapper(self: EventStore, *args: Any, **kwargs: Any) -> Iterator[Any]:
+            try:
+                yield from fn(self, *args, **kwargs)
+            except EventVaultError:
+                raise
+            except Exception as exc:
+                raise _typed(self, exc) from exc
+
+        wrapper = gen_wrapper
+    else:
+
+        @functools.wraps(fn)
+        def call_wrapper(self: EventStore, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(self, *args, **kwargs)
+            except EventVaultError:
+                raise
+            except Exception as exc:
+                raise _typed(self, exc) from exc
+
+        wrapper = call_wrapper
+    setattr(wrapper, "__eventvault_boundary__", True)  # noqa: B010 - a marker on a function
+    return wrapper  # type: ignore[return-value]
+
+
+def _guard_public_methods(cls: type) -> None:
+    for name, value in list(vars(cls).items()):
+        if name.startswith("_") or not inspect.isfunction(value):
+            continue
+        if getattr(value, "__isabstractmethod__", False):
+            continue
+        setattr(cls, name, _boundary(value))
 
 
 def as_uuid(event_id: UUID | str) -> UUID | None:
@@ -125,6 +189,10 @@ class EventStore(ABC):
     supports_retention: ClassVar[bool] = True
     #: Whether positions are assigned 1, 2, 3… (gaps then mean removed events).
     contiguous_positions: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _guard_public_methods(cls)  # a backend's head(), stats(), ... too
 
     def __init__(self, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         self.max_event_bytes = max_event_bytes
@@ -228,6 +296,12 @@ class EventStore(ABC):
 
     def _close(self) -> None:  # noqa: B027 - optional hook
         """Release the backend's resources."""
+
+    def _translate_error(self, exc: Exception, action: str) -> EventVaultError | None:
+        """The backend's one translation of its driver's errors: the eventvault error
+        ``exc`` (raised while doing ``action``) stands for, or None when it is not the
+        driver's (the last-resort translation then applies)."""
+        return None
 
     # -- the public API ------------------------------------------------------------
 
@@ -425,6 +499,9 @@ class EventStore(ABC):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+_guard_public_methods(EventStore)
 
 
 def _aware(now: datetime | None) -> datetime:

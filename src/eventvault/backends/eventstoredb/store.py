@@ -69,6 +69,12 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 __all__ = ["EventStoreDBEventStore"]
 
+
+def _client_error(exc: KurrentDBClientError, action: str, uri: str) -> StoreUnavailableError:
+    """The one place client errors become eventvault errors."""
+    return StoreUnavailableError(f"{action} (EventStoreDB at {uri}): {type(exc).__name__}: {exc}")
+
+
 log = logging.getLogger("eventvault.eventstoredb")
 
 _PAGE = 500
@@ -146,9 +152,12 @@ class EventStoreDBEventStore(EventStore):
         except (NotFoundError, WrongCurrentVersionError):
             raise
         except KurrentDBClientError as exc:
-            raise StoreUnavailableError(
-                f"{action} (EventStoreDB at {self.uri}): {type(exc).__name__}: {exc}"
-            ) from exc
+            raise _client_error(exc, action, self.uri) from exc
+
+    def _translate_error(self, exc: Exception, action: str) -> StoreUnavailableError | None:
+        if isinstance(exc, KurrentDBClientError):
+            return _client_error(exc, action, self.uri)
+        return None
 
     def _load_store_id(self) -> str:
         for _ in range(3):

@@ -200,22 +200,34 @@ def _like_prefix(pattern: str) -> str:
     return body + "%"
 
 
+def _translate(exc: BaseException, action: str) -> EventVaultError | None:
+    """The one place driver errors become eventvault errors (None: not the driver's)."""
+    if isinstance(exc, EventVaultError):
+        return exc
+    if isinstance(exc, PoolTimeout):
+        return StoreUnavailableError(f"{action}: no database connection available ({exc})")
+    if isinstance(exc, psycopg.OperationalError):
+        # libpq's messages span lines ("...refused\n\tIs the server running..."): one line.
+        return StoreUnavailableError(f"{action}: {' '.join(str(exc).split())}")
+    if isinstance(exc, psycopg.errors.UniqueViolation):
+        return ConflictError(f"{action}: {exc}".strip())
+    if isinstance(exc, psycopg.Error):
+        return StoreError(f"{action}: {type(exc).__name__}: {exc}".strip())
+    return None
+
+
 @contextlib.contextmanager
 def _db_errors(action: str) -> Iterator[None]:
-    """The one place driver errors become eventvault errors."""
+    """Driver errors raised inside become eventvault errors (see :func:`_translate`)."""
     try:
         yield
     except EventVaultError:
         raise
-    except PoolTimeout as exc:
-        raise StoreUnavailableError(f"{action}: no database connection available ({exc})") from exc
-    except psycopg.OperationalError as exc:
-        # libpq's messages span lines ("...refused\n\tIs the server running..."): one line.
-        raise StoreUnavailableError(f"{action}: {' '.join(str(exc).split())}") from exc
-    except psycopg.errors.UniqueViolation as exc:
-        raise ConflictError(f"{action}: {exc}".strip()) from exc
-    except psycopg.Error as exc:
-        raise StoreError(f"{action}: {type(exc).__name__}: {exc}".strip()) from exc
+    except Exception as exc:
+        typed = _translate(exc, action)
+        if typed is None:
+            raise
+        raise typed from exc
 
 
 class PostgresEventStore(EventStore):
@@ -288,6 +300,9 @@ class PostgresEventStore(EventStore):
         self._listener: threading.Thread | None = None
         #: Events one retention transaction removes at most.
         self.retention_batch = _retention.BATCH
+
+    def _translate_error(self, exc: Exception, action: str) -> EventVaultError | None:
+        return _translate(exc, action)
 
     def _safe_dsn(self) -> str:
         try:

@@ -1,0 +1,102 @@
+"""A fault-injecting harness for stores (a test utility; meant to become public as
+``eventvault.testing`` once its shape has settled).
+
+:class:`FaultInjector` makes one method of a live store raise — an ``OSError``, a
+bug's ``RuntimeError``, anything — on every call while a ``with`` block runs, then
+puts the method back. It patches the *instance*, so other stores are untouched,
+and it knows the one method a store captures at construction (group commit's
+commit function).
+
+``methods()`` lists what can be faulted: every private method the backend's class
+(and :class:`eventvault.EventStore`) defines, minus those that only run in
+background threads or at construction/close.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from eventvault import EventStore
+
+__all__ = ["Fault", "FaultInjector"]
+
+#: Not faulted: construction and closing, background threads, pure helpers that
+#: build SQL text, and the error translation itself.
+SKIP = frozenset(
+    {
+        "_close",
+        "_check_open",
+        "_configure",
+        "_listen",
+        "_q",
+        "_safe_dsn",
+        "_sync_loop",
+        "_translate_error",
+    }
+)
+
+
+@dataclass
+class Fault:
+    """One method made to fail: how often it was called (and so raised)."""
+
+    name: str
+    calls: int = 0
+
+
+class FaultInjector:
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+
+    def methods(self) -> list[str]:
+        names: set[str] = set()
+        for cls in type(self.store).__mro__:
+            if cls is object:
+                continue
+            for name, value in vars(cls).items():
+                if (
+                    name.startswith("_")
+                    and not name.startswith("__")
+                    and inspect.isfunction(value)
+                    and name not in SKIP
+                ):
+                    names.add(name)
+        return sorted(names)
+
+    @contextlib.contextmanager
+    def raising(self, name: str, make: Callable[[], BaseException]) -> Iterator[Fault]:
+        """While the block runs, every call of ``store.<name>`` raises ``make()``."""
+        store = self.store
+        fault = Fault(name)
+        original = getattr(store, name)
+
+        def fail(*args: Any, **kwargs: Any) -> Any:
+            fault.calls += 1
+            raise make()
+
+        if inspect.isgeneratorfunction(original):
+
+            def fail_gen(*args: Any, **kwargs: Any) -> Iterator[Any]:
+                fault.calls += 1
+                raise make()
+                yield  # a generator, like the method it stands for
+
+            replacement: Callable[..., Any] = fail_gen
+        else:
+            replacement = fail
+        store.__dict__[name] = replacement
+        group = getattr(store, "_group", None)
+        captured = name == "_commit" and group is not None and hasattr(group, "_commit")
+        if captured:
+            saved = group._commit  # type: ignore[union-attr]
+            group._commit = replacement  # type: ignore[union-attr]
+        try:
+            yield fault
+        finally:
+            del store.__dict__[name]
+            if captured:
+                group._commit = saved  # type: ignore[union-attr]
