@@ -118,3 +118,26 @@ def test_payload_must_be_an_object() -> None:
 
 def test_tuples_are_accepted_as_arrays() -> None:
     assert canon({"x": (1, 2)}) == canon({"x": [1, 2]})
+
+
+def test_same_payload_compares_what_the_chain_covers() -> None:
+    from eventvault.canonical import same_payload
+
+    # What PostgreSQL JSONB gives back for these is another Python value, same JSON.
+    assert same_payload({"a": 1e23, "b": 1e308}, {"b": 10**308, "a": 10**23})
+    assert same_payload({"x": -0.0, "y": 1.0}, {"y": 1, "x": 0})
+    assert same_payload({"t": [1.5e-7]}, {"t": [1.5e-7]})
+    # Equal in Python, different JSON: not the same payload.
+    assert not same_payload({"a": True}, {"a": 1})
+    assert not same_payload({"a": 0}, {"a": False})
+    assert not same_payload({"a": 1e23}, {"a": 10**23 + 1})
+
+
+def test_a_retry_must_match_booleans_exactly() -> None:
+    from eventvault import DuplicateEventError, MemoryEventStore, NewEvent
+
+    store = MemoryEventStore()
+    event = NewEvent(type="t", data={"flag": True})
+    store.append(event)
+    with pytest.raises(DuplicateEventError):
+        store.append(NewEvent(type="t", data={"flag": 1}, id=event.id))

@@ -39,6 +39,8 @@ __all__ = [
     "check_unicode",
     "format_time",
     "freeze_json_object",
+    "payload_bytes",
+    "same_payload",
 ]
 
 #: Bumped if the canonical layout ever changes; it is the first element hashed.
@@ -225,6 +227,24 @@ def freeze_json_object(value: Any, name: str) -> tuple[dict[str, Any], bytes]:
     frozen = _encoder.encode(canon)
     plain: dict[str, Any] = _plain_decode(_plain_encode(value))
     return plain, frozen
+
+
+def payload_bytes(value: Any, name: str = "data") -> bytes:
+    """The canonical bytes of one payload (``data`` or ``metadata``): what the chain
+    covers of it, whichever backend returned it."""
+    return _encoder.encode(_canonical(value, name))
+
+
+def same_payload(a: Any, b: Any) -> bool:
+    """Whether two payloads are the same to the chain: equal canonical bytes. Python
+    equality is wrong across backends — PostgreSQL JSONB returns ``1e23`` as the
+    integer ``100000000000000000000000``, which is not ``== 1e23`` in Python but is
+    the same JSON number, written the same way in the canonical form; and ``True ==
+    1`` in Python, but not in JSON.
+
+    Fast path: the same plain JSON text (one C call each) is the same canonical text.
+    """
+    return _plain_encode(a) == _plain_encode(b) or payload_bytes(a) == payload_bytes(b)
 
 
 def format_time(value: datetime) -> str:

@@ -28,6 +28,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import msgspec
 
+from .canonical import same_payload
 from .errors import ConflictError, ValidationError
 from .groupcommit import Import
 from .model import MAX_LIMIT, Query, RecordedEvent
@@ -244,12 +245,20 @@ _FIELDS = [f for f in RecordedEvent.__struct_fields__ if f not in ("position", "
 
 
 def _differs(x: RecordedEvent, y: RecordedEvent, *, hashes: bool) -> str | None:
-    """The first field (other than position) in which two events differ, if any."""
+    """The first field (other than position) in which two events differ, if any.
+
+    Payloads are compared as the chain covers them — their canonical bytes — not as
+    Python values: PostgreSQL JSONB returns ``1e23`` as an integer, the same JSON
+    number (see :func:`eventvault.canonical.same_payload`)."""
     if x == msgspec.structs.replace(y, position=x.position, hash=x.hash if not hashes else y.hash):
         return None  # (the common case, compared in C)
     for name in ["id", *(f for f in _FIELDS if f != "id")]:
-        if getattr(x, name) != getattr(y, name):
-            return f"{name}: {getattr(x, name)!r} vs {getattr(y, name)!r}"
+        a, b = getattr(x, name), getattr(y, name)
+        if name in ("data", "metadata"):
+            if not same_payload(a, b):
+                return f"{name}: {a!r} vs {b!r}"
+        elif a != b:
+            return f"{name}: {a!r} vs {b!r}"
     if hashes and x.hash != y.hash:
         return f"hash: {x.hash} vs {y.hash}"
     return None

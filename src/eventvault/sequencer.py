@@ -18,7 +18,7 @@ from uuid import UUID
 
 import msgspec
 
-from .canonical import CANONICAL_ENCODER, CANONICAL_VERSION
+from .canonical import CANONICAL_ENCODER, CANONICAL_VERSION, payload_bytes, same_payload
 from .chain import record_hash
 from .errors import (
     DuplicateEventError,
@@ -73,9 +73,15 @@ def same_content(new: NewEvent, old: RecordedEvent) -> bool:
         and new.causation_id == old.causation_id
         and new.source == old.source
         and (new.occurred_at == old.occurred_at or "occurred_defaulted" in new.__dict__)
-        and new.data == old.data
-        and new.metadata == old.metadata
+        # What the chain covers, not Python values (JSONB turns 1e23 into an int).
+        and _frozen(new, 0) == payload_bytes(old.data)
+        and _frozen(new, 1) == payload_bytes(old.metadata, "metadata")
     )
+
+
+def _frozen(new: NewEvent, which: int) -> bytes:
+    """The canonical bytes of ``new``'s data (0) or metadata (1), frozen at validation."""
+    return bytes(new.__dict__["canonical"][which])
 
 
 def check_revision(stream: str, expected: int | ExpectedRevision, current: int | None) -> None:
@@ -288,9 +294,14 @@ def stamp_import(
 
 
 def _same_record(a: RecordedEvent, b: RecordedEvent) -> bool:
-    """Same event, ignoring where it sits (position) and its chain hash."""
-    return msgspec.structs.replace(a, position=0, hash="") == msgspec.structs.replace(
-        b, position=0, hash=""
+    """Same event, ignoring where it sits (position) and its chain hash; payloads
+    compared as the chain covers them (see :func:`eventvault.canonical.same_payload`)."""
+    replace = msgspec.structs.replace
+    return (
+        replace(a, position=0, hash="", data={}, metadata={})
+        == replace(b, position=0, hash="", data={}, metadata={})
+        and same_payload(a.data, b.data)
+        and same_payload(a.metadata, b.metadata)
     )
 
 
