@@ -23,6 +23,18 @@ gets the commit lock takes every append queued so far and writes them all in one
 transaction (one lock, one ``COPY``, one WAL flush). Each append keeps its own
 atomicity and expected-revision check — a failing one fails alone.
 
+One clock for ``recorded_at``
+----------------------------
+The locking path stamps with the database's ``clock_timestamp()``. The one-round-
+trip path must stamp before it sends (the hash covers the time), so it reads the
+client's clock *corrected by the offset to the database's clock* measured on this
+store's last locking commit, and its statement moves the head only if that stamp
+lies within :data:`CLOCK_TOLERANCE` of the database's clock; otherwise nothing is
+written and the locking path stamps with the database's clock. So every
+``recorded_at`` is the database's clock, or within ``CLOCK_TOLERANCE`` of it — a
+client whose clock is a day off cannot drag later events (which never go back in
+time) a day into the future.
+
 Live tail: the append transaction ``NOTIFY``s; a listener connection wakes
 subscribers, and they poll as a fallback if notifications are missed.
 """
@@ -33,12 +45,13 @@ import contextlib
 import logging
 import threading
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, LiteralString, NamedTuple
 from uuid import UUID
 
 import msgspec
 
+from ... import sequencer as _sequencer
 from ...chain import GENESIS
 from ...errors import (
     ConflictError,
@@ -76,6 +89,9 @@ COLUMNS: LiteralString = (
 )
 _encode = msgspec.json.Encoder().encode
 _MAX_POSITION = 2**63 - 1
+#: How far a ``recorded_at`` stamped by the one-round-trip path may be from the
+#: database's clock (see "One clock" above); beyond it, the locking path stamps.
+CLOCK_TOLERANCE = timedelta(milliseconds=500)
 
 
 #: Groups this large are written with COPY; smaller ones in one INSERT statement.
@@ -116,7 +132,10 @@ _STATEMENTS: dict[str, LiteralString] = {
     # we left it and the streams new to us are empty; the rows go in only if it moved.
     "fast_insert": (
         "WITH upd AS (UPDATE {s}.head SET position = %s, hash = %s, recorded_at = %s "
-        "WHERE position = %s AND hash IS NOT DISTINCT FROM %s AND NOT EXISTS "
+        "WHERE position = %s AND hash IS NOT DISTINCT FROM %s "
+        # One clock: the client's stamp only if it is the database's, within tolerance.
+        "AND %s::timestamptz BETWEEN clock_timestamp() - %s::interval "
+        "AND clock_timestamp() + %s::interval AND NOT EXISTS "
         # One index probe per stream (a plain "stream = ANY(...)" gets a generic plan
         # that scans the table once the statement is prepared).
         "(SELECT 1 FROM unnest(%s::text[]) AS u(stream) CROSS JOIN LATERAL "
@@ -295,6 +314,8 @@ class PostgresEventStore(EventStore):
         # The head and stream revisions as of our last commit (see _commit_fast).
         self._known: ChainHead | None = None
         self._revisions: dict[str, int] = {}
+        #: The database's clock minus ours, as of the last locking commit.
+        self._clock_offset: timedelta | None = None
         self._notified = threading.Condition()
         self._notified_head = 0
         self._listener: threading.Thread | None = None
@@ -427,12 +448,17 @@ class PostgresEventStore(EventStore):
         unknown = list({ev.stream for r in group for ev in _items(r)} - self._revisions.keys())
         if unknown and any(r.expected is not ExpectedRevision.ANY for r in group):
             return None
+        offset = self._clock_offset
+        if offset is None:
+            return None
         stamped = stamp_group(
             group,
             known,
             revision_of=self._revisions.get,
             find=lambda _id: None,  # a stored id trips the UNIQUE constraint instead
             max_event_bytes=self.max_event_bytes,
+            # The database's clock, as well as we know it (the statement checks).
+            now=_sequencer.client_clock() + offset,
         )
         if stamped.failed:
             return None  # let the authoritative path produce (or not) the error
@@ -449,6 +475,9 @@ class PostgresEventStore(EventStore):
                     head.recorded_at,
                     known.position,
                     known.hash.hex() if known.position else None,
+                    head.recorded_at,
+                    CLOCK_TOLERANCE,
+                    CLOCK_TOLERANCE,
                     unknown,
                     *map(list, columns),
                     self._channel,
@@ -493,6 +522,7 @@ class PostgresEventStore(EventStore):
             recorded_at=row[2],
         )
         now: datetime = row[3]
+        self._clock_offset = now - _sequencer.client_clock()
         stored = {rec.id.int: rec for rec in map(_record, ids_cur.fetchall())} if ids_cur else {}
         revisions: dict[str, int] = {r[0]: r[1] for r in revs_cur.fetchall()}
         stamped = stamp_group(
