@@ -297,6 +297,12 @@ class EventStore(ABC):
     def _close(self) -> None:  # noqa: B027 - optional hook
         """Release the backend's resources."""
 
+    def _head_state(self) -> tuple[int, str | None] | None:
+        """The head this backend keeps apart from the events — ``(position, hex
+        hash)`` of the newest event, ``(0, None)`` when empty — or None when its head
+        is derived from the events themselves (nothing separate to check)."""
+        return None
+
     def _translate_error(self, exc: Exception, action: str) -> EventVaultError | None:
         """The backend's one translation of its driver's errors: the eventvault error
         ``exc`` (raised while doing ``action``) stands for, or None when it is not the
@@ -398,14 +404,25 @@ class EventStore(ABC):
         the first position where it breaks. Holes retention left are bridged by the
         hashes its receipts recorded; any other hole breaks the chain."""
         self._check_open()
+        # The head the backend keeps, read first: the walk must reach it (appends
+        # that commit meanwhile only add events after it).
+        kept = self._head_state()
         bridges = Bridges(self.store_id).add_all(self.iter(Query(types=[RECEIPT_TYPE], limit=1000)))
         total = self.stats().events  # (not the head: positions may have gaps)
+        last: list[RecordedEvent] = []  # the newest event walked
+        at_head: list[str] = []  # the hash of the event at the kept head's position
 
         def walk() -> Iterator[RecordedEvent]:
+            newest = None
             for done, ev in enumerate(self.iter(Query(limit=5000)), 1):
                 yield ev
+                newest = ev
+                if kept is not None and ev.position == kept[0]:
+                    at_head.append(ev.hash)
                 if progress is not None and done % 5000 == 0:
                     progress(done, total)
+            if newest is not None:
+                last.append(newest)
 
         result = verify_chain(
             walk(),
@@ -414,6 +431,8 @@ class EventStore(ABC):
             receipts=bridges.receipts,
             contiguous=self.contiguous_positions,
         )
+        if result.ok and kept is not None:
+            result = _check_kept_head(result, kept, at_head, last[0] if last else None)
         if progress is not None:
             progress(result.checked, total)
         return result
@@ -502,6 +521,43 @@ class EventStore(ABC):
 
 
 _guard_public_methods(EventStore)
+
+
+def _check_kept_head(
+    result: VerifyResult,
+    kept: tuple[int, str | None],
+    at_head: list[str],
+    newest: RecordedEvent | None,
+) -> VerifyResult:
+    """A chain that verifies may still have lost its *newest* events (a tail cut
+    leaves a valid prefix). The head a backend keeps apart says where the log
+    ends: the event it names must be stored, with the hash it names — or have been
+    removed by retention with later events chained across the hole."""
+    position, digest = kept
+    if position == 0:
+        return result
+    if at_head:
+        if at_head[0] == digest:
+            return result
+        reason = (
+            f"the store's head names event {position} with hash {digest}, but the "
+            f"stored event {position} has hash {at_head[0]}"
+        )
+    elif newest is not None and newest.position > position:
+        return result  # removed by retention; the walk chained past it through a receipt
+    else:
+        shown = "no events" if newest is None else f"events up to position {newest.position}"
+        reason = (
+            f"the store's head says the newest event is position {position}, but it holds "
+            f"{shown}: the newest events were removed behind the store's back (restore "
+            "them from a backup or a copy)"
+        )
+    return msgspec.structs.replace(
+        result,
+        ok=False,
+        first_bad_position=(newest.position + 1) if newest is not None else 1,
+        reason=reason,
+    )
 
 
 def _aware(now: datetime | None) -> datetime:

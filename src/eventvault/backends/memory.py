@@ -151,6 +151,11 @@ class MemoryEventStore(EventStore):
     def head(self) -> int:
         return self._head.position
 
+    def _head_state(self) -> tuple[int, str | None] | None:
+        with self._lock:
+            head = self._head
+        return (head.position, head.hash.hex() if head.position else None)
+
     def stats(self) -> StoreStats:
         self._check_open()
         with self._lock:

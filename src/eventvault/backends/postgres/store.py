@@ -55,6 +55,7 @@ from ... import sequencer as _sequencer
 from ...chain import GENESIS
 from ...errors import (
     ConflictError,
+    CorruptionError,
     EventVaultError,
     MissingExtraError,
     NotSupportedError,
@@ -659,6 +660,13 @@ class PostgresEventStore(EventStore):
     def head(self) -> int:
         rows = self._query("reading the head", self._sql["head"])
         return int(rows[0][0]) if rows else 0
+
+    def _head_state(self) -> tuple[int, str | None] | None:
+        rows = self._query("reading the head", self._q("SELECT position, hash FROM {s}.head"))
+        if not rows:
+            raise CorruptionError(f"schema {self.schema!r} has no head row (was it deleted?)")
+        position, digest = rows[0]
+        return (int(position), digest)
 
     def stats(self) -> StoreStats:
         self._check_open()
