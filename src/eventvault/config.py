@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +25,7 @@ from typing import Any, Literal
 import msgspec
 
 from .errors import ConfigError
+from .strict import struct_field_names, unknown_name
 from .timeutil import parse_duration
 
 __all__ = [
@@ -202,6 +204,17 @@ def _lookup(raw: Any, dotted: str) -> Any:
     return node
 
 
+def _section_at(where: str) -> type[msgspec.Struct]:
+    """The section struct at a key path such as ``store.file`` or ``server.tokens[0]``."""
+    node: type[msgspec.Struct] = Config
+    for part in filter(None, re.sub(r"\[\d+\]", "", where).split(".")):
+        hint = typing.get_type_hints(node)[part]
+        candidates = [hint, *typing.get_args(hint)]
+        candidates += [a for c in candidates for a in typing.get_args(c)]
+        node = next(c for c in candidates if isinstance(c, type) and issubclass(c, msgspec.Struct))
+    return node
+
+
 def _convert(raw: dict[str, Any], origin: str) -> Config:
     try:
         return msgspec.convert(raw, Config, strict=True)
@@ -214,8 +227,11 @@ def _convert(raw: dict[str, Any], origin: str) -> Config:
         reason = message[: m.start()] if m else message
         unknown = re.match(r"Object contains unknown field `([^`]+)`", reason)
         if unknown:
-            key = f"{where}.{unknown.group(1)}" if where else unknown.group(1)
-            raise ConfigError(f"{origin}: unknown key {key!r}") from None
+            name = unknown.group(1)
+            key = f"{where}.{name}" if where else name
+            known = [k for k in struct_field_names(_section_at(where)) if k != "source"]
+            message = unknown_name("key", name, known).replace(repr(name), repr(key), 1)
+            raise ConfigError(f"{origin}: {message}") from None
         value = _lookup(raw, m.group(1)) if m else None
         shown = f" (got {value!r})" if value is not None else ""
         raise ConfigError(f"{origin}: {where or 'config'}: {reason}{shown}") from None

@@ -158,8 +158,11 @@ def type_matches(patterns: Sequence[str], name: str) -> bool:
     return False
 
 
-class NewEvent(msgspec.Struct, frozen=True, kw_only=True, dict=True):
+class NewEvent(msgspec.Struct, frozen=True, kw_only=True, dict=True, forbid_unknown_fields=True):
     """An event as a producer writes it.
+
+    Decoded from JSON (a line of ``append --file``, an HTTP body), a field it does
+    not have is an error, not ignored: ``"strem"`` must not land in ``default``.
 
     ``id`` and ``occurred_at`` are filled in when the object is built, so appending
     the same ``NewEvent`` again (a retry) is idempotent.
@@ -260,6 +263,10 @@ class RecordedEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         )
 
 
+#: The fields of :class:`Query` that hold names (OR within one, AND across them).
+NAME_FILTERS: Final = ("types", "actors", "correlation_ids", "streams", "causation_ids")
+
+
 def _names(value: object, field: str) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -277,7 +284,8 @@ def _names(value: object, field: str) -> tuple[str, ...]:
 class Query(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """What to read. Fields combine with AND; values within one field with OR.
 
-    The four name filters accept any sequence of strings and are stored as tuples
+    The five name filters (``types``, ``actors``, ``correlation_ids``, ``streams``,
+    ``causation_ids``) accept any sequence of strings and are stored as tuples
     (de-duplicated).
 
     * ``types``: exact names or patterns with a trailing ``*`` (``task.*``; ``*`` = all)
@@ -291,6 +299,7 @@ class Query(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     actors: Sequence[str] = ()
     correlation_ids: Sequence[str] = ()
     streams: Sequence[str] = ()
+    causation_ids: Sequence[str] = ()
     since: datetime | None = None
     until: datetime | None = None
     after: int | None = None
@@ -300,7 +309,7 @@ class Query(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
     def __post_init__(self) -> None:
         set_ = msgspec.structs.force_setattr
-        for field in ("types", "actors", "correlation_ids", "streams"):
+        for field in NAME_FILTERS:
             set_(self, field, _names(getattr(self, field), field))
         for pattern in self.types:
             body = pattern[:-1] if pattern.endswith("*") else pattern
@@ -342,6 +351,8 @@ class Query(msgspec.Struct, frozen=True, kw_only=True, gc=False):
             return False
         if self.correlation_ids and event.correlation_id not in self.correlation_ids:
             return False
+        if self.causation_ids and event.causation_id not in self.causation_ids:
+            return False
         return self.type_matches(event.type)
 
     def filter_key(self) -> bytes:
@@ -352,6 +363,7 @@ class Query(msgspec.Struct, frozen=True, kw_only=True, gc=False):
                 sorted(self.actors),
                 sorted(self.correlation_ids),
                 sorted(self.streams),
+                *([sorted(self.causation_ids)] if self.causation_ids else []),
                 self.since,
                 self.until,
                 self.reverse,

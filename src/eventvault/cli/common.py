@@ -162,6 +162,12 @@ def query_options(fn: F) -> F:
         ),
         click.option("--stream", "-s", "streams", multiple=True, help="Stream (repeat for OR)."),
         click.option(
+            "--causation-id",
+            "causation_ids",
+            multiple=True,
+            help="Causation id: the event or command that caused it (repeat for OR).",
+        ),
+        click.option(
             "--since",
             default=None,
             metavar="TIME",
@@ -179,6 +185,7 @@ def _query(
     actors: tuple[str, ...],
     correlation_ids: tuple[str, ...],
     streams: tuple[str, ...],
+    causation_ids: tuple[str, ...],
     since: str | None,
     until: str | None,
     **extra: Any,
@@ -188,6 +195,7 @@ def _query(
         actors=actors,
         correlation_ids=correlation_ids,
         streams=streams,
+        causation_ids=causation_ids,
         since=_time(since, "--since"),
         until=_time(until, "--until"),
         **extra,

@@ -30,6 +30,7 @@ from ..config import DEFAULT_FILE_NAME
 from ..model import ExpectedRevision, NewEvent, RecordedEvent, parse_expected_revision
 from ..registry import backend_names, open_store
 from ..store import EventStore
+from ..strict import explain_struct_error
 from .common import (
     EXIT_INTEGRITY,
     EXIT_INTERNAL,
@@ -133,7 +134,10 @@ def _read_jsonl(handle: IO[bytes], name: str) -> Iterator[tuple[int, NewEvent]]:
             if not isinstance(obj, dict):
                 raise errors.ValidationError("each line must be a JSON object")
             yield lineno, msgspec.convert(obj, NewEvent, strict=False)
-        except (msgspec.DecodeError, msgspec.ValidationError, errors.ValidationError) as exc:
+        except msgspec.ValidationError as exc:
+            why = explain_struct_error(exc, NewEvent)
+            raise errors.ValidationError(f"{name} line {lineno}: {why}") from None
+        except (msgspec.DecodeError, errors.ValidationError) as exc:
             raise errors.ValidationError(f"{name} line {lineno}: {exc}") from None
 
 

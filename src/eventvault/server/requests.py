@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from .. import errors
 from ..model import ExpectedRevision, NewEvent, Query, parse_expected_revision
+from ..strict import explain_struct_error
 from ..timeutil import parse_time
 from . import cloudevents as ce
 
@@ -124,7 +125,8 @@ def _plain_events(body: bytes) -> tuple[list[NewEvent], bool]:
         decoded = _events_decoder.decode(body)
     except msgspec.ValidationError as exc:
         # e.g. "Expected `str`, got `int` - at `$[3].type`", or our own check's message
-        raise errors.ValidationError(f"invalid event: {exc}") from None
+        why = explain_struct_error(exc, NewEvent)
+        raise errors.ValidationError(f"invalid event: {why}") from None
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise HTTPError(400, "ValidationError", f"body is not valid JSON: {_why(exc)}") from None
     if isinstance(decoded, list):
@@ -197,6 +199,7 @@ def query_from_params(params: Any, *, default_limit: int = 100) -> Query:
         actors=_many(params, "actor"),
         correlation_ids=_many(params, "correlation_id"),
         streams=_many(params, "stream"),
+        causation_ids=_many(params, "causation_id"),
         since=_time(params, "since"),
         until=_time(params, "until"),
         after=_int(params, "after"),
