@@ -19,6 +19,7 @@ import re
 import tomllib
 import typing
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -245,23 +246,7 @@ def _check(cfg: Config, origin: str) -> None:
             f"{origin}: store.backend: unknown backend {cfg.store.backend!r}; "
             f"choose one of {', '.join(backend_names())}"
         )
-    if cfg.store.max_event_bytes < 1024:
-        raise ConfigError(f"{origin}: store.max_event_bytes must be >= 1024")
-    f = cfg.store.file
-    if f.segment_max_bytes < 4096:
-        raise ConfigError(
-            f"{origin}: store.file.segment_max_bytes must be >= 4096 (got {f.segment_max_bytes})"
-        )
-    for key, value in (
-        ("store.file.fsync_interval", f.fsync_interval),
-        ("store.postgres.connect_timeout", cfg.store.postgres.connect_timeout),
-        ("store.postgres.statement_timeout", cfg.store.postgres.statement_timeout),
-        ("store.eventstoredb.timeout", cfg.store.eventstoredb.timeout),
-    ):
-        try:
-            parse_duration(value)
-        except ValueError as exc:
-            raise ConfigError(f"{origin}: {key}: {exc}") from None
+    _check_numbers(cfg, origin)
     pg = cfg.store.postgres
     if not 1 <= pg.pool_min <= pg.pool_max:
         raise ConfigError(f"{origin}: store.postgres: need 1 <= pool_min <= pool_max")
@@ -270,18 +255,6 @@ def _check(cfg: Config, origin: str) -> None:
     if not 0 < cfg.server.port < 65536:
         raise ConfigError(f"{origin}: server.port: {cfg.server.port} is not a TCP port")
     srv = cfg.server
-    for key, value in (
-        ("server.heartbeat", srv.heartbeat),
-        ("server.header_timeout", srv.header_timeout),
-        ("server.body_timeout", srv.body_timeout),
-        ("server.graceful_timeout", srv.graceful_timeout),
-    ):
-        try:
-            parse_duration(value)
-        except ValueError as exc:
-            raise ConfigError(f"{origin}: {key}: {exc}") from None
-    if srv.max_body_bytes < 1024:
-        raise ConfigError(f"{origin}: server.max_body_bytes must be >= 1024")
     for k, tok in enumerate(srv.tokens):
         if (tok.token is None) == (tok.token_sha256 is None):
             raise ConfigError(
@@ -296,6 +269,60 @@ def _check(cfg: Config, origin: str) -> None:
         resolve_policy(cfg.retention)
     except ConfigError as exc:
         raise ConfigError(f"{origin}: {exc}") from None
+
+
+_DAY = timedelta(days=1)
+#: Every integer key: (lowest, highest). Beyond these no backend or OS call copes.
+_INTEGERS: dict[str, tuple[int, int]] = {
+    "store.max_event_bytes": (1024, 2**31 - 1),
+    "store.file.segment_max_bytes": (4096, 2**40),
+    "store.file.file_mode": (0, 0o7777),
+    "store.file.dir_mode": (0, 0o7777),
+    "store.postgres.pool_min": (1, 10_000),
+    "store.postgres.pool_max": (1, 10_000),
+    "server.port": (1, 65_535),
+    "server.max_body_bytes": (1024, 2**40),
+}
+#: Every duration key but retention's (checked with the policy): the longest allowed.
+#: (Timeouts go to socket and lock calls, which refuse huge values; PostgreSQL's
+#: statement_timeout is an int of milliseconds.)
+_DURATIONS: dict[str, timedelta] = {
+    "store.file.fsync_interval": _DAY,
+    "store.postgres.connect_timeout": _DAY,
+    "store.postgres.statement_timeout": timedelta(milliseconds=2**31 - 1),
+    "store.eventstoredb.timeout": _DAY,
+    "server.heartbeat": _DAY,
+    "server.header_timeout": _DAY,
+    "server.body_timeout": _DAY,
+    "server.graceful_timeout": _DAY,
+}
+
+
+def _value_at(cfg: Config, key: str) -> Any:
+    node: Any = cfg
+    for part in key.split("."):
+        node = getattr(node, part)
+    return node
+
+
+def _check_numbers(cfg: Config, origin: str) -> None:
+    """Every integer and duration within what the code that uses it can take."""
+    for key, (lo, hi) in _INTEGERS.items():
+        value = _value_at(cfg, key)
+        if not lo <= value <= hi:
+            shown = f"{value:,}" if abs(value) < 10**30 else "a number that large"
+            raise ConfigError(f"{origin}: {key} must be >= {lo} and <= {hi:,} (got {shown})")
+    for key, longest in _DURATIONS.items():
+        text = _value_at(cfg, key)
+        try:
+            value = parse_duration(text)
+        except ValueError as exc:
+            raise ConfigError(f"{origin}: {key}: {exc}") from None
+        if value > longest:
+            raise ConfigError(
+                f"{origin}: {key}: {text!r} is longer than the most it can be "
+                f"({longest.total_seconds():g}s)"
+            )
 
 
 def _with_tokens_file(cfg: Config, base: Path, env: Mapping[str, str], origin: str) -> Config:

@@ -48,6 +48,8 @@ MAX_NAME = 200
 MAX_TEXT = 1000
 #: Largest page a single read returns.
 MAX_LIMIT = 10_000
+#: Largest position (and revision) any backend can hold: a signed 64-bit integer.
+MAX_POSITION: Final = 2**63 - 1
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -92,7 +94,8 @@ def parse_expected_revision(value: str) -> int | ExpectedRevision:
     named = {e.name.lower(): e for e in ExpectedRevision}
     if value.lower() in named:
         return named[value.lower()]
-    if value.isdigit():
+    # (isdigit() alone takes '²', which int() refuses; and positions are 64-bit)
+    if value.isascii() and value.isdigit() and len(value) <= 19 and int(value) <= MAX_POSITION:
         return int(value)
     raise ValidationError(
         f"expected revision {value!r}: use a revision number, any, no_stream or stream_exists"
@@ -107,7 +110,12 @@ STREAM_EXISTS: Final = ExpectedRevision.STREAM_EXISTS
 def _utc(value: datetime, name: str) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValidationError(f"{name} must be timezone-aware (UTC), got naive {value!r}")
-    return value if value.tzinfo is UTC else value.astimezone(UTC)
+    try:
+        return value if value.tzinfo is UTC else value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+14:00 is before year 1 in UTC
+        raise ValidationError(
+            f"{name} {value.isoformat()} lies outside the times UTC can express (years 1 to 9999)"
+        ) from None
 
 
 def _check_text(value: object, name: str, limit: int, *, optional: bool) -> None:
@@ -325,8 +333,10 @@ class Query(msgspec.Struct, frozen=True, kw_only=True, gc=False):
                 set_(self, field, _utc(value, field))
         for field in ("after", "before"):
             value = getattr(self, field)
-            if value is not None and (type(value) is not int or value < 0):
-                raise ValidationError(f"query {field} must be a position >= 0, got {value!r}")
+            if value is not None and (type(value) is not int or not 0 <= value <= MAX_POSITION):
+                raise ValidationError(
+                    f"query {field} must be a position from 0 to 2**63-1, got {value!r}"
+                )
         if type(self.limit) is not int or not 1 <= self.limit <= MAX_LIMIT:
             raise ValidationError(f"query limit must be 1–{MAX_LIMIT}, got {self.limit!r}")
 

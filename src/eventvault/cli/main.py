@@ -711,8 +711,8 @@ def retention_run(ctx: Ctx, /, every: str | None) -> None:
             interval = parse_duration(every) if every is not None else policy.check_interval
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--every") from None
-        if interval.total_seconds() < 1:
-            raise click.BadParameter("must be at least 1s", param_hint="--every")
+        if not 1 <= interval.total_seconds() <= 365 * 86400:
+            raise click.BadParameter("must be from 1s to 365d", param_hint="--every")
         scheduler = RetentionScheduler(store, policy, interval)
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, lambda *_: scheduler.stop())

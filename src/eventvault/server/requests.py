@@ -77,7 +77,7 @@ async def read_body(request: Request, limit: int, timeout: float) -> bytes:
     """The whole body, refused (413) beyond ``limit`` bytes and (408) beyond ``timeout``."""
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        if not (declared.isascii() and declared.isdigit()):  # (isdigit() takes '²')
             raise HTTPError(400, "BadRequest", "Content-Length is not a number")
         if int(declared) > limit:
             raise HTTPError(
@@ -174,9 +174,12 @@ def _int(params: Any, name: str) -> int | None:
     if value is None or value == "":
         return None
     try:
+        if not value.isascii():  # int() takes other scripts' digits ('٣'); we do not
+            raise ValueError(value)
         return int(value)
-    except ValueError:
-        raise errors.ValidationError(f"{name} must be an integer, got {value!r}") from None
+    except ValueError:  # (also: more digits than int() takes)
+        shown = repr(value) if len(value) <= 40 else f"{len(value)} characters"
+        raise errors.ValidationError(f"{name} must be an integer, got {shown}") from None
 
 
 def _time(params: Any, name: str) -> Any:
