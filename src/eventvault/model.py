@@ -314,6 +314,11 @@ class Query(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     before: int | None = None
     limit: int = 100
     reverse: bool = False
+    resolved_at: datetime | None = None
+    """Not a filter: the instant relative times (``--since 2h``) were resolved against.
+    The CLI and HTTP layers set it and a cursor carries it, so repeating the same
+    relative filter with the cursor resolves it to the same bounds (see
+    :func:`eventvault.cursor.cursor_resolved_at`)."""
 
     def __post_init__(self) -> None:
         set_ = msgspec.structs.force_setattr
@@ -325,7 +330,7 @@ class Query(msgspec.Struct, frozen=True, kw_only=True, gc=False):
                 raise ValidationError(
                     f"type pattern {pattern!r}: '*' is only allowed at the end, e.g. 'task.*'"
                 )
-        for field in ("since", "until"):
+        for field in ("since", "until", "resolved_at"):
             value = getattr(self, field)
             if value is not None:
                 if not isinstance(value, datetime):
@@ -366,7 +371,8 @@ class Query(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         return self.type_matches(event.type)
 
     def filter_key(self) -> bytes:
-        """The filters alone (no bounds, limit or direction): what a cursor is tied to."""
+        """The filters alone (no positions, limit or ``resolved_at``): what a cursor is
+        tied to."""
         return msgspec.json.encode(
             [
                 sorted(self.types),

@@ -329,7 +329,7 @@ def query(
       eventvault query --type 'task.*' --actor agent:coder --since 2h
       eventvault query --all --format jsonl > backup.jsonl
     """
-    q = _query(after=after, before=before, limit=limit, reverse=reverse, **filters)
+    q = _query(after=after, before=before, limit=limit, reverse=reverse, cursor=cursor, **filters)
     with ctx.store() as store:
         if all_pages:
             if cursor is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -11,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import errors
+from ..cursor import cursor_resolved_at
 from ..model import ExpectedRevision, NewEvent, Query, parse_expected_revision
 from ..strict import explain_struct_error
 from ..timeutil import parse_time
@@ -182,12 +184,12 @@ def _int(params: Any, name: str) -> int | None:
         raise errors.ValidationError(f"{name} must be an integer, got {shown}") from None
 
 
-def _time(params: Any, name: str) -> Any:
+def _time(params: Any, name: str, now: datetime) -> Any:
     value = params.get(name)
     if value is None or value == "":
         return None
     try:
-        return parse_time(value)
+        return parse_time(value, now=now)
     except ValueError as exc:
         raise errors.ValidationError(f"{name}: {exc}") from None
 
@@ -197,14 +199,19 @@ def query_from_params(params: Any, *, default_limit: int = 100) -> Query:
     if order not in ("asc", "desc"):
         raise errors.ValidationError(f"order must be asc or desc, got {order!r}")
     limit = _int(params, "limit")
+    # Relative times resolve against now, or — continuing from a cursor — against the
+    # instant its query resolved them, so ?since=2h names the same query on every page.
+    cursor = params.get("cursor")
+    resolved = (cursor_resolved_at(cursor) if cursor else None) or datetime.now(UTC)
     return Query(
         types=_many(params, "type"),
         actors=_many(params, "actor"),
         correlation_ids=_many(params, "correlation_id"),
         streams=_many(params, "stream"),
         causation_ids=_many(params, "causation_id"),
-        since=_time(params, "since"),
-        until=_time(params, "until"),
+        since=_time(params, "since", resolved),
+        until=_time(params, "until", resolved),
+        resolved_at=resolved if params.get("since") or params.get("until") else None,
         after=_int(params, "after"),
         before=_int(params, "before"),
         limit=default_limit if limit is None else limit,
