@@ -87,7 +87,9 @@ def test_typo_in_config_is_exit_3(run, tmp_path: Path) -> None:  # type: ignore[
     (tmp_path / "eventvault.toml").write_text('[store]\nbakend = "file"\n')
     r = run("query")
     assert r.exit_code == 3
-    assert r.output.strip() == "error: eventvault.toml: unknown key 'store.bakend'"
+    assert r.output.strip().startswith(
+        "error: eventvault.toml: unknown key 'store.bakend'; did you mean 'backend'?"
+    )
 
 
 def test_append_query_formats(run) -> None:  # type: ignore[no-untyped-def]

@@ -49,6 +49,10 @@ CANONICAL_VERSION = 1
 MAX_JSON_DEPTH = 64
 
 _EXACT = 2**53  # integers below this are exact in a float, so digits are canonical
+#: Python refuses to print (so to encode as JSON) integers over 4,300 digits; a value
+#: of at most this many bits has at most 4,000.
+_MAX_INT_DIGITS = 4000
+_MAX_INT_BITS = 13_287
 _encoder = msgspec.json.Encoder(order="sorted")
 #: The encoder of the canonical form (object keys sorted).
 CANONICAL_ENCODER = _encoder
@@ -85,7 +89,14 @@ def _check(value: Any, path: str, depth: int) -> Any:
             check_unicode(value, path)
         return value
     if kind is int:
-        return value if -_EXACT < value < _EXACT else _number_text(value)
+        if -_EXACT < value < _EXACT:
+            return value
+        if value.bit_length() > _MAX_INT_BITS:
+            raise ValidationError(
+                f"{path}: an integer of more than {_MAX_INT_DIGITS:,} digits (JSON readers, "
+                "Python's included, refuse such numbers)"
+            )
+        return _number_text(value)
     if kind is float:
         if not math.isfinite(value):
             raise ValidationError(f"{path}: {value!r} is not valid JSON (NaN/Infinity)")

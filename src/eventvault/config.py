@@ -17,13 +17,16 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+import typing
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
 
 from .errors import ConfigError
+from .strict import struct_field_names, unknown_name
 from .timeutil import parse_duration
 
 __all__ = [
@@ -202,6 +205,17 @@ def _lookup(raw: Any, dotted: str) -> Any:
     return node
 
 
+def _section_at(where: str) -> type[msgspec.Struct]:
+    """The section struct at a key path such as ``store.file`` or ``server.tokens[0]``."""
+    node: type[msgspec.Struct] = Config
+    for part in filter(None, re.sub(r"\[\d+\]", "", where).split(".")):
+        hint = typing.get_type_hints(node)[part]
+        candidates = [hint, *typing.get_args(hint)]
+        candidates += [a for c in candidates for a in typing.get_args(c)]
+        node = next(c for c in candidates if isinstance(c, type) and issubclass(c, msgspec.Struct))
+    return node
+
+
 def _convert(raw: dict[str, Any], origin: str) -> Config:
     try:
         return msgspec.convert(raw, Config, strict=True)
@@ -214,8 +228,11 @@ def _convert(raw: dict[str, Any], origin: str) -> Config:
         reason = message[: m.start()] if m else message
         unknown = re.match(r"Object contains unknown field `([^`]+)`", reason)
         if unknown:
-            key = f"{where}.{unknown.group(1)}" if where else unknown.group(1)
-            raise ConfigError(f"{origin}: unknown key {key!r}") from None
+            name = unknown.group(1)
+            key = f"{where}.{name}" if where else name
+            known = [k for k in struct_field_names(_section_at(where)) if k != "source"]
+            message = unknown_name("key", name, known).replace(repr(name), repr(key), 1)
+            raise ConfigError(f"{origin}: {message}") from None
         value = _lookup(raw, m.group(1)) if m else None
         shown = f" (got {value!r})" if value is not None else ""
         raise ConfigError(f"{origin}: {where or 'config'}: {reason}{shown}") from None
@@ -229,23 +246,7 @@ def _check(cfg: Config, origin: str) -> None:
             f"{origin}: store.backend: unknown backend {cfg.store.backend!r}; "
             f"choose one of {', '.join(backend_names())}"
         )
-    if cfg.store.max_event_bytes < 1024:
-        raise ConfigError(f"{origin}: store.max_event_bytes must be >= 1024")
-    f = cfg.store.file
-    if f.segment_max_bytes < 4096:
-        raise ConfigError(
-            f"{origin}: store.file.segment_max_bytes must be >= 4096 (got {f.segment_max_bytes})"
-        )
-    for key, value in (
-        ("store.file.fsync_interval", f.fsync_interval),
-        ("store.postgres.connect_timeout", cfg.store.postgres.connect_timeout),
-        ("store.postgres.statement_timeout", cfg.store.postgres.statement_timeout),
-        ("store.eventstoredb.timeout", cfg.store.eventstoredb.timeout),
-    ):
-        try:
-            parse_duration(value)
-        except ValueError as exc:
-            raise ConfigError(f"{origin}: {key}: {exc}") from None
+    _check_numbers(cfg, origin)
     pg = cfg.store.postgres
     if not 1 <= pg.pool_min <= pg.pool_max:
         raise ConfigError(f"{origin}: store.postgres: need 1 <= pool_min <= pool_max")
@@ -254,18 +255,6 @@ def _check(cfg: Config, origin: str) -> None:
     if not 0 < cfg.server.port < 65536:
         raise ConfigError(f"{origin}: server.port: {cfg.server.port} is not a TCP port")
     srv = cfg.server
-    for key, value in (
-        ("server.heartbeat", srv.heartbeat),
-        ("server.header_timeout", srv.header_timeout),
-        ("server.body_timeout", srv.body_timeout),
-        ("server.graceful_timeout", srv.graceful_timeout),
-    ):
-        try:
-            parse_duration(value)
-        except ValueError as exc:
-            raise ConfigError(f"{origin}: {key}: {exc}") from None
-    if srv.max_body_bytes < 1024:
-        raise ConfigError(f"{origin}: server.max_body_bytes must be >= 1024")
     for k, tok in enumerate(srv.tokens):
         if (tok.token is None) == (tok.token_sha256 is None):
             raise ConfigError(
@@ -280,6 +269,60 @@ def _check(cfg: Config, origin: str) -> None:
         resolve_policy(cfg.retention)
     except ConfigError as exc:
         raise ConfigError(f"{origin}: {exc}") from None
+
+
+_DAY = timedelta(days=1)
+#: Every integer key: (lowest, highest). Beyond these no backend or OS call copes.
+_INTEGERS: dict[str, tuple[int, int]] = {
+    "store.max_event_bytes": (1024, 2**31 - 1),
+    "store.file.segment_max_bytes": (4096, 2**40),
+    "store.file.file_mode": (0, 0o7777),
+    "store.file.dir_mode": (0, 0o7777),
+    "store.postgres.pool_min": (1, 10_000),
+    "store.postgres.pool_max": (1, 10_000),
+    "server.port": (1, 65_535),
+    "server.max_body_bytes": (1024, 2**40),
+}
+#: Every duration key but retention's (checked with the policy): the longest allowed.
+#: (Timeouts go to socket and lock calls, which refuse huge values; PostgreSQL's
+#: statement_timeout is an int of milliseconds.)
+_DURATIONS: dict[str, timedelta] = {
+    "store.file.fsync_interval": _DAY,
+    "store.postgres.connect_timeout": _DAY,
+    "store.postgres.statement_timeout": timedelta(milliseconds=2**31 - 1),
+    "store.eventstoredb.timeout": _DAY,
+    "server.heartbeat": _DAY,
+    "server.header_timeout": _DAY,
+    "server.body_timeout": _DAY,
+    "server.graceful_timeout": _DAY,
+}
+
+
+def _value_at(cfg: Config, key: str) -> Any:
+    node: Any = cfg
+    for part in key.split("."):
+        node = getattr(node, part)
+    return node
+
+
+def _check_numbers(cfg: Config, origin: str) -> None:
+    """Every integer and duration within what the code that uses it can take."""
+    for key, (lo, hi) in _INTEGERS.items():
+        value = _value_at(cfg, key)
+        if not lo <= value <= hi:
+            shown = f"{value:,}" if abs(value) < 10**30 else "a number that large"
+            raise ConfigError(f"{origin}: {key} must be >= {lo} and <= {hi:,} (got {shown})")
+    for key, longest in _DURATIONS.items():
+        text = _value_at(cfg, key)
+        try:
+            value = parse_duration(text)
+        except ValueError as exc:
+            raise ConfigError(f"{origin}: {key}: {exc}") from None
+        if value > longest:
+            raise ConfigError(
+                f"{origin}: {key}: {text!r} is longer than the most it can be "
+                f"({longest.total_seconds():g}s)"
+            )
 
 
 def _with_tokens_file(cfg: Config, base: Path, env: Mapping[str, str], origin: str) -> Config:

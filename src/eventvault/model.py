@@ -48,6 +48,8 @@ MAX_NAME = 200
 MAX_TEXT = 1000
 #: Largest page a single read returns.
 MAX_LIMIT = 10_000
+#: Largest position (and revision) any backend can hold: a signed 64-bit integer.
+MAX_POSITION: Final = 2**63 - 1
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -92,7 +94,8 @@ def parse_expected_revision(value: str) -> int | ExpectedRevision:
     named = {e.name.lower(): e for e in ExpectedRevision}
     if value.lower() in named:
         return named[value.lower()]
-    if value.isdigit():
+    # (isdigit() alone takes '²', which int() refuses; and positions are 64-bit)
+    if value.isascii() and value.isdigit() and len(value) <= 19 and int(value) <= MAX_POSITION:
         return int(value)
     raise ValidationError(
         f"expected revision {value!r}: use a revision number, any, no_stream or stream_exists"
@@ -107,7 +110,12 @@ STREAM_EXISTS: Final = ExpectedRevision.STREAM_EXISTS
 def _utc(value: datetime, name: str) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValidationError(f"{name} must be timezone-aware (UTC), got naive {value!r}")
-    return value if value.tzinfo is UTC else value.astimezone(UTC)
+    try:
+        return value if value.tzinfo is UTC else value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+14:00 is before year 1 in UTC
+        raise ValidationError(
+            f"{name} {value.isoformat()} lies outside the times UTC can express (years 1 to 9999)"
+        ) from None
 
 
 def _check_text(value: object, name: str, limit: int, *, optional: bool) -> None:
@@ -158,8 +166,11 @@ def type_matches(patterns: Sequence[str], name: str) -> bool:
     return False
 
 
-class NewEvent(msgspec.Struct, frozen=True, kw_only=True, dict=True):
+class NewEvent(msgspec.Struct, frozen=True, kw_only=True, dict=True, forbid_unknown_fields=True):
     """An event as a producer writes it.
+
+    Decoded from JSON (a line of ``append --file``, an HTTP body), a field it does
+    not have is an error, not ignored: ``"strem"`` must not land in ``default``.
 
     ``id`` and ``occurred_at`` are filled in when the object is built, so appending
     the same ``NewEvent`` again (a retry) is idempotent.
@@ -267,6 +278,10 @@ class RecordedEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         )
 
 
+#: The fields of :class:`Query` that hold names (OR within one, AND across them).
+NAME_FILTERS: Final = ("types", "actors", "correlation_ids", "streams", "causation_ids")
+
+
 def _names(value: object, field: str) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -284,7 +299,8 @@ def _names(value: object, field: str) -> tuple[str, ...]:
 class Query(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """What to read. Fields combine with AND; values within one field with OR.
 
-    The four name filters accept any sequence of strings and are stored as tuples
+    The five name filters (``types``, ``actors``, ``correlation_ids``, ``streams``,
+    ``causation_ids``) accept any sequence of strings and are stored as tuples
     (de-duplicated).
 
     * ``types``: exact names or patterns with a trailing ``*`` (``task.*``; ``*`` = all)
@@ -298,16 +314,22 @@ class Query(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     actors: Sequence[str] = ()
     correlation_ids: Sequence[str] = ()
     streams: Sequence[str] = ()
+    causation_ids: Sequence[str] = ()
     since: datetime | None = None
     until: datetime | None = None
     after: int | None = None
     before: int | None = None
     limit: int = 100
     reverse: bool = False
+    resolved_at: datetime | None = None
+    """Not a filter: the instant relative times (``--since 2h``) were resolved against.
+    The CLI and HTTP layers set it and a cursor carries it, so repeating the same
+    relative filter with the cursor resolves it to the same bounds (see
+    :func:`eventvault.cursor.cursor_resolved_at`)."""
 
     def __post_init__(self) -> None:
         set_ = msgspec.structs.force_setattr
-        for field in ("types", "actors", "correlation_ids", "streams"):
+        for field in NAME_FILTERS:
             set_(self, field, _names(getattr(self, field), field))
         for pattern in self.types:
             body = pattern[:-1] if pattern.endswith("*") else pattern
@@ -315,7 +337,7 @@ class Query(msgspec.Struct, frozen=True, kw_only=True, gc=False):
                 raise ValidationError(
                     f"type pattern {pattern!r}: '*' is only allowed at the end, e.g. 'task.*'"
                 )
-        for field in ("since", "until"):
+        for field in ("since", "until", "resolved_at"):
             value = getattr(self, field)
             if value is not None:
                 if not isinstance(value, datetime):
@@ -323,8 +345,10 @@ class Query(msgspec.Struct, frozen=True, kw_only=True, gc=False):
                 set_(self, field, _utc(value, field))
         for field in ("after", "before"):
             value = getattr(self, field)
-            if value is not None and (type(value) is not int or value < 0):
-                raise ValidationError(f"query {field} must be a position >= 0, got {value!r}")
+            if value is not None and (type(value) is not int or not 0 <= value <= MAX_POSITION):
+                raise ValidationError(
+                    f"query {field} must be a position from 0 to 2**63-1, got {value!r}"
+                )
         if type(self.limit) is not int or not 1 <= self.limit <= MAX_LIMIT:
             raise ValidationError(f"query limit must be 1–{MAX_LIMIT}, got {self.limit!r}")
 
@@ -349,16 +373,20 @@ class Query(msgspec.Struct, frozen=True, kw_only=True, gc=False):
             return False
         if self.correlation_ids and event.correlation_id not in self.correlation_ids:
             return False
+        if self.causation_ids and event.causation_id not in self.causation_ids:
+            return False
         return self.type_matches(event.type)
 
     def filter_key(self) -> bytes:
-        """The filters alone (no bounds, limit or direction): what a cursor is tied to."""
+        """The filters alone (no positions, limit or ``resolved_at``): what a cursor is
+        tied to."""
         return msgspec.json.encode(
             [
                 sorted(self.types),
                 sorted(self.actors),
                 sorted(self.correlation_ids),
                 sorted(self.streams),
+                *([sorted(self.causation_ids)] if self.causation_ids else []),
                 self.since,
                 self.until,
                 self.reverse,

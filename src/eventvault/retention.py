@@ -28,6 +28,8 @@ __all__ = ["RECEIPT_TYPE", "Policy", "Rule", "Window", "resolve_policy"]
 RECEIPT_TYPE = "eventvault.retention.applied"
 _SHORT = timedelta(hours=1)
 _MIN_CHECK = timedelta(minutes=1)
+_MAX_CHECK = timedelta(days=365)  # (the scheduler's wait takes no more)
+_MAX_COUNT = 2**63 - 1  # (a bigint in PostgreSQL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,8 +171,8 @@ def _window(
                 f"{where}.max_age: {max_age!r} is under one hour; set "
                 "retention.allow_short = true if you really mean it"
             )
-    if max_count is not None and max_count < 1:
-        raise ConfigError(f"{where}.max_count: {max_count} must be at least 1")
+    if max_count is not None and not 1 <= max_count <= _MAX_COUNT:
+        raise ConfigError(f"{where}.max_count: {max_count} must be at least 1 (and < 2**63)")
     if age is None and max_count is None:
         return None
     return Window(max_age=age, max_count=max_count)
@@ -218,6 +220,8 @@ def resolve_policy(config: RetentionConfig | None) -> Policy | None:
         raise ConfigError(f"retention.check_interval: {exc}") from None
     if interval < _MIN_CHECK:
         raise ConfigError(f"retention.check_interval: {config.check_interval!r} is under 1m")
+    if interval > _MAX_CHECK:
+        raise ConfigError(f"retention.check_interval: {config.check_interval!r} is over 365d")
     return Policy(default=default, rules=rules, check_interval=interval)
 
 

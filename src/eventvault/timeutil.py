@@ -39,7 +39,10 @@ def parse_duration(text: str) -> timedelta:
             f"{text!r} is not a duration; write a number and a unit (ms, s, m, h, d, w), "
             "e.g. '90d', '12h', '30m'"
         )
-    return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+    try:
+        return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+    except (OverflowError, ValueError):  # beyond timedelta's 999,999,999 days
+        raise ValueError(f"{text!r} is too long a duration (the longest is 999999999d)") from None
 
 
 def parse_time(text: str, *, now: datetime | None = None) -> datetime:
@@ -49,18 +52,23 @@ def parse_time(text: str, *, now: datetime | None = None) -> datetime:
     value = text.strip()
     if value.lower() == "now":
         return now
-    m = _DURATION.fullmatch(value)
-    if m is not None:
-        return now - parse_duration(value)
-    if value.startswith("+") and _DURATION.fullmatch(value[1:]):
-        return now + parse_duration(value[1:])
     try:
-        parsed = datetime.fromisoformat(value.replace("z", "Z"))
-    except ValueError:
+        m = _DURATION.fullmatch(value)
+        if m is not None:
+            return now - parse_duration(value)
+        if value.startswith("+") and _DURATION.fullmatch(value[1:]):
+            return now + parse_duration(value[1:])
+        try:
+            parsed = datetime.fromisoformat(value.replace("z", "Z"))
+        except ValueError:
+            raise ValueError(
+                f"{text!r} is not a time; use ISO-8601 (2026-11-26T10:00:00Z, 2026-11-26), "
+                "'now', a duration ago such as '2h', '30m', '7d', or ahead such as '+30d'"
+            ) from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 999999999d ago, or 0001-01-01T00:00+14:00 in UTC
         raise ValueError(
-            f"{text!r} is not a time; use ISO-8601 (2026-11-26T10:00:00Z, 2026-11-26), "
-            "'now', a duration ago such as '2h', '30m', '7d', or ahead such as '+30d'"
+            f"{text!r} lies outside the times UTC can express (years 1 to 9999)"
         ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)

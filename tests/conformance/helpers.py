@@ -14,13 +14,15 @@ def ev(type: str = "task.completed", **kw: Any) -> NewEvent:
 
 
 def mixed(n: int) -> list[NewEvent]:
-    """``n`` events over 3 types, 3 actors, 4 correlation ids and 2 streams."""
+    """``n`` events over 3 types, 3 actors, 4 correlation ids, 3 causation ids (or
+    none) and 2 streams."""
     types = ["task.started", "task.completed", "build.finished"]
     return [
         ev(
             types[i % 3],
             actor=f"agent:{i % 3}" if i % 5 else None,
             correlation_id=f"run-{i % 4}",
+            causation_id=f"cause-{i % 3}" if i % 4 else None,
             stream=f"loop-{i % 2}",
             data={"v": "aaaa", "i": i},
         )

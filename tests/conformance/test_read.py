@@ -40,6 +40,19 @@ FILTERS = {
         lambda e: e.correlation_id in ("run-2", "run-3"),
     ),
     "stream": (Query(streams=["loop-1"]), lambda e: e.stream == "loop-1"),
+    "causation": (Query(causation_ids=["cause-1"]), lambda e: e.causation_id == "cause-1"),
+    "causations-or": (
+        Query(causation_ids=["cause-0", "cause-2"], limit=7),
+        lambda e: e.causation_id in ("cause-0", "cause-2"),
+    ),
+    "causation-and-correlation": (
+        Query(causation_ids=["cause-2"], correlation_ids=["run-1", "run-2"], types=["task.*"]),
+        lambda e: (
+            e.causation_id == "cause-2"
+            and e.correlation_id in ("run-1", "run-2")
+            and e.type.startswith("task.")
+        ),
+    ),
     "after-before": (Query(after=10, before=50), lambda e: 10 < e.position < 50),
     "combined": (
         Query(

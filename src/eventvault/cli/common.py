@@ -7,12 +7,14 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
 
 from .. import errors
 from ..config import Config, load_config
+from ..cursor import cursor_resolved_at
 from ..model import Query
 from ..registry import open_store
 from ..store import EventStore
@@ -134,11 +136,11 @@ def _handle_errors(fn: F) -> F:
 pass_ctx = click.make_pass_decorator(Ctx)
 
 
-def _time(value: str | None, name: str) -> Any:
+def _time(value: str | None, name: str, now: datetime | None = None) -> Any:
     if value is None:
         return None
     try:
-        return parse_time(value)
+        return parse_time(value, now=now)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint=name) from None
 
@@ -162,6 +164,12 @@ def query_options(fn: F) -> F:
         ),
         click.option("--stream", "-s", "streams", multiple=True, help="Stream (repeat for OR)."),
         click.option(
+            "--causation-id",
+            "causation_ids",
+            multiple=True,
+            help="Causation id: the event or command that caused it (repeat for OR).",
+        ),
+        click.option(
             "--since",
             default=None,
             metavar="TIME",
@@ -179,16 +187,24 @@ def _query(
     actors: tuple[str, ...],
     correlation_ids: tuple[str, ...],
     streams: tuple[str, ...],
+    causation_ids: tuple[str, ...],
     since: str | None,
     until: str | None,
+    cursor: str | None = None,
     **extra: Any,
 ) -> Query:
+    """The query the filter options describe. Relative times (``2h``) resolve against
+    now — or, continuing from ``cursor``, against the instant the cursor's query
+    resolved them, so the same options name the same query on every page."""
+    resolved = (cursor_resolved_at(cursor) if cursor else None) or datetime.now(UTC)
     return Query(
         types=types,
         actors=actors,
         correlation_ids=correlation_ids,
         streams=streams,
-        since=_time(since, "--since"),
-        until=_time(until, "--until"),
+        causation_ids=causation_ids,
+        since=_time(since, "--since", resolved),
+        until=_time(until, "--until", resolved),
+        resolved_at=resolved if since is not None or until is not None else None,
         **extra,
     )

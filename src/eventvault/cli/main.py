@@ -30,6 +30,7 @@ from ..config import DEFAULT_FILE_NAME
 from ..model import ExpectedRevision, NewEvent, RecordedEvent, parse_expected_revision
 from ..registry import backend_names, open_store
 from ..store import EventStore
+from ..strict import explain_struct_error
 from .common import (
     EXIT_INTEGRITY,
     EXIT_INTERNAL,
@@ -133,7 +134,10 @@ def _read_jsonl(handle: IO[bytes], name: str) -> Iterator[tuple[int, NewEvent]]:
             if not isinstance(obj, dict):
                 raise errors.ValidationError("each line must be a JSON object")
             yield lineno, msgspec.convert(obj, NewEvent, strict=False)
-        except (msgspec.DecodeError, msgspec.ValidationError, errors.ValidationError) as exc:
+        except msgspec.ValidationError as exc:
+            why = explain_struct_error(exc, NewEvent)
+            raise errors.ValidationError(f"{name} line {lineno}: {why}") from None
+        except (msgspec.DecodeError, errors.ValidationError) as exc:
             raise errors.ValidationError(f"{name} line {lineno}: {exc}") from None
 
 
@@ -325,7 +329,7 @@ def query(
       eventvault query --type 'task.*' --actor agent:coder --since 2h
       eventvault query --all --format jsonl > backup.jsonl
     """
-    q = _query(after=after, before=before, limit=limit, reverse=reverse, **filters)
+    q = _query(after=after, before=before, limit=limit, reverse=reverse, cursor=cursor, **filters)
     with ctx.store() as store:
         if all_pages:
             if cursor is not None:
@@ -707,8 +711,8 @@ def retention_run(ctx: Ctx, /, every: str | None) -> None:
             interval = parse_duration(every) if every is not None else policy.check_interval
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--every") from None
-        if interval.total_seconds() < 1:
-            raise click.BadParameter("must be at least 1s", param_hint="--every")
+        if not 1 <= interval.total_seconds() <= 365 * 86400:
+            raise click.BadParameter("must be from 1s to 365d", param_hint="--every")
         scheduler = RetentionScheduler(store, policy, interval)
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, lambda *_: scheduler.stop())

@@ -22,9 +22,10 @@ from uuid import UUID
 import anyio
 import msgspec
 from anyio import to_thread
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi import Query as Param
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -35,6 +36,7 @@ from ..model import Query, RecordedEvent
 from ..retention_plan import RetentionReport
 from ..retention_schedule import RetentionScheduler
 from ..store import EventStore, as_uuid
+from ..strict import check_names
 from ..timeutil import parse_duration
 from . import cloudevents as ce
 from .auth import Principal, TokenBook
@@ -240,6 +242,7 @@ def create_app(
                 await to_thread.run_sync(svc.holder.close)
 
     app = _App(
+        dependencies=[Depends(_known_params_only)],
         title="eventvault",
         summary="An append-only, verifiable event store over HTTP.",
         version=_version(),
@@ -256,6 +259,15 @@ def create_app(
     app.fast_append = _fast_append(svc)
     _schemas(app)
     return app
+
+
+def _known_params_only(request: Request) -> None:
+    """Refuse a query parameter the route does not declare (every route): an
+    ignored ``?typ=`` would answer with every event, unfiltered."""
+    route = request.scope.get("route")
+    if isinstance(route, APIRoute):
+        known = [p.alias for p in route.dependant.query_params]
+        check_names("query parameter", request.query_params.keys(), known)
 
 
 def _version() -> str:
@@ -333,6 +345,7 @@ def _routes(app: FastAPI, svc: Service) -> None:
         actor: list[str] = Param([], description="Actor (OR)."),
         correlation_id: list[str] = Param([], description="Correlation id (OR)."),
         stream: list[str] = Param([], description="Stream (OR)."),
+        causation_id: list[str] = Param([], description="Causation id (OR)."),
         since: str | None = Param(
             None, description="Recorded at or after: ISO-8601, now, or ago (2h, 7d)."
         ),
@@ -371,6 +384,7 @@ def _routes(app: FastAPI, svc: Service) -> None:
         actor: list[str] = Param([]),
         correlation_id: list[str] = Param([]),
         stream: list[str] = Param([]),
+        causation_id: list[str] = Param([]),
         after: str | None = Param(None, description="Start after this position (default: now)."),
         format_: str | None = Param(
             None, alias="format", description="event (default) or cloudevents"
@@ -381,7 +395,7 @@ def _routes(app: FastAPI, svc: Service) -> None:
         query = query_from_params(params, default_limit=1000)
         if query.reverse or query.since or query.until or query.before:
             raise errors.ValidationError(
-                "the live tail takes type, actor, correlation_id, stream and after"
+                "the live tail takes type, actor, correlation_id, stream, causation_id and after"
             )
         resume = request.headers.get("last-event-id") or params.get("after")
         lease = svc.holder.lease()
@@ -574,8 +588,13 @@ def _fast_append(service: Service) -> Callable[..., Awaitable[None]]:
     async def append(scope: dict[str, Any], receive: Any, send: Any) -> None:
         scope.setdefault("state", {})
         request = Request(scope, receive)
-        expected = request.query_params.get("expected_revision")
-        response = await service.append(request, expected)
+        try:
+            check_names("query parameter", request.query_params.keys(), ["expected_revision"])
+        except errors.ValidationError as exc:
+            response = error_response(400, "ValidationError", str(exc))
+        else:
+            expected = request.query_params.get("expected_revision")
+            response = await service.append(request, expected)
         await response(scope, receive, send)
 
     return _Edge(append, service)

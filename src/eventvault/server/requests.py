@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -11,7 +12,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import errors
+from ..cursor import cursor_resolved_at
 from ..model import ExpectedRevision, NewEvent, Query, parse_expected_revision
+from ..strict import explain_struct_error
 from ..timeutil import parse_time
 from . import cloudevents as ce
 
@@ -76,7 +79,7 @@ async def read_body(request: Request, limit: int, timeout: float) -> bytes:
     """The whole body, refused (413) beyond ``limit`` bytes and (408) beyond ``timeout``."""
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        if not (declared.isascii() and declared.isdigit()):  # (isdigit() takes '²')
             raise HTTPError(400, "BadRequest", "Content-Length is not a number")
         if int(declared) > limit:
             raise HTTPError(
@@ -124,7 +127,8 @@ def _plain_events(body: bytes) -> tuple[list[NewEvent], bool]:
         decoded = _events_decoder.decode(body)
     except msgspec.ValidationError as exc:
         # e.g. "Expected `str`, got `int` - at `$[3].type`", or our own check's message
-        raise errors.ValidationError(f"invalid event: {exc}") from None
+        why = explain_struct_error(exc, NewEvent)
+        raise errors.ValidationError(f"invalid event: {why}") from None
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise HTTPError(400, "ValidationError", f"body is not valid JSON: {_why(exc)}") from None
     if isinstance(decoded, list):
@@ -172,17 +176,20 @@ def _int(params: Any, name: str) -> int | None:
     if value is None or value == "":
         return None
     try:
+        if not value.isascii():  # int() takes other scripts' digits ('٣'); we do not
+            raise ValueError(value)
         return int(value)
-    except ValueError:
-        raise errors.ValidationError(f"{name} must be an integer, got {value!r}") from None
+    except ValueError:  # (also: more digits than int() takes)
+        shown = repr(value) if len(value) <= 40 else f"{len(value)} characters"
+        raise errors.ValidationError(f"{name} must be an integer, got {shown}") from None
 
 
-def _time(params: Any, name: str) -> Any:
+def _time(params: Any, name: str, now: datetime) -> Any:
     value = params.get(name)
     if value is None or value == "":
         return None
     try:
-        return parse_time(value)
+        return parse_time(value, now=now)
     except ValueError as exc:
         raise errors.ValidationError(f"{name}: {exc}") from None
 
@@ -192,13 +199,19 @@ def query_from_params(params: Any, *, default_limit: int = 100) -> Query:
     if order not in ("asc", "desc"):
         raise errors.ValidationError(f"order must be asc or desc, got {order!r}")
     limit = _int(params, "limit")
+    # Relative times resolve against now, or — continuing from a cursor — against the
+    # instant its query resolved them, so ?since=2h names the same query on every page.
+    cursor = params.get("cursor")
+    resolved = (cursor_resolved_at(cursor) if cursor else None) or datetime.now(UTC)
     return Query(
         types=_many(params, "type"),
         actors=_many(params, "actor"),
         correlation_ids=_many(params, "correlation_id"),
         streams=_many(params, "stream"),
-        since=_time(params, "since"),
-        until=_time(params, "until"),
+        causation_ids=_many(params, "causation_id"),
+        since=_time(params, "since", resolved),
+        until=_time(params, "until", resolved),
+        resolved_at=resolved if params.get("since") or params.get("until") else None,
         after=_int(params, "after"),
         before=_int(params, "before"),
         limit=default_limit if limit is None else limit,

@@ -823,7 +823,13 @@ class FileEventStore(EventStore):
         out: list[RecordedEvent] = []
         # Without name filters the slot range *is* the answer: positions and times
         # were mapped to slots exactly, so records need no second check.
-        exact = not (query.types or query.actors or query.correlation_ids or query.streams)
+        exact = not (
+            query.types
+            or query.actors
+            or query.correlation_ids
+            or query.streams
+            or query.causation_ids  # (not indexed: the records are checked)
+        )
         order = reversed(range(len(segments))) if query.reverse else range(len(segments))
         with io_errors("reading the store"):
             for k in order:

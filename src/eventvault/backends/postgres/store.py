@@ -596,6 +596,7 @@ class PostgresEventStore(EventStore):
                 exact["type"] = list(query.types)
         for column, values in (
             ("correlation_id", query.correlation_ids),
+            ("causation_id", query.causation_ids),
             ("stream", query.streams),
             ("actor", query.actors),
         ):
