@@ -9,7 +9,7 @@ import pytest
 
 from eventvault import EventStore, MemoryEventStore, NewEvent, Query
 from eventvault.errors import ValidationError
-from eventvault.runs import RunKey, RunSummary, ScanRunIndex, list_runs, load_run
+from eventvault.runs import RunKey, RunPage, RunSummary, ScanRunIndex, list_runs, load_run
 from eventvault.runs.outcomes import Outcomes
 
 
@@ -108,6 +108,12 @@ def test_filters_select_runs_by_their_events(store: EventStore) -> None:
     # The summary covers the whole run, not only the events that matched.
     (page_run,) = list_runs(store, Query(types=["run.failed"]), limit=1).runs
     assert page_run.events == 3
+
+
+def test_an_empty_store_has_no_runs(store: EventStore) -> None:
+    assert list_runs(store) == RunPage(runs=[], next_cursor=None)
+    store.append(NewEvent(type="no.run"))
+    assert list_runs(store).runs == []
 
 
 def test_cursors_are_checked(store: EventStore) -> None:

@@ -75,8 +75,8 @@ class RunIndex(Protocol):
 class ScanRunIndex:
     """:class:`RunIndex` over the public read API: a backwards scan by position."""
 
-    #: Pages of the backwards scan grow from the first size to the last.
-    scan_pages = (256, 2048, MAX_LIMIT)
+    #: Pages of the backwards scan double, so it reads at most twice what it needs.
+    scan_pages = (256, 512, 1024, 2048, 4096, 8192)
 
     def __init__(self, store: EventStore) -> None:
         self.store = store
