@@ -9,7 +9,15 @@ import pytest
 
 from eventvault import EventStore, MemoryEventStore, NewEvent, Query
 from eventvault.errors import ValidationError
-from eventvault.runs import RunKey, RunPage, RunSummary, ScanRunIndex, list_runs, load_run
+from eventvault.runs import (
+    RunKey,
+    RunPage,
+    RunSummary,
+    ScanRunIndex,
+    diff_runs,
+    list_runs,
+    load_run,
+)
 from eventvault.runs.outcomes import Outcomes
 
 
@@ -180,6 +188,28 @@ def test_a_run_larger_than_the_bound_is_truncated(store: EventStore) -> None:
         load_run(store, "big", max_events=0)
     with pytest.raises(ValidationError, match="correlation id"):
         load_run(store, "")
+
+
+def test_two_stored_runs_diff(store: EventStore) -> None:
+    append_run(store, "good", 6)
+    append_run(store, "bad", 7, last="run.failed")
+    good, bad = load_run(store, "good"), load_run(store, "bad")
+    assert good is not None
+    assert bad is not None
+    d = diff_runs(good, bad)
+    assert (d.a, d.b) == ("good", "bad")
+    assert [s.kind for s in d.steps] == [
+        "same",
+        "same",
+        "same",
+        "same",
+        "same",
+        "only_a",
+        "only_b",
+        "only_b",
+    ]  # fmt: skip  (within a gap A's left-overs come first, as "-" before "+")
+    assert d.steps[1].a is not None
+    assert d.steps[1].b is not None
 
 
 def test_configured_outcomes(store: EventStore) -> None:
