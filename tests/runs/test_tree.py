@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import sys
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eventvault import RecordedEvent
+from eventvault.errors import ValidationError
 from eventvault.runs import RunTrace, build_trace
 from eventvault.runs.render import MAX_INDENT, render_timeline, render_tree
 from eventvault.runs.tree import MAX_LOOKUPS
@@ -123,6 +125,16 @@ def test_causes_that_are_no_event_of_the_run_become_labelled_virtual_roots() -> 
     assert problem.kind == "dangling"
     assert problem.causation_id == str(uid(99))
     assert problem.events == (str(uid(4)),)
+
+
+def test_a_cause_beyond_a_truncated_run_says_so() -> None:
+    later = rec(9, "plan.made")
+    t = trace([rec(1, "step", cause=9)], lookup=lambda key: later if key == uid(9) else None)
+    (virtual,) = (n for n in t.nodes if n.kind == "virtual")
+    assert virtual.virtual == "outside"
+    assert "this run, beyond the events loaded" in virtual.label
+    with pytest.raises(ValidationError, match="at least one event"):
+        trace([])
 
 
 def test_lookups_are_bounded() -> None:

@@ -14,6 +14,7 @@ import itertools
 from collections.abc import Callable, Sequence
 from uuid import UUID
 
+from ..errors import ValidationError
 from ..model import RecordedEvent
 from ..timeutil import to_us
 from .model import Lane, RunSummary, RunTrace, TraceNode, TraceProblem, VirtualKind
@@ -68,7 +69,7 @@ class _Virtual:
         self.children: list[int] = []
 
 
-def _classify(cause: str, lookup: Lookup | None, budget: list[int]) -> _Virtual:
+def _classify(cause: str, run: str, lookup: Lookup | None, budget: list[int]) -> _Virtual:
     key = _uuid(cause)
     if key is None:
         return _Virtual("external", f"external cause {cause}")
@@ -78,7 +79,10 @@ def _classify(cause: str, lookup: Lookup | None, budget: list[int]) -> _Virtual:
     found = lookup(key)
     if found is None:
         return _Virtual("missing", f"missing event {cause}")
-    where = f"run {found.correlation_id}" if found.correlation_id else "no run"
+    if found.correlation_id == run:  # the run was truncated before its cause
+        where = "this run, beyond the events loaded"
+    else:
+        where = f"run {found.correlation_id}" if found.correlation_id else "no run"
     return _Virtual("outside", f"{found.type} at position {found.position} ({where})")
 
 
@@ -119,6 +123,8 @@ def build_trace(
     from dangling references.
     """
     n = len(events)
+    if not n:
+        raise ValidationError("a run has at least one event; got none")
     by_text = {str(e.id): i for i, e in enumerate(events)}
     by_int = {e.id.int: i for i, e in enumerate(events)}
     parent: list[int | None] = [None] * n
@@ -137,7 +143,7 @@ def build_trace(
             parent[i] = j
             continue
         if cause not in virtuals:
-            virtuals[cause] = _classify(cause, lookup, budget)
+            virtuals[cause] = _classify(cause, correlation_id, lookup, budget)
         virtuals[cause].children.append(i)
         virtual_of[i] = cause
 
