@@ -731,6 +731,10 @@ from .serve import serve  # noqa: E402
 cli.add_command(bench)
 cli.add_command(copy_command)
 cli.add_command(serve)
+from .runs import COMMANDS as RUN_COMMANDS  # noqa: E402 - runs, trace, diff
+
+for _command in RUN_COMMANDS:
+    cli.add_command(_command)
 
 
 STARTER_CONFIG = """\

@@ -1,0 +1,205 @@
+"""Listing runs, newest first, a page at a time — over any :class:`EventStore`.
+
+A run is *listed* when at least one of its events matches the query; runs are
+ordered by their newest matching event (without filters: their last event), and
+each summary covers the whole run. A cursor pins the store's head when the first
+page was read, so later pages neither repeat nor skip a run while others append;
+events appended after the first page show up on a fresh listing.
+
+The work splits in two steps behind :class:`RunIndex`, the seam for backends with
+an index of runs:
+
+1. *which runs* — the correlation ids of the newest matching events;
+2. *their summaries* — count, first/last event, actors, streams per run.
+
+:class:`ScanRunIndex` does both with the public API alone: step 1 reads the log
+backwards by position until it has seen ``limit`` distinct correlation ids (cost:
+every event newer than the page's oldest run, plus one bounded lookup per candidate
+on later pages); step 2 reads every event of the page's runs through the
+correlation-id filter (cost: the sum of their sizes, e.g. 50 runs of 1,000 events
+decode 50,000 events). A backend that keeps a table of runs (first/last position,
+count, actors, streams per correlation id, updated as events are appended) answers
+both steps with one indexed read each, and only has to implement this protocol.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Iterator, Sequence
+from typing import Protocol, runtime_checkable
+
+import msgspec
+
+from ..errors import ValidationError
+from ..model import MAX_LIMIT, Query, RecordedEvent
+from ..store import EventStore
+from .model import RunPage, RunSummary
+from .outcomes import DEFAULT_OUTCOMES, Outcomes
+from .tree import summarise
+
+__all__ = ["MAX_RUNS_PAGE", "RunIndex", "ScanRunIndex", "list_runs"]
+
+#: The largest page of runs one call returns.
+MAX_RUNS_PAGE = 1000
+
+
+class RunKey(msgspec.Struct, frozen=True, array_like=True):
+    """A run on a page: its correlation id and the position of its newest matching event."""
+
+    correlation_id: str
+    position: int
+
+
+@runtime_checkable
+class RunIndex(Protocol):
+    """What :func:`list_runs` needs from a store; a backend with an index of runs
+    implements these two methods on its store class and is used as it is."""
+
+    def newest_runs(
+        self, query: Query, *, head: int, before: int | None, limit: int
+    ) -> list[RunKey]:
+        """Up to ``limit`` runs with an event matching ``query`` at a position
+        ``<= head``, newest matching event first. With ``before``, only runs whose
+        newest matching event (up to ``head``) is below ``before``."""
+        ...
+
+    def run_summaries(
+        self, correlation_ids: Sequence[str], *, head: int, outcomes: Outcomes
+    ) -> dict[str, RunSummary]:
+        """The summary of each run over its events at positions ``<= head``."""
+        ...
+
+
+class ScanRunIndex:
+    """:class:`RunIndex` over the public read API: a backwards scan by position."""
+
+    #: Pages of the backwards scan double, so it reads at most twice what it needs.
+    scan_pages = (256, 512, 1024, 2048, 4096, 8192)
+
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+
+    def _scan(self, query: Query) -> Iterator[RecordedEvent]:
+        cursor: str | None = None
+        for size in self._sizes():
+            page = self.store.read(msgspec.structs.replace(query, limit=size), cursor=cursor)
+            yield from page.events
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def _sizes(self) -> Iterator[int]:
+        yield from self.scan_pages[:-1]
+        while True:
+            yield self.scan_pages[-1]
+
+    def newest_runs(
+        self, query: Query, *, head: int, before: int | None, limit: int
+    ) -> list[RunKey]:
+        bound = head + 1 if before is None else min(before, head + 1)
+        if query.before is not None:
+            bound = min(bound, query.before)
+        scan = msgspec.structs.replace(query, reverse=True, before=bound)
+        seen: set[str] = set()
+        out: list[RunKey] = []
+        for ev in self._scan(scan):
+            cid = ev.correlation_id
+            if cid is None or cid in seen:
+                continue
+            seen.add(cid)
+            if before is not None and self._listed_already(query, cid, before, head):
+                continue
+            out.append(RunKey(cid, ev.position))
+            if len(out) >= limit:
+                break
+        return out
+
+    def _listed_already(self, query: Query, cid: str, before: int, head: int) -> bool:
+        """Whether run ``cid`` has a matching event in [before, head]: then its newest
+        matching event is there, and an earlier page listed it."""
+        after = before - 1 if query.after is None else max(query.after, before - 1)
+        upper = head + 1 if query.before is None else min(query.before, head + 1)
+        probe = msgspec.structs.replace(
+            query, correlation_ids=(cid,), after=after, before=upper, reverse=False, limit=1
+        )
+        return bool(self.store.read(probe).events)
+
+    def run_summaries(
+        self, correlation_ids: Sequence[str], *, head: int, outcomes: Outcomes
+    ) -> dict[str, RunSummary]:
+        if not correlation_ids:
+            return {}
+        grouped: dict[str, list[RecordedEvent]] = {cid: [] for cid in correlation_ids}
+        whole = Query(correlation_ids=correlation_ids, before=head + 1, limit=MAX_LIMIT)
+        for ev in self.store.iter(whole):
+            grouped[ev.correlation_id].append(ev)  # type: ignore[index]
+        return {cid: summarise(cid, events, outcomes) for cid, events in grouped.items() if events}
+
+
+class _Cursor(msgspec.Struct, array_like=True):
+    version: int
+    head: int
+    before: int
+    store: str
+    filters: str
+
+
+def _digest(query: Query) -> str:
+    key = msgspec.json.encode([query.filter_key().decode(), query.after, query.before])
+    return hashlib.sha256(b"runs:" + key).hexdigest()[:16]
+
+
+def _encode(query: Query, head: int, before: int, store_id: str) -> str:
+    raw = msgspec.json.encode(_Cursor(1, head, before, store_id[:12], _digest(query)))
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _decode(cursor: str, query: Query, store_id: str) -> tuple[int, int]:
+    try:
+        raw = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode("ascii"))
+        cur = msgspec.json.decode(raw, type=_Cursor)
+    except (binascii.Error, UnicodeError, ValueError, msgspec.DecodeError):
+        raise ValidationError(
+            "runs cursor is malformed (truncated, or not from a run listing)"
+        ) from None
+    if cur.version != 1 or cur.head < 0 or cur.before < 1:
+        raise ValidationError("runs cursor is malformed (unknown version)")
+    if cur.store != store_id[:12]:
+        raise ValidationError("runs cursor comes from another store")
+    if cur.filters != _digest(query):
+        raise ValidationError("runs cursor belongs to a different listing (filters changed)")
+    return cur.head, cur.before
+
+
+def list_runs(
+    store: EventStore,
+    query: Query | None = None,
+    *,
+    limit: int = 50,
+    cursor: str | None = None,
+    outcomes: Outcomes = DEFAULT_OUTCOMES,
+) -> RunPage:
+    """One page of runs, newest first; pass ``page.next_cursor`` for the next.
+
+    ``query`` filters the *events* that make a run listed (types, actors, streams,
+    correlation ids, times, positions); its ``limit`` and ``reverse`` are ignored.
+    Uses the store's own :class:`RunIndex` when it has one, a backwards scan otherwise
+    (see the module's docstring for the cost).
+    """
+    if type(limit) is not int or not 1 <= limit <= MAX_RUNS_PAGE:
+        raise ValidationError(f"runs limit must be 1–{MAX_RUNS_PAGE}, got {limit!r}")
+    query = msgspec.structs.replace(query if query is not None else Query(), reverse=False)
+    index: RunIndex = store if isinstance(store, RunIndex) else ScanRunIndex(store)
+    if cursor is None:
+        head, before = store.head(), None
+    else:
+        head, before = _decode(cursor, query, store.store_id)
+    keys = index.newest_runs(query, head=head, before=before, limit=limit + 1)
+    more = len(keys) > limit
+    keys = keys[:limit]
+    summaries = index.run_summaries([k.correlation_id for k in keys], head=head, outcomes=outcomes)
+    runs = [summaries[k.correlation_id] for k in keys if k.correlation_id in summaries]
+    next_cursor = _encode(query, head, keys[-1].position, store.store_id) if more else None
+    return RunPage(runs=runs, next_cursor=next_cursor)
