@@ -81,8 +81,9 @@ for _cls in (NoteError, UnverifiedNoteError, InvalidSignatureError):
 def _ed25519() -> ModuleType:
     try:
         from cryptography.hazmat.primitives.asymmetric import ed25519
-    except ImportError as exc:
-        raise MissingExtraError("audit", exc.name or "cryptography") from None
+    except ImportError:
+        # Name the package to install, not the submodule that failed to import.
+        raise MissingExtraError("audit", "cryptography") from None
     return ed25519
 
 
