@@ -10,6 +10,7 @@ fold of the edge. Roots at earlier sizes and proofs read ``O(log n)`` stored has
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from typing import Protocol, runtime_checkable
 
@@ -79,8 +80,10 @@ class MerkleTree:
         first one's leaf index. Nothing changes if the store refuses the write."""
         first = self._size
         edge = list(self._edge)
+        push, pop = edge.append, edge.pop
         out: list[bytes] = []
         add = out.append
+        sha256 = hashlib.sha256  # inlined node_hash: this loop is the append's hot path
         n = first
         for leaf in leaves:
             h = leaf if type(leaf) is bytes and len(leaf) == 32 else check_hash(leaf, "leaf hash")
@@ -89,10 +92,10 @@ class MerkleTree:
             # edge's last subtree (the same size, just left of it) and store the result.
             m = n
             while m & 1:
-                h = node_hash(edge.pop(), h)
+                h = sha256(b"\x01" + pop() + h).digest()
                 add(h)
                 m >>= 1
-            edge.append(h)
+            push(h)
             n += 1
         if out:
             self.store.append_hashes(stored_hash_count(first), out)
