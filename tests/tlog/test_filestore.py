@@ -183,3 +183,27 @@ def test_kill_9_loses_no_synced_leaf(tmp_path: Path) -> None:
         memo = ref.Memo(entries)
         assert tree.root(acked) == memo.mth(0, acked)
         assert tree.root() == memo.mth(0, tree.size)
+
+
+def test_a_reader_never_cuts_a_leaf_the_writer_is_still_writing(tmp_path: Path) -> None:
+    path = tmp_path / "t.hashes"
+    writer = FileHashStore(path, fsync=False, buffer_bytes=32)  # flushes every hash
+    wtree = MerkleTree(writer)
+    wtree.extend(ENTRIES[:15])
+    # The writer is in the middle of leaf 15 (5 hashes): 2 of them are on disk.
+    writer.append_hashes(writer.hash_count, [bytes(32), bytes(32)])
+    reader = FileHashStore(path, readonly=True)
+    rtree = MerkleTree(reader)
+    assert rtree.size == 15
+    assert rtree.repaired_hashes == 0
+    assert rtree.root() == ref.mth(ENTRIES[:15])
+    assert path.stat().st_size == 32 * (stored_hash_count(15) + 2)  # nothing cut
+    writer.truncate(stored_hash_count(15))
+    wtree.truncate(15)
+    wtree.extend(ENTRIES[15:40])
+    writer.flush()
+    assert rtree.refresh() == 40
+    assert rtree.root() == ref.mth(ENTRIES[:40])
+    assert rtree.inclusion_proof(39) == ref.path(39, ENTRIES[:40])
+    reader.close()
+    writer.close()

@@ -35,26 +35,44 @@ class MerkleTree:
 
     A store that ends inside a leaf's hashes (a torn append) is cut back to the last
     whole leaf if it can be truncated (:attr:`repaired_hashes` says how many hashes
-    went), and is a :class:`~eventvault.errors.CorruptionError` otherwise.
+    went), and is a :class:`~eventvault.errors.CorruptionError` otherwise. With
+    ``repair=False`` — the default for a store opened ``readonly`` — such a tail is
+    left alone and the tree ends at the last whole leaf.
     """
 
-    def __init__(self, store: HashStore) -> None:
+    def __init__(self, store: HashStore, *, repair: bool | None = None) -> None:
         self.store = store
-        count = store.hash_count
-        size = leaf_count(count)
         #: Stored hashes cut on open because they belonged to a leaf only partly written.
         self.repaired_hashes = 0
+        # A read-only view (a reader following a writer) must not cut: the hashes past
+        # the last whole leaf are the writer's append in progress, not a torn one.
+        self._repair = not getattr(store, "readonly", False) if repair is None else repair
+        self._size, self._edge = self._load(self._repair)
+
+    def _load(self, repair: bool) -> tuple[int, list[bytes]]:
+        store = self.store
+        count = store.hash_count
+        size = leaf_count(count)
         whole = stored_hash_count(size)
-        if whole != count:
+        if whole != count and repair:
             if not isinstance(store, TruncatableHashStore):
                 raise CorruptionError(
                     f"the tree's hash store holds {count} hashes, which is no whole number of "
                     f"leaves ({whole} would be {size} leaves)"
                 )
             store.truncate(whole)
-            self.repaired_hashes = count - whole
-        self._size = size
-        self._edge = self._read_edge(size)
+            self.repaired_hashes += count - whole
+        return size, self._read_edge(size)
+
+    def refresh(self) -> int:
+        """Catch up with appends another process (or store object) made: re-read the
+        store's size (calling its ``refresh()`` if it has one); returns :attr:`size`.
+        Hashes past the last whole leaf are left for their writer to finish."""
+        refresh = getattr(self.store, "refresh", None)
+        if callable(refresh):
+            refresh()
+        self._size, self._edge = self._load(repair=False)
+        return self._size
 
     def _read_edge(self, size: int) -> list[bytes]:
         nodes = perfect_subtrees(0, size)
