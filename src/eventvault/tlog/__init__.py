@@ -19,7 +19,7 @@ need the ``audit`` extra (``pip install 'eventvault[audit]'``).
 
 from __future__ import annotations
 
-from .checkpoint import Checkpoint
+from .checkpoint import Checkpoint, check_extends, open_checkpoint, sign_checkpoint
 from .filestore import FileHashStore
 from .hashing import EMPTY_ROOT, HASH_SIZE, leaf_hash, node_hash
 from .layout import (
@@ -43,6 +43,7 @@ from .note import (
     sign_note,
     write_key_file,
 )
+from .proofjson import ConsistencyProof, InclusionProof
 from .proofs import (
     ProofError,
     consistency_proof,
@@ -59,10 +60,12 @@ __all__ = [
     "EMPTY_ROOT",
     "HASH_SIZE",
     "Checkpoint",
+    "ConsistencyProof",
     "FileHashStore",
     "HashReader",
     "HashStore",
     "HashWriter",
+    "InclusionProof",
     "InvalidSignatureError",
     "MemoryHashStore",
     "MerkleTree",
@@ -74,16 +77,19 @@ __all__ = [
     "Signature",
     "TruncatableHashStore",
     "UnverifiedNoteError",
+    "check_extends",
     "consistency_proof",
     "inclusion_proof",
     "key_id",
     "leaf_count",
     "leaf_hash",
     "node_hash",
+    "open_checkpoint",
     "open_note",
     "perfect_subtrees",
     "read_key_file",
     "root_from_inclusion_proof",
+    "sign_checkpoint",
     "sign_note",
     "split_stored_hash_index",
     "stored_hash_count",

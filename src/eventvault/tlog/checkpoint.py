@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ..errors import ValidationError
 from .hashing import HASH_SIZE
+from .note import NoteError, NoteSigner, NoteVerifier, Signature, open_note, sign_note
+from .proofs import ProofError, verify_consistency
 
-__all__ = ["Checkpoint"]
+__all__ = ["Checkpoint", "check_extends", "open_checkpoint", "sign_checkpoint"]
 
 
 def _check_line(line: str, what: str) -> None:
@@ -85,3 +88,45 @@ class Checkpoint:
         if base64.b64encode(root).decode() != root_text:
             raise ValidationError(f"checkpoint root hash {root_text!r} is not canonical base64")
         return cls(origin, int(size_text), root, tuple(extensions))
+
+
+def sign_checkpoint(
+    checkpoint: Checkpoint, signers: Iterable[NoteSigner], keep: Sequence[Signature] = ()
+) -> str:
+    """The checkpoint as a signed note (C2SP: the log's key name should be its origin)."""
+    return sign_note(checkpoint.to_text(), signers, keep)
+
+
+def open_checkpoint(
+    message: str | bytes, verifiers: Iterable[NoteVerifier], *, origin: str | None = None
+) -> Checkpoint:
+    """Verify a signed checkpoint and parse it.
+
+    The signature must be by one of ``verifiers`` (see
+    :func:`~eventvault.tlog.note.open_note`), and, if given, the origin must be
+    ``origin`` — a checkpoint of another log signed by a trusted key proves nothing
+    about this one.
+    """
+    note = open_note(message, verifiers)
+    try:
+        checkpoint = Checkpoint.from_text(note.text)
+    except ValidationError as exc:
+        raise NoteError(f"the signed note is not a checkpoint: {exc}") from None
+    if origin is not None and checkpoint.origin != origin:
+        raise NoteError(f"the checkpoint is for the log {checkpoint.origin!r}, not {origin!r}")
+    return checkpoint
+
+
+def check_extends(old: Checkpoint, new: Checkpoint, proof: Sequence[bytes]) -> None:
+    """Check that ``new`` extends ``old``: same log, not smaller, and ``proof`` a valid
+    consistency proof between them (:class:`~eventvault.tlog.ProofError` naming what
+    failed). This is what a client holding ``old`` must check before accepting ``new``."""
+    if old.origin != new.origin:
+        raise ProofError(f"checkpoints of two logs: {old.origin!r} and {new.origin!r}")
+    if new.size < old.size:
+        raise ProofError(
+            f"the log went backwards: a checkpoint of size {old.size} was seen, now {new.size}"
+        )
+    if old.size == 0:
+        return  # the empty tree is a prefix of every tree
+    verify_consistency(old.size, new.size, old.root_hash, new.root_hash, proof)
