@@ -10,6 +10,8 @@ Data goes to stdout, messages and progress bars to stderr. Exit codes:
 4     conflict: wrong expected revision, or an id reused with other content
 5     store unavailable: I/O error, disk full, server unreachable
 6     integrity: verify found a broken chain, or stored data is corrupt
+7     no store where the configuration points (reading commands never create one)
+130   interrupted (Ctrl-C / SIGINT)
 ====  =========================================================
 """
 
@@ -224,7 +226,7 @@ def append(
         metadata=_json_object(metadata, "--metadata"),
         **kwargs,
     )
-    with ctx.store() as store:
+    with ctx.store(create=True) as store:
         result = store.append(event, expected_revision=expected)
     write_events(result.events, "jsonl")
 
@@ -259,7 +261,7 @@ def _append_many(
 
     done = 0
     first = last = None
-    with ctx.store() as store, ctx.progress("appending", total) as advance:
+    with ctx.store(create=True) as store, ctx.progress("appending", total) as advance:
         batch: list[NewEvent] = []
         for event in events():
             batch.append(event)
@@ -336,6 +338,27 @@ def query(
         write_events(page.events, fmt)
         if page.next_cursor:
             ctx.say(f"more: --cursor {page.next_cursor}")
+
+
+@cli.command()
+@click.argument("event_id", metavar="ID")
+@click.option(
+    "--format", "fmt", type=click.Choice(("json", "text")), default="json", show_default=True
+)
+@pass_ctx
+@_handle_errors
+def get(ctx: Ctx, /, event_id: str, fmt: str) -> None:
+    """Print one event by its id; exit 2 if no event has that id.
+
+    \b
+    Example:
+      eventvault get 0190d2a4-5b7e-7c1a-9f3e-2d4b6a8c0e1f
+    """
+    with ctx.store() as store:
+        event = store.get(event_id)
+    if event is None:
+        raise errors.ValidationError(f"no event with id {event_id} in this store")
+    write_events([event], "jsonl" if fmt == "json" else "text")
 
 
 @cli.command()
@@ -455,7 +478,7 @@ def _verify_against(ctx: Ctx, against: str, fmt: str) -> None:
     from ..copy import compare_stores
     from .copying import describe, explicit_config
 
-    with ctx.store() as store, open_store(explicit_config(against)) as other:
+    with ctx.store() as store, open_store(explicit_config(against), create=False) as other:
         ctx.say(f"comparing {store.backend_name} with {other.backend_name} ({against})…")
         cmp = compare_stores(store, other)
     if fmt == "json":
