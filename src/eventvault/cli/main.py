@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -126,19 +125,6 @@ def init(ctx: Ctx, /, write_config: bool) -> None:
         ctx.say(f"store ready: {cfg.backend} backend{detail}, {store.head()} events")
 
 
-def _read_jsonl(handle: IO[bytes], name: str) -> Iterator[tuple[int, NewEvent]]:
-    for lineno, line in enumerate(handle, 1):
-        if not line.strip():
-            continue
-        try:
-            obj = msgspec.json.decode(line)
-            if not isinstance(obj, dict):
-                raise errors.ValidationError("each line must be a JSON object")
-            yield lineno, msgspec.convert(obj, NewEvent, strict=False)
-        except (msgspec.DecodeError, msgspec.ValidationError, errors.ValidationError) as exc:
-            raise errors.ValidationError(f"{name} line {lineno}: {exc}") from None
-
-
 @cli.command()
 @click.option("--type", "-t", "type_", metavar="NAME", help="Event type, e.g. build.started.")
 @click.option("--stream", "-s", default="default", show_default=True)
@@ -199,14 +185,19 @@ def append(
       eventvault append --file events.jsonl      # one JSON object per line
       cat events.jsonl | eventvault append --file -
 
-    Every line of a file is checked before anything is written, so a bad line
-    leaves the store untouched. Prints the stored event(s) as JSON on stdout.
+    Every line of the input (a file, or stdin) is checked before anything is
+    written, so a bad line leaves the store untouched; errors name the line. A line
+    without an "id" gets one derived from the input's bytes and the line number, so
+    re-running the same command after an interruption stores each line exactly
+    once. Prints the stored event (one) or a JSON summary (--file) on stdout.
     """
     expected = _expected(expected_revision)
     if file_ is not None:
         if type_ is not None or data is not None:
             raise click.UsageError("use either --file or --type/--data, not both")
-        _append_many(ctx, file_, batch_size, expected)
+        from .appending import append_file
+
+        append_file(ctx, file_, batch_size, expected)
         return
     if type_ is None:
         raise click.UsageError("missing --type (or --file)")
@@ -229,61 +220,6 @@ def append(
     with ctx.store(create=True) as store:
         result = store.append(event, expected_revision=expected)
     write_events(result.events, "jsonl")
-
-
-def _append_many(
-    ctx: Ctx, /, handle: IO[bytes], batch_size: int, expected: int | ExpectedRevision | None
-) -> None:
-    name = getattr(handle, "name", "input")
-    seekable = handle.seekable() and name not in ("<stdin>", "-")
-    # Pass 1: validate everything (a file is re-read; stdin has to be kept).
-    kept: list[NewEvent] = []
-    total = 0
-    for _lineno, event in _read_jsonl(handle, name):
-        total += 1
-        if not seekable:
-            kept.append(event)
-    if total == 0:
-        raise errors.ValidationError(f"{name}: no events found")
-    if expected is not None and total > batch_size:
-        raise errors.ValidationError(
-            "--expected-revision with --file needs every event in one batch "
-            f"(got {total} events, --batch-size {batch_size})"
-        )
-
-    def events() -> Iterator[NewEvent]:
-        if seekable:
-            handle.seek(0)
-            for _, event in _read_jsonl(handle, name):
-                yield event
-        else:
-            yield from kept
-
-    done = 0
-    first = last = None
-    with ctx.store(create=True) as store, ctx.progress("appending", total) as advance:
-        batch: list[NewEvent] = []
-        for event in events():
-            batch.append(event)
-            if len(batch) >= batch_size:
-                res = store.append(batch, expected_revision=expected)
-                first = first or res.first_position
-                last = res.last_position
-                done += len(batch)
-                advance(done)
-                batch = []
-        if batch:
-            res = store.append(batch, expected_revision=expected)
-            first = first or res.first_position
-            last = res.last_position
-            done += len(batch)
-            advance(done)
-    click.echo(
-        msgspec.json.encode(
-            {"appended": done, "first_position": first, "last_position": last}
-        ).decode()
-    )
-    ctx.say(f"appended {done} events (positions {first}–{last})")
 
 
 @cli.command()
