@@ -25,9 +25,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime
+from uuid import UUID
 
 import msgspec
 
+from .canonical import format_time
 from .errors import ConflictError, ValidationError
 from .groupcommit import Import
 from .model import MAX_LIMIT, Query, RecordedEvent
@@ -243,13 +246,23 @@ def compare_stores(
 _FIELDS = [f for f in RecordedEvent.__struct_fields__ if f not in ("position", "hash")]
 
 
+def _shown(value: object) -> str:
+    """A field's value for a person: times as ISO 8601 (the canonical text), ids as
+    text, the rest as JSON."""
+    if isinstance(value, datetime):
+        return format_time(value)
+    if isinstance(value, UUID):
+        return str(value)
+    return msgspec.json.encode(value).decode()
+
+
 def _differs(x: RecordedEvent, y: RecordedEvent, *, hashes: bool) -> str | None:
     """The first field (other than position) in which two events differ, if any."""
     if x == msgspec.structs.replace(y, position=x.position, hash=x.hash if not hashes else y.hash):
         return None  # (the common case, compared in C)
     for name in ["id", *(f for f in _FIELDS if f != "id")]:
         if getattr(x, name) != getattr(y, name):
-            return f"{name}: {getattr(x, name)!r} vs {getattr(y, name)!r}"
+            return f"{name}: {_shown(getattr(x, name))} vs {_shown(getattr(y, name))}"
     if hashes and x.hash != y.hash:
         return f"hash: {x.hash} vs {y.hash}"
     return None

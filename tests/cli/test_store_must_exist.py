@@ -24,6 +24,7 @@ EXIT_NO_STORE = 7
         ["retention", "plan"],
         ["reindex"],
         ["get", "0190d2a4-0000-7000-8000-000000000000"],
+        ["export", "--file", "out.jsonl"],
     ],
 )
 def test_reading_a_missing_file_store_fails_and_creates_nothing(

@@ -40,7 +40,7 @@ from ..sequencer import same_content
 from ..store import RESERVED_TYPE_PREFIX, EventStore
 from .common import EXIT_INTERRUPTED, Ctx
 
-__all__ = ["append_file", "derived_id"]
+__all__ = ["append_file", "derived_id", "seekable"]
 
 #: Stands in for the store's own stamp when sizing an event before it is stamped:
 #: the longest time text (microseconds shown) and a nine-digit stream revision.
@@ -156,7 +156,7 @@ def _check_all(
 
 
 @contextmanager
-def _seekable(handle: IO[bytes]) -> Iterator[IO[bytes]]:
+def seekable(handle: IO[bytes]) -> Iterator[IO[bytes]]:
     """``handle`` itself if it is a regular file, else its bytes spooled to disk."""
     name = getattr(handle, "name", "-")
     if name not in ("-", "<stdin>") and handle.seekable():
@@ -177,7 +177,7 @@ def append_file(
     progress = _Progress()
     cfg = ctx.config()
     try:
-        with _seekable(handle) as source, ExitStack() as stack:
+        with seekable(handle) as source, ExitStack() as stack:
             try:
                 existing: EventStore | None = stack.enter_context(open_store(cfg, create=False))
             except errors.StoreNotFoundError:

@@ -261,7 +261,10 @@ def query(
     Examples:
       eventvault query --correlation-id run-7 --format json
       eventvault query --type 'task.*' --actor agent:coder --since 2h
-      eventvault query --all --format jsonl > backup.jsonl
+      eventvault query --all --format jsonl | jq .type
+
+    A backup that restores exactly (ids, times, hashes):
+    'eventvault export' writes one, 'eventvault import' loads it.
     """
     q = _query(after=after, before=before, limit=limit, reverse=reverse, **filters)
     with ctx.store() as store:
@@ -681,10 +684,13 @@ def retention_run(ctx: Ctx, /, every: str | None) -> None:
 
 from .bench import bench  # noqa: E402 - registers the bench command on the group
 from .copying import copy_command  # noqa: E402 - registers the copy command
+from .exporting import export_command, import_command  # noqa: E402
 from .serve import serve  # noqa: E402
 
 cli.add_command(bench)
 cli.add_command(copy_command)
+cli.add_command(export_command)
+cli.add_command(import_command)
 cli.add_command(serve)
 
 
