@@ -277,6 +277,12 @@ def query(
         write_events(page.events, fmt)
         if page.next_cursor:
             ctx.say(f"more: --cursor {page.next_cursor}")
+            limit_given = click.get_current_context().get_parameter_source("limit")
+            if limit_given is click.core.ParameterSource.DEFAULT and sys.stderr.isatty():
+                ctx.say(
+                    f"(showing {len(page.events)} events, the default --limit; --all prints "
+                    "every matching one)"
+                )
 
 
 @cli.command()
