@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -87,6 +88,9 @@ def _expected(value: str | None) -> int | ExpectedRevision | None:
 @click.pass_context
 def cli(ctx: click.Context, config: str | None, backend: str | None, quiet: bool) -> None:
     """eventvault: an append-only, verifiable event store.
+
+    The global options (--config, --backend, -q) may also follow the command:
+    'eventvault verify --config prod.toml'.
 
     \b
     Zero configuration uses the file backend in ./eventvault-data:
@@ -698,6 +702,47 @@ cli.add_command(copy_command)
 cli.add_command(export_command)
 cli.add_command(import_command)
 cli.add_command(serve)
+
+
+def _global_option(attr: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    def store(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
+        if value:  # (None / False: not given after the command; keep what came before)
+            setattr(ctx.ensure_object(Ctx), attr, value)
+
+    return store
+
+
+def _accept_global_options(command: click.Command) -> None:
+    """Let --config, --backend and -q follow the subcommand too (``eventvault verify
+    --config x.toml``), as kubectl and the nats CLI allow: each command gets hidden
+    copies that write into the same :class:`Ctx`. A command's own option of the same
+    name (``bench --backend``: which backend to measure) wins."""
+    taken = {opt for p in command.params for opt in getattr(p, "opts", [])}
+    extra = [
+        click.Option(
+            ["--config", "-c"], metavar="PATH", expose_value=False, hidden=True,
+            callback=_global_option("config_path"),
+        ),
+        click.Option(
+            ["--backend"], type=click.Choice(backend_names()), expose_value=False,
+            hidden=True, callback=_global_option("backend"),
+        ),
+        click.Option(
+            ["--quiet", "-q"], is_flag=True, expose_value=False, hidden=True,
+            callback=_global_option("quiet"),
+        ),
+    ]  # fmt: skip
+    for option in extra:
+        if not taken.intersection(option.opts):
+            # Parsed before the command's own options, so a callback sees the Ctx set.
+            command.params.insert(0, option)
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _accept_global_options(sub)
+
+
+for _command in cli.commands.values():
+    _accept_global_options(_command)
 
 
 STARTER_CONFIG = """\
