@@ -77,6 +77,7 @@ def test_zero_config_round_trip_across_processes(tmp_path: Path) -> None:
     ],
 )
 def test_bad_input_gets_one_clear_line(run, args: list[str], code: int, message: str) -> None:  # type: ignore[no-untyped-def]
+    assert run("init").exit_code == 0  # (reading commands need a store to exist)
     r = run(*args)
     assert r.exit_code == code
     assert message in r.output
@@ -135,6 +136,9 @@ def test_append_from_file_checks_every_line_first(run, tmp_path: Path) -> None: 
     r = run("append", "--file", "bad.jsonl")
     assert r.exit_code == 2
     assert "line 26" in r.stderr
+    assert run("stats").exit_code == 7  # not even an empty store was created
+    assert run("init").exit_code == 0
+    assert run("append", "--file", "bad.jsonl").exit_code == 2
     assert run("stats", "--format", "json").output.count('"events":0') == 1
     (tmp_path / "good.jsonl").write_text(good + "\n\n")
     r = run("append", "--file", "good.jsonl", "--batch-size", "10")

@@ -60,7 +60,7 @@ class FileConfig(_Section):
 
 
 class PostgresConfig(_Section):
-    dsn: str = "postgresql://127.0.0.1:5432/postgres"
+    dsn: str | None = None  # required with backend = "postgres" (no silent default)
     schema: str = "eventvault"
     pool_min: int = 1
     pool_max: int = 10

@@ -25,10 +25,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime
+from uuid import UUID
 
 import msgspec
 
-from .canonical import same_payload
+from .canonical import format_time, same_payload
 from .errors import ConflictError, ValidationError
 from .groupcommit import Import
 from .model import MAX_LIMIT, Query, RecordedEvent
@@ -244,6 +246,16 @@ def compare_stores(
 _FIELDS = [f for f in RecordedEvent.__struct_fields__ if f not in ("position", "hash")]
 
 
+def _shown(value: object) -> str:
+    """A field's value for a person: times as ISO 8601 (the canonical text), ids as
+    text, the rest as JSON."""
+    if isinstance(value, datetime):
+        return format_time(value)
+    if isinstance(value, UUID):
+        return str(value)
+    return msgspec.json.encode(value).decode()
+
+
 def _differs(x: RecordedEvent, y: RecordedEvent, *, hashes: bool) -> str | None:
     """The first field (other than position) in which two events differ, if any.
 
@@ -254,11 +266,9 @@ def _differs(x: RecordedEvent, y: RecordedEvent, *, hashes: bool) -> str | None:
         return None  # (the common case, compared in C)
     for name in ["id", *(f for f in _FIELDS if f != "id")]:
         a, b = getattr(x, name), getattr(y, name)
-        if name in ("data", "metadata"):
-            if not same_payload(a, b):
-                return f"{name}: {a!r} vs {b!r}"
-        elif a != b:
-            return f"{name}: {a!r} vs {b!r}"
+        same = same_payload(a, b) if name in ("data", "metadata") else a == b
+        if not same:
+            return f"{name}: {_shown(a)} vs {_shown(b)}"
     if hashes and x.hash != y.hash:
         return f"hash: {x.hash} vs {y.hash}"
     return None

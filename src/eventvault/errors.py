@@ -13,6 +13,7 @@ to one condition. The hierarchy::
     ├── MissingExtraError            an optional dependency is not installed (also ImportError)
     └── StoreError                   the store itself
         ├── StoreUnavailableError    I/O failure, disk full, server unreachable
+        ├── StoreNotFoundError       no store where the configuration points (reading)
         ├── CorruptionError          stored data fails its checks (names file/position)
         └── StoreClosedError         the store was used after close()
 
@@ -31,6 +32,7 @@ __all__ = [
     "NotSupportedError",
     "StoreClosedError",
     "StoreError",
+    "StoreNotFoundError",
     "StoreUnavailableError",
     "ValidationError",
     "WrongExpectedRevision",
@@ -106,6 +108,15 @@ class StoreUnavailableError(StoreError):
     """The store cannot be reached or written (I/O error, disk full, server down)."""
 
 
+class StoreNotFoundError(StoreError):
+    """There is no store where the configuration points, and the caller only reads.
+
+    Only writing entry points (``open_store(create=True)``, the default of the
+    library; the CLI's ``init``, ``append``, ``import``, ``serve``, a copy's
+    destination) create a store; a reader on a typo'd path must not report an
+    empty store as a healthy one."""
+
+
 class CorruptionError(StoreError):
     """Stored data fails its integrity checks."""
 
@@ -127,6 +138,7 @@ for _cls in (
     NotSupportedError,
     StoreClosedError,
     StoreError,
+    StoreNotFoundError,
     StoreUnavailableError,
     ValidationError,
     WrongExpectedRevisionError,

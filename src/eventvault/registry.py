@@ -7,6 +7,7 @@ optional dependency only matters to those who pick that backend.
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -55,11 +56,24 @@ def _factory(name: str) -> Callable[[Config], EventStore]:
 
 def open_store(
     config: str | os.PathLike[str] | Mapping[str, Any] | Config | None = None,
+    *,
+    create: bool = True,
 ) -> EventStore:
-    """Open the store a configuration names (discovered when ``config`` is None)."""
+    """Open the store a configuration names (discovered when ``config`` is None).
+
+    ``create``: make the store (file directory, PostgreSQL schema) if it does not
+    exist yet. With ``create=False`` a missing store raises
+    :class:`~eventvault.errors.StoreNotFoundError` and nothing is created — what
+    every reader should ask for, so that a typo'd path is an error, not an empty
+    store that verifies.
+    """
     from .retention import resolve_policy
 
     cfg = load_config(config)
-    store = _factory(cfg.store.backend)(cfg)
+    factory = _factory(cfg.store.backend)
+    if "create" in inspect.signature(factory).parameters:
+        store = factory(cfg, create=create)  # type: ignore[call-arg]
+    else:  # a third-party factory that knows nothing of creating
+        store = factory(cfg)
     store.retention_policy = resolve_policy(cfg.retention)
     return store

@@ -18,6 +18,7 @@ from psycopg import sql
 from eventvault import NewEvent, Query, StoreUnavailableError
 from eventvault.backends.postgres.store import PostgresEventStore, drop_schema
 from eventvault.config import RetentionConfig
+from eventvault.errors import StoreNotFoundError
 from eventvault.retention import resolve_policy
 from tests.conftest import throwaway_cluster
 
@@ -102,7 +103,7 @@ def test_migrations_are_idempotent_and_concurrent(postgres_dsn: str, schema: str
 
 
 def test_missing_schema_without_create_says_what_to_do(postgres_dsn: str, schema: str) -> None:
-    with pytest.raises(StoreUnavailableError, match="eventvault init"):
+    with pytest.raises(StoreNotFoundError, match="eventvault init"):
         PostgresEventStore(postgres_dsn, schema=schema, create_schema=False)
 
 

@@ -100,6 +100,7 @@ def test_apply_yes_removes_records_and_verifies(store_dir: Path) -> None:
 def test_no_policy_means_nothing_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("EVENTVAULT_CONFIG", raising=False)
+    assert invoke("init").exit_code == 0
     for command in ("plan", "apply"):
         r = invoke("retention", command)
         assert r.exit_code == 0

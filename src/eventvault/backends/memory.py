@@ -183,5 +183,6 @@ class MemoryEventStore(EventStore):
             self._appended.notify_all()
 
 
-def from_config(config: Config) -> MemoryEventStore:
+def from_config(config: Config, *, create: bool = True) -> MemoryEventStore:
+    # A memory store lives as long as its process: there is nothing to find or create.
     return MemoryEventStore(max_event_bytes=config.store.max_event_bytes)

@@ -22,9 +22,17 @@ from ..timeutil import parse_time
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_CONFIG, EXIT_CONFLICT, EXIT_UNAVAILABLE, EXIT_INTEGRITY = (
-    range(7)
-)
+(
+    EXIT_OK,
+    EXIT_INTERNAL,
+    EXIT_INPUT,
+    EXIT_CONFIG,
+    EXIT_CONFLICT,
+    EXIT_UNAVAILABLE,
+    EXIT_INTEGRITY,
+    EXIT_NO_STORE,
+) = range(8)
+EXIT_INTERRUPTED = 130  # Ctrl-C / SIGINT (128 + 2), as shells report it
 #: Most specific first: the first matching class decides the exit code.
 EXIT_CODES: list[tuple[type[BaseException], int]] = [
     (errors.ConfigError, EXIT_CONFIG),
@@ -32,6 +40,7 @@ EXIT_CODES: list[tuple[type[BaseException], int]] = [
     (errors.ValidationError, EXIT_INPUT),
     (errors.ConflictError, EXIT_CONFLICT),
     (errors.CorruptionError, EXIT_INTEGRITY),
+    (errors.StoreNotFoundError, EXIT_NO_STORE),
     (errors.StoreError, EXIT_UNAVAILABLE),
     (errors.NotSupportedError, EXIT_INPUT),
     (errors.EventVaultError, EXIT_INTERNAL),
@@ -84,8 +93,10 @@ class Ctx:
         return load_config(self.config_path, env=env)
 
     @contextmanager
-    def store(self) -> Iterator[EventStore]:
-        with open_store(self.config()) as store:
+    def store(self, *, create: bool = False) -> Iterator[EventStore]:
+        """The configured store. Only commands that write pass ``create=True``: a
+        reader on a path with no store fails (exit 7) instead of creating one."""
+        with open_store(self.config(), create=create) as store:
             yield store
 
     def say(self, message: str) -> None:
@@ -128,7 +139,7 @@ def _handle_errors(fn: F) -> F:
             sys.exit(EXIT_OK)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
-            sys.exit(130)
+            sys.exit(EXIT_INTERRUPTED)
 
     return wrapper  # type: ignore[return-value]
 

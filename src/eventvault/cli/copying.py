@@ -37,8 +37,8 @@ def explicit_config(path: str) -> Config:
 
 
 @contextmanager
-def _open(path: str) -> Iterator[EventStore]:
-    with open_store(explicit_config(path)) as store:
+def _open(path: str, *, create: bool) -> Iterator[EventStore]:
+    with open_store(explicit_config(path), create=create) as store:
         yield store
 
 
@@ -111,7 +111,7 @@ def copy_command(
         # Ctrl-C and SIGTERM end --follow cleanly: the batch in flight finishes.
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-    with _open(src_path) as src, _open(dst_path) as dst:
+    with _open(src_path, create=False) as src, _open(dst_path, create=True) as dst:
         total = src.stats().events
         ctx.say(
             f"copying {src.backend_name} ({src_path}) -> {dst.backend_name} ({dst_path})"

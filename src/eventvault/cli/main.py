@@ -10,6 +10,8 @@ Data goes to stdout, messages and progress bars to stderr. Exit codes:
 4     conflict: wrong expected revision, or an id reused with other content
 5     store unavailable: I/O error, disk full, server unreachable
 6     integrity: verify found a broken chain, or stored data is corrupt
+7     no store where the configuration points (reading commands never create one)
+130   interrupted (Ctrl-C / SIGINT)
 ====  =========================================================
 """
 
@@ -18,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -30,7 +32,6 @@ from ..config import DEFAULT_FILE_NAME
 from ..model import ExpectedRevision, NewEvent, RecordedEvent, parse_expected_revision
 from ..registry import backend_names, open_store
 from ..store import EventStore
-from ..strict import explain_struct_error
 from .common import (
     EXIT_INTEGRITY,
     EXIT_INTERNAL,
@@ -88,6 +89,9 @@ def _expected(value: str | None) -> int | ExpectedRevision | None:
 def cli(ctx: click.Context, config: str | None, backend: str | None, quiet: bool) -> None:
     """eventvault: an append-only, verifiable event store.
 
+    The global options (--config, --backend, -q) may also follow the command:
+    'eventvault verify --config prod.toml'.
+
     \b
     Zero configuration uses the file backend in ./eventvault-data:
       eventvault append --type build.started --actor ci --data '{"sha": "abc"}'
@@ -123,22 +127,6 @@ def init(ctx: Ctx, /, write_config: bool) -> None:
         where = {"file": cfg.store.file.path, "postgres": f"schema {cfg.store.postgres.schema}"}
         detail = f" ({where[cfg.backend]})" if cfg.backend in where else ""
         ctx.say(f"store ready: {cfg.backend} backend{detail}, {store.head()} events")
-
-
-def _read_jsonl(handle: IO[bytes], name: str) -> Iterator[tuple[int, NewEvent]]:
-    for lineno, line in enumerate(handle, 1):
-        if not line.strip():
-            continue
-        try:
-            obj = msgspec.json.decode(line)
-            if not isinstance(obj, dict):
-                raise errors.ValidationError("each line must be a JSON object")
-            yield lineno, msgspec.convert(obj, NewEvent, strict=False)
-        except msgspec.ValidationError as exc:
-            why = explain_struct_error(exc, NewEvent)
-            raise errors.ValidationError(f"{name} line {lineno}: {why}") from None
-        except (msgspec.DecodeError, errors.ValidationError) as exc:
-            raise errors.ValidationError(f"{name} line {lineno}: {exc}") from None
 
 
 @cli.command()
@@ -201,14 +189,19 @@ def append(
       eventvault append --file events.jsonl      # one JSON object per line
       cat events.jsonl | eventvault append --file -
 
-    Every line of a file is checked before anything is written, so a bad line
-    leaves the store untouched. Prints the stored event(s) as JSON on stdout.
+    Every line of the input (a file, or stdin) is checked before anything is
+    written, so a bad line leaves the store untouched; errors name the line. A line
+    without an "id" gets one derived from the input's bytes and the line number, so
+    re-running the same command after an interruption stores each line exactly
+    once. Prints the stored event (one) or a JSON summary (--file) on stdout.
     """
     expected = _expected(expected_revision)
     if file_ is not None:
         if type_ is not None or data is not None:
             raise click.UsageError("use either --file or --type/--data, not both")
-        _append_many(ctx, file_, batch_size, expected)
+        from .appending import append_file
+
+        append_file(ctx, file_, batch_size, expected)
         return
     if type_ is None:
         raise click.UsageError("missing --type (or --file)")
@@ -228,64 +221,9 @@ def append(
         metadata=_json_object(metadata, "--metadata"),
         **kwargs,
     )
-    with ctx.store() as store:
+    with ctx.store(create=True) as store:
         result = store.append(event, expected_revision=expected)
     write_events(result.events, "jsonl")
-
-
-def _append_many(
-    ctx: Ctx, /, handle: IO[bytes], batch_size: int, expected: int | ExpectedRevision | None
-) -> None:
-    name = getattr(handle, "name", "input")
-    seekable = handle.seekable() and name not in ("<stdin>", "-")
-    # Pass 1: validate everything (a file is re-read; stdin has to be kept).
-    kept: list[NewEvent] = []
-    total = 0
-    for _lineno, event in _read_jsonl(handle, name):
-        total += 1
-        if not seekable:
-            kept.append(event)
-    if total == 0:
-        raise errors.ValidationError(f"{name}: no events found")
-    if expected is not None and total > batch_size:
-        raise errors.ValidationError(
-            "--expected-revision with --file needs every event in one batch "
-            f"(got {total} events, --batch-size {batch_size})"
-        )
-
-    def events() -> Iterator[NewEvent]:
-        if seekable:
-            handle.seek(0)
-            for _, event in _read_jsonl(handle, name):
-                yield event
-        else:
-            yield from kept
-
-    done = 0
-    first = last = None
-    with ctx.store() as store, ctx.progress("appending", total) as advance:
-        batch: list[NewEvent] = []
-        for event in events():
-            batch.append(event)
-            if len(batch) >= batch_size:
-                res = store.append(batch, expected_revision=expected)
-                first = first or res.first_position
-                last = res.last_position
-                done += len(batch)
-                advance(done)
-                batch = []
-        if batch:
-            res = store.append(batch, expected_revision=expected)
-            first = first or res.first_position
-            last = res.last_position
-            done += len(batch)
-            advance(done)
-    click.echo(
-        msgspec.json.encode(
-            {"appended": done, "first_position": first, "last_position": last}
-        ).decode()
-    )
-    ctx.say(f"appended {done} events (positions {first}–{last})")
 
 
 @cli.command()
@@ -327,7 +265,10 @@ def query(
     Examples:
       eventvault query --correlation-id run-7 --format json
       eventvault query --type 'task.*' --actor agent:coder --since 2h
-      eventvault query --all --format jsonl > backup.jsonl
+      eventvault query --all --format jsonl | jq .type
+
+    A backup that restores exactly (ids, times, hashes):
+    'eventvault export' writes one, 'eventvault import' loads it.
     """
     q = _query(after=after, before=before, limit=limit, reverse=reverse, cursor=cursor, **filters)
     with ctx.store() as store:
@@ -340,6 +281,33 @@ def query(
         write_events(page.events, fmt)
         if page.next_cursor:
             ctx.say(f"more: --cursor {page.next_cursor}")
+            limit_given = click.get_current_context().get_parameter_source("limit")
+            if limit_given is click.core.ParameterSource.DEFAULT and sys.stderr.isatty():
+                ctx.say(
+                    f"(showing {len(page.events)} events, the default --limit; --all prints "
+                    "every matching one)"
+                )
+
+
+@cli.command()
+@click.argument("event_id", metavar="ID")
+@click.option(
+    "--format", "fmt", type=click.Choice(("json", "text")), default="json", show_default=True
+)
+@pass_ctx
+@_handle_errors
+def get(ctx: Ctx, /, event_id: str, fmt: str) -> None:
+    """Print one event by its id; exit 2 if no event has that id.
+
+    \b
+    Example:
+      eventvault get 0190d2a4-5b7e-7c1a-9f3e-2d4b6a8c0e1f
+    """
+    with ctx.store() as store:
+        event = store.get(event_id)
+    if event is None:
+        raise errors.ValidationError(f"no event with id {event_id} in this store")
+    write_events([event], "jsonl" if fmt == "json" else "text")
 
 
 @cli.command()
@@ -459,7 +427,7 @@ def _verify_against(ctx: Ctx, against: str, fmt: str) -> None:
     from ..copy import compare_stores
     from .copying import describe, explicit_config
 
-    with ctx.store() as store, open_store(explicit_config(against)) as other:
+    with ctx.store() as store, open_store(explicit_config(against), create=False) as other:
         ctx.say(f"comparing {store.backend_name} with {other.backend_name} ({against})…")
         cmp = compare_stores(store, other)
     if fmt == "json":
@@ -726,15 +694,59 @@ def retention_run(ctx: Ctx, /, every: str | None) -> None:
 
 from .bench import bench  # noqa: E402 - registers the bench command on the group
 from .copying import copy_command  # noqa: E402 - registers the copy command
+from .exporting import export_command, import_command  # noqa: E402
 from .serve import serve  # noqa: E402
 
 cli.add_command(bench)
 cli.add_command(copy_command)
+cli.add_command(export_command)
+cli.add_command(import_command)
 cli.add_command(serve)
 from .runs import COMMANDS as RUN_COMMANDS  # noqa: E402 - runs, trace, diff
 
 for _command in RUN_COMMANDS:
     cli.add_command(_command)
+
+
+def _global_option(attr: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    def store(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
+        if value:  # (None / False: not given after the command; keep what came before)
+            setattr(ctx.ensure_object(Ctx), attr, value)
+
+    return store
+
+
+def _accept_global_options(command: click.Command) -> None:
+    """Let --config, --backend and -q follow the subcommand too (``eventvault verify
+    --config x.toml``), as kubectl and the nats CLI allow: each command gets hidden
+    copies that write into the same :class:`Ctx`. A command's own option of the same
+    name (``bench --backend``: which backend to measure) wins."""
+    taken = {opt for p in command.params for opt in getattr(p, "opts", [])}
+    extra = [
+        click.Option(
+            ["--config", "-c"], metavar="PATH", expose_value=False, hidden=True,
+            callback=_global_option("config_path"),
+        ),
+        click.Option(
+            ["--backend"], type=click.Choice(backend_names()), expose_value=False,
+            hidden=True, callback=_global_option("backend"),
+        ),
+        click.Option(
+            ["--quiet", "-q"], is_flag=True, expose_value=False, hidden=True,
+            callback=_global_option("quiet"),
+        ),
+    ]  # fmt: skip
+    for option in extra:
+        if not taken.intersection(option.opts):
+            # Parsed before the command's own options, so a callback sees the Ctx set.
+            command.params.insert(0, option)
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _accept_global_options(sub)
+
+
+for _command in cli.commands.values():
+    _accept_global_options(_command)
 
 
 STARTER_CONFIG = """\

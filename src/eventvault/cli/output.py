@@ -66,27 +66,9 @@ def write_events(events: Iterable[RecordedEvent], fmt: str, out: IO[str] | None 
         for e in events:
             out.write(_text(e) + "\n")
             n += 1
-    else:  # table
-        from rich.console import Console
-        from rich.table import Table
+    else:  # table: fixed-width columns, streamed (see table.py)
+        from .table import write_table
 
-        table = Table(show_edge=False, pad_edge=False)
-        for col in ("pos", "recorded_at", "stream", "rev", "type", "actor", "correlation", "data"):
-            table.add_column(col, no_wrap=col != "data")
-        for e in events:
-            data = _encoder.encode(e.data).decode()
-            table.add_row(
-                str(e.position),
-                e.recorded_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
-                e.stream,
-                str(e.stream_revision),
-                e.type,
-                e.actor or "",
-                e.correlation_id or "",
-                data if len(data) <= 60 else data[:57] + "...",
-            )
-            n += 1
-        width = None if out.isatty() else 200  # pipes: wide rows, no folding
-        Console(file=out, width=width).print(table)
+        n = write_table(events, out)
     out.flush()
     return n

@@ -9,10 +9,11 @@ from .store import FileEventStore
 __all__ = ["FileEventStore", "from_config"]
 
 
-def from_config(config: Config) -> FileEventStore:
+def from_config(config: Config, *, create: bool = True) -> FileEventStore:
     f = config.store.file
     return FileEventStore(
         f.path,
+        create=create,
         fsync=f.fsync,
         fsync_interval=parse_duration(f.fsync_interval).total_seconds(),
         segment_max_bytes=f.segment_max_bytes,

@@ -48,7 +48,13 @@ from uuid import UUID
 import msgspec
 
 from ...chain import GENESIS
-from ...errors import CorruptionError, EventVaultError, StoreUnavailableError, ValidationError
+from ...errors import (
+    CorruptionError,
+    EventVaultError,
+    StoreNotFoundError,
+    StoreUnavailableError,
+    ValidationError,
+)
 from ...groupcommit import GroupCommit, Import, Request
 from ...model import ExpectedRevision, NewEvent, Query, RecordedEvent, StoreStats
 from ...retention import Policy
@@ -106,6 +112,7 @@ class FileEventStore(EventStore):
         self,
         path: str | os.PathLike[str],
         *,
+        create: bool = True,
         fsync: Fsync = "always",
         fsync_interval: float = 0.2,
         segment_max_bytes: int = 64 * 1024 * 1024,
@@ -117,6 +124,12 @@ class FileEventStore(EventStore):
         if fsync not in ("always", "interval", "never"):
             raise ValidationError(f"fsync must be always, interval or never, got {fsync!r}")
         self.path = Path(path)
+        if not create and not (self.path / "eventvault.json").is_file():
+            # (before anything below can make a directory or a lock file)
+            raise StoreNotFoundError(
+                f"no store at {self.path} (create one with 'eventvault init', or point "
+                "store.file.path / --config at an existing store)"
+            )
         self.fsync = fsync
         self.segment_max_bytes = segment_max_bytes
         self._file_mode = file_mode

@@ -54,12 +54,14 @@ import msgspec
 from ... import sequencer as _sequencer
 from ...chain import GENESIS
 from ...errors import (
+    ConfigError,
     ConflictError,
     CorruptionError,
     EventVaultError,
     MissingExtraError,
     NotSupportedError,
     StoreError,
+    StoreNotFoundError,
     StoreUnavailableError,
 )
 from ...groupcommit import GroupCommit, Import, Request
@@ -268,6 +270,14 @@ class PostgresEventStore(EventStore):
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
         super().__init__(max_event_bytes=max_event_bytes)
+        try:
+            psycopg.conninfo.conninfo_to_dict(dsn)
+        except psycopg.ProgrammingError:
+            # (the driver's reason may quote the password: not repeated here)
+            raise ConfigError(
+                "store.postgres.dsn is not a valid PostgreSQL connection string (expected "
+                "key=value pairs like 'host=db dbname=app' or a postgresql://user@host/db URI)"
+            ) from None
         self.dsn = dsn
         self.schema = schema
         self._s = sql.Identifier(schema)
@@ -295,6 +305,12 @@ class PostgresEventStore(EventStore):
                 if create_schema:
                     migrate(conn, schema)
                 found = schema_version(conn, schema)
+                if found == 0:
+                    raise StoreNotFoundError(
+                        f"no store at PostgreSQL schema {schema!r} ({self._safe_dsn()}): "
+                        "create it with 'eventvault init'"
+                        + ("" if create_schema else " (or set store.postgres.create_schema)")
+                    )
                 if found != SCHEMA_VERSION:
                     raise StoreUnavailableError(
                         f"schema {schema!r} is at version {found}, this eventvault needs "
