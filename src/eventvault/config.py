@@ -24,6 +24,7 @@ from typing import Any, Literal
 import msgspec
 
 from .errors import ConfigError
+from .filemodes import check_private
 from .timeutil import parse_duration
 
 __all__ = [
@@ -120,6 +121,16 @@ class ServerConfig(_Section):
     body_timeout: str = "30s"  # ...and its body within this
     graceful_timeout: str = "30s"  # on shutdown, in-flight requests get this long
     access_log: bool = True
+    #: Endpoints that answer without a token when tokens are configured:
+    #: "healthz", "readyz" (status only), "docs" (/docs, /redoc, /openapi.json), "metrics".
+    anonymous: list[Literal["healthz", "readyz", "docs", "metrics"]] = msgspec.field(
+        default_factory=lambda: ["healthz", "readyz"]
+    )
+    max_head_bytes: int = 64 * 1024  # request line + headers; beyond it: 431
+    max_headers: int = 100  # header fields per request; beyond it: 431
+    max_subscribers: int = 1000  # live tails (SSE) per process; beyond it: 503
+    max_subscribers_per_token: int = 100  # per token name; beyond it: 429
+    max_response_bytes: int = 64 * 1024 * 1024  # a read's page beyond it is streamed
 
 
 class Config(_Section):
@@ -266,6 +277,16 @@ def _check(cfg: Config, origin: str) -> None:
             raise ConfigError(f"{origin}: {key}: {exc}") from None
     if srv.max_body_bytes < 1024:
         raise ConfigError(f"{origin}: server.max_body_bytes must be >= 1024")
+    limits: tuple[tuple[str, int, int], ...] = (
+        ("max_head_bytes", srv.max_head_bytes, 1024),
+        ("max_headers", srv.max_headers, 8),
+        ("max_subscribers", srv.max_subscribers, 1),
+        ("max_subscribers_per_token", srv.max_subscribers_per_token, 1),
+        ("max_response_bytes", srv.max_response_bytes, 64 * 1024),
+    )
+    for name, amount, least in limits:
+        if amount < least:
+            raise ConfigError(f"{origin}: server.{name} must be >= {least} (got {amount})")
     for k, tok in enumerate(srv.tokens):
         if (tok.token is None) == (tok.token_sha256 is None):
             raise ConfigError(
@@ -289,6 +310,7 @@ def _with_tokens_file(cfg: Config, base: Path, env: Mapping[str, str], origin: s
     path = Path(cfg.server.tokens_file).expanduser()
     path = path if path.is_absolute() else base / path
     where = f"{origin}: server.tokens_file {path}"
+    check_private(path, f"{origin}: server.tokens_file")
     try:
         raw = _interpolate(tomllib.loads(path.read_text(encoding="utf-8")), "", env)
         extra = msgspec.convert(raw.get("tokens", []), list[TokenConfig])
@@ -332,6 +354,9 @@ def load_config(
             except (OSError, UnicodeDecodeError) as exc:
                 raise ConfigError(f"{origin}: cannot read: {exc}") from None
             base = path.resolve().parent
+            server = raw.get("server")
+            if isinstance(server, dict) and server.get("tokens"):
+                check_private(path, "config file (it holds server.tokens)")
     if "source" in raw:
         raise ConfigError(f"{origin}: unknown key 'source'")
     raw = _interpolate(raw, "", env)
