@@ -11,7 +11,7 @@ import msgspec
 
 from ..model import RecordedEvent
 
-__all__ = ["FORMATS", "write_events"]
+__all__ = ["FORMATS", "shown", "write_events"]
 
 FORMATS = ("table", "json", "jsonl", "csv", "text")
 CSV_COLUMNS = (
@@ -30,14 +30,31 @@ def _csv_rows(events: Iterable[RecordedEvent]) -> Iterator[list[Any]]:
         ]
 
 
+def shown(value: str) -> str:
+    """``value`` for a person's terminal: every character that is not printable —
+    C0/C1 controls (escape sequences), bidi overrides, zero-width and format
+    characters, line/paragraph separators, unusual spaces, unassigned code points —
+    as a ``\\uXXXX`` escape, so a name can neither drive the terminal nor look like
+    another. (The machine formats — JSON, JSON lines, CSV — keep values exact.)"""
+    if value.isprintable():
+        return value
+    return "".join(c if c.isprintable() else _escape(c) for c in value)
+
+
+def _escape(c: str) -> str:
+    code = ord(c)
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
 def _text(e: RecordedEvent) -> str:
-    who = f" {e.actor}" if e.actor else ""
-    corr = f" [{e.correlation_id}]" if e.correlation_id else ""
+    who = f" {shown(e.actor)}" if e.actor else ""
+    corr = f" [{shown(e.correlation_id)}]" if e.correlation_id else ""
     data = _encoder.encode(e.data).decode()
     if len(data) > 120:
         data = data[:117] + "..."
     stamp = e.recorded_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    return f"{e.position:>8} {stamp} {e.stream}#{e.stream_revision} {e.type}{who}{corr} {data}"
+    where = f"{shown(e.stream)}#{e.stream_revision}"
+    return f"{e.position:>8} {stamp} {where} {shown(e.type)}{who}{corr} {shown(data)}"
 
 
 def write_events(events: Iterable[RecordedEvent], fmt: str, out: IO[str] | None = None) -> int:
@@ -69,21 +86,24 @@ def write_events(events: Iterable[RecordedEvent], fmt: str, out: IO[str] | None 
     else:  # table
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(show_edge=False, pad_edge=False)
         for col in ("pos", "recorded_at", "stream", "rev", "type", "actor", "correlation", "data"):
             table.add_column(col, no_wrap=col != "data")
         for e in events:
             data = _encoder.encode(e.data).decode()
+            # Text cells, never strings: rich would read a string as markup and emoji
+            # codes (an actor "x[/]" crashed the table; "[link=…]" hid a name).
             table.add_row(
                 str(e.position),
                 e.recorded_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
-                e.stream,
+                Text(shown(e.stream)),
                 str(e.stream_revision),
-                e.type,
-                e.actor or "",
-                e.correlation_id or "",
-                data if len(data) <= 60 else data[:57] + "...",
+                Text(shown(e.type)),
+                Text(shown(e.actor or "")),
+                Text(shown(e.correlation_id or "")),
+                Text(shown(data if len(data) <= 60 else data[:57] + "...")),
             )
             n += 1
         width = None if out.isatty() else 200  # pipes: wide rows, no folding
