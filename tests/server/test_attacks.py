@@ -315,3 +315,25 @@ def test_sse_frames_carry_an_event_line(public: Served) -> None:
             if line.startswith("data:"):
                 break
     assert frame == ["event", "id", "data"]
+
+
+# -- hole 7: the name rule holds over HTTP and CloudEvents ----------------------------
+
+
+def test_look_alike_names_are_refused_over_http(public: Served) -> None:
+    url = f"{public.url}/v1/events"
+    for body in ({"type": "t.x", "actor": "root\u202e"}, {"type": "t.x", "stream": "a\x85b"},
+                 {"type": "t.x", "correlation_id": "\ufeffrun"}):  # fmt: skip
+        r = httpx.post(url, json=body, headers=READ)
+        assert r.status_code == 400, r.text
+    structured = {"specversion": "1.0", "id": "1", "source": "ci", "type": "t.x",
+                  "actor": "ro\u200bot"}  # fmt: skip
+    r = httpx.post(url, content=json.dumps(structured), headers={
+        **READ, "Content-Type": "application/cloudevents+json"})  # fmt: skip
+    assert r.status_code == 400, r.text
+    binary = {**READ, "ce-specversion": "1.0", "ce-id": "2", "ce-source": "ci", "ce-type": "t.x",
+              "ce-subject": "caf%65%CC%81", "Content-Type": "application/json"}  # fmt: skip
+    r = httpx.post(url, content=b"{}", headers=binary)
+    assert r.status_code == 400, r.text
+    assert "NFC" in r.json()["error"]["message"]
+    assert httpx.get(f"{public.url}/v1/stats", headers=READ).json()["events"] == 0
