@@ -26,6 +26,7 @@ from typing import Any, Literal
 import msgspec
 
 from .errors import ConfigError
+from .filemodes import check_private
 from .strict import struct_field_names, unknown_name
 from .timeutil import parse_duration
 
@@ -123,6 +124,16 @@ class ServerConfig(_Section):
     body_timeout: str = "30s"  # ...and its body within this
     graceful_timeout: str = "30s"  # on shutdown, in-flight requests get this long
     access_log: bool = True
+    #: Endpoints that answer without a token when tokens are configured:
+    #: "healthz", "readyz" (status only), "docs" (/docs, /redoc, /openapi.json), "metrics".
+    anonymous: list[Literal["healthz", "readyz", "docs", "metrics"]] = msgspec.field(
+        default_factory=lambda: ["healthz", "readyz"]
+    )
+    max_head_bytes: int = 64 * 1024  # request line + headers; beyond it: 431
+    max_headers: int = 100  # header fields per request; beyond it: 431
+    max_subscribers: int = 1000  # live tails (SSE) per process; beyond it: 503
+    max_subscribers_per_token: int = 100  # per token name; beyond it: 429
+    max_response_bytes: int = 64 * 1024 * 1024  # a read's page beyond it is streamed
 
 
 class Config(_Section):
@@ -282,6 +293,11 @@ _INTEGERS: dict[str, tuple[int, int]] = {
     "store.postgres.pool_max": (1, 10_000),
     "server.port": (1, 65_535),
     "server.max_body_bytes": (1024, 2**40),
+    "server.max_head_bytes": (1024, 2**31 - 1),
+    "server.max_headers": (8, 1_000_000),
+    "server.max_subscribers": (1, 1_000_000),
+    "server.max_subscribers_per_token": (1, 1_000_000),
+    "server.max_response_bytes": (64 * 1024, 2**40),
 }
 #: Every duration key but retention's (checked with the policy): the longest allowed.
 #: (Timeouts go to socket and lock calls, which refuse huge values; PostgreSQL's
@@ -332,6 +348,7 @@ def _with_tokens_file(cfg: Config, base: Path, env: Mapping[str, str], origin: s
     path = Path(cfg.server.tokens_file).expanduser()
     path = path if path.is_absolute() else base / path
     where = f"{origin}: server.tokens_file {path}"
+    check_private(path, f"{origin}: server.tokens_file")
     try:
         raw = _interpolate(tomllib.loads(path.read_text(encoding="utf-8")), "", env)
         extra = msgspec.convert(raw.get("tokens", []), list[TokenConfig])
@@ -375,6 +392,9 @@ def load_config(
             except (OSError, UnicodeDecodeError) as exc:
                 raise ConfigError(f"{origin}: cannot read: {exc}") from None
             base = path.resolve().parent
+            server = raw.get("server")
+            if isinstance(server, dict) and server.get("tokens"):
+                check_private(path, "config file (it holds server.tokens)")
     if "source" in raw:
         raise ConfigError(f"{origin}: unknown key 'source'")
     raw = _interpolate(raw, "", env)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import re
+import unicodedata
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -131,6 +132,45 @@ def _check_text(value: object, name: str, limit: int, *, optional: bool) -> None
         raise ValidationError(f"{name} must not contain control characters: {value!r}")
     if not value.isascii():
         check_unicode(value, name)
+        check_visible(value, name)
+    elif value.isspace():
+        raise ValidationError(f"{name} must not be whitespace only: {value!r}")
+
+
+#: Unicode categories a name may not hold: controls (C0, DEL, C1), format characters
+#: (bidi marks, overrides and isolates, zero-width space/joiners, word joiner, the
+#: byte order mark, soft hyphen), line and paragraph separators, surrogates.
+_INVISIBLE = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+
+
+def check_visible(value: str, name: str) -> None:
+    """The name rule beyond ASCII (docs: README, "Validation at the edge"): a name is
+    visible text in NFC — no controls, format characters (bidi, zero-width),
+    separators or noncharacters, not whitespace only, and not a decomposed form
+    (``e`` + U+0301 is refused: send ``é``), so two names that look the same are the
+    same name. Non-NFC text is refused, not rewritten: the store keeps exactly what
+    the producer sent (and hashed)."""
+    for c in value:
+        code = ord(c)
+        if code < 0x80:
+            continue
+        if (
+            unicodedata.category(c) in _INVISIBLE
+            or 0xFDD0 <= code <= 0xFDEF
+            or code & 0xFFFE == 0xFFFE
+        ):
+            label = unicodedata.name(c, "a noncharacter")
+            raise ValidationError(
+                f"{name} {value!r} holds U+{code:04X} {label}: names are visible text "
+                "(no control, bidi, zero-width, separator or noncharacter code points)"
+            )
+    if value.isspace():
+        raise ValidationError(f"{name} must not be whitespace only: {value!r}")
+    if not unicodedata.is_normalized("NFC", value):
+        nfc = unicodedata.normalize("NFC", value)
+        raise ValidationError(
+            f"{name} {value!r} is not in Unicode NFC (the composed form); send {nfc!r}"
+        )
 
 
 #: Values that passed a check already (events repeat types, streams and actors, so

@@ -1,4 +1,5 @@
-"""A least-privilege application role with exactly the README's GRANTs."""
+"""The README's PostgreSQL roles: an application role with exactly its GRANTs, and
+(for retention) a role that is a member of the schema owner's role."""
 
 from __future__ import annotations
 
@@ -18,21 +19,33 @@ README_GRANTS = (
     "GRANT SELECT ON {s}.schema_version TO {r}",
     "GRANT SELECT ON {s}.stream_tails TO {r}",
 )
-#: Only where the application applies retention itself.
-RETENTION_GRANT = "GRANT EXECUTE ON FUNCTION {s}.retention_delete TO {r}"
+#: What the README granted before issue 16 (EXECUTE alone); still not enough to
+#: remove anything a genuine receipt did not announce.
+OLD_RETENTION_GRANT = "GRANT EXECUTE ON FUNCTION {s}.retention_delete TO {r}"
+#: Retention is the schema owner's: the README's retention role is a member of it.
+RETENTION_GRANT = "GRANT {o} TO {r}"
 
 
 @contextlib.contextmanager
-def app_role(dsn: str, schema: str, *, retention: bool) -> Iterator[str]:
+def app_role(
+    dsn: str, schema: str, *, retention: bool, extra: tuple[str, ...] = ()
+) -> Iterator[str]:
     """Migrate ``schema`` as the owner, then yield the DSN of a fresh role holding the
-    README's grants (and the retention one if asked); the role is dropped afterwards."""
+    README's grants (and membership in the owner's role if ``retention``), plus any
+    ``extra`` grants; the role is dropped afterwards."""
     role = f"app_{uuid.uuid4().hex[:8]}"
     PostgresEventStore(dsn, schema=schema).close()  # the owner migrates
-    grants = README_GRANTS + ((RETENTION_GRANT,) if retention else ())
+    grants = README_GRANTS + ((RETENTION_GRANT,) if retention else ()) + extra
     with psycopg.connect(dsn, autocommit=True) as conn:
+        owner = conn.execute("SELECT current_user").fetchone()
+        assert owner is not None
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
         for grant in grants:
-            conn.execute(sql.SQL(grant).format(s=sql.Identifier(schema), r=sql.Identifier(role)))
+            conn.execute(
+                sql.SQL(grant).format(
+                    s=sql.Identifier(schema), r=sql.Identifier(role), o=sql.Identifier(owner[0])
+                )
+            )
     try:
         yield psycopg.conninfo.make_conninfo(dsn, user=role)
     finally:

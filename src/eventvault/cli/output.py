@@ -11,7 +11,7 @@ import msgspec
 
 from ..model import RecordedEvent
 
-__all__ = ["FORMATS", "write_events"]
+__all__ = ["FORMATS", "shown", "write_events"]
 
 FORMATS = ("table", "json", "jsonl", "csv", "text")
 CSV_COLUMNS = (
@@ -30,14 +30,31 @@ def _csv_rows(events: Iterable[RecordedEvent]) -> Iterator[list[Any]]:
         ]
 
 
+def shown(value: str) -> str:
+    """``value`` for a person's terminal: every character that is not printable —
+    C0/C1 controls (escape sequences), bidi overrides, zero-width and format
+    characters, line/paragraph separators, unusual spaces, unassigned code points —
+    as a ``\\uXXXX`` escape, so a name can neither drive the terminal nor look like
+    another. (The machine formats — JSON, JSON lines, CSV — keep values exact.)"""
+    if value.isprintable():
+        return value
+    return "".join(c if c.isprintable() else _escape(c) for c in value)
+
+
+def _escape(c: str) -> str:
+    code = ord(c)
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
 def _text(e: RecordedEvent) -> str:
-    who = f" {e.actor}" if e.actor else ""
-    corr = f" [{e.correlation_id}]" if e.correlation_id else ""
+    who = f" {shown(e.actor)}" if e.actor else ""
+    corr = f" [{shown(e.correlation_id)}]" if e.correlation_id else ""
     data = _encoder.encode(e.data).decode()
     if len(data) > 120:
         data = data[:117] + "..."
     stamp = e.recorded_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    return f"{e.position:>8} {stamp} {e.stream}#{e.stream_revision} {e.type}{who}{corr} {data}"
+    where = f"{shown(e.stream)}#{e.stream_revision}"
+    return f"{e.position:>8} {stamp} {where} {shown(e.type)}{who}{corr} {shown(data)}"
 
 
 def write_events(events: Iterable[RecordedEvent], fmt: str, out: IO[str] | None = None) -> int:

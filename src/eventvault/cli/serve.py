@@ -16,7 +16,6 @@ import msgspec
 from .. import errors
 from ..config import Config
 from ..registry import open_store
-from ..store import EventStore
 from ..timeutil import parse_duration
 from .common import Ctx, _handle_errors, pass_ctx
 
@@ -102,26 +101,20 @@ def serve(ctx: Ctx, /, host: str | None, port: int | None, workers: int, log_for
         import uvicorn
 
         from ..server import create_app
-        from ..server.auth import TokenBook, is_loopback
         from ..server.protocol import HeadDeadlineProtocol
+        from ..server.startup import check_serving
     except ImportError as exc:
         raise errors.MissingExtraError("server", getattr(exc, "name", None) or "fastapi") from None
 
     config = ctx.config()
     bind_host = host or config.server.host
     bind_port = config.server.port if port is None else port
-    tokens = TokenBook.from_config(config.server)
-    if not tokens.enabled and not is_loopback(bind_host):
-        raise errors.ConfigError(
-            f"refusing to listen on {bind_host} without tokens: anyone who can reach it could "
-            "read and append. Add [[server.tokens]] (see README, 'HTTP service') or bind "
-            "127.0.0.1."
-        )
-    if workers > 1 and config.backend == "memory":
-        raise errors.ConfigError("the memory backend cannot be shared by several workers")
+    tokens = check_serving(config, bind_host, workers=workers)
     setup_logging(log_format)
     srv = config.server
     HeadDeadlineProtocol.header_timeout = parse_duration(srv.header_timeout).total_seconds()
+    HeadDeadlineProtocol.max_head_bytes = srv.max_head_bytes
+    HeadDeadlineProtocol.max_headers = srv.max_headers
     options: dict[str, Any] = {
         "host": bind_host,
         "port": bind_port,
@@ -138,17 +131,13 @@ def serve(ctx: Ctx, /, host: str | None, port: int | None, workers: int, log_for
         _serve_workers(ctx, config, options, workers, mode)
         return
     store = open_store(config)
-    app = create_app(store, config, tokens=tokens)
+    app = create_app(store, config, tokens=tokens, host=bind_host)
     service = app.state.service
     server = _server_class()(uvicorn.Config(app, **options), service)
 
     def reload() -> None:
-        def load() -> tuple[Config, EventStore]:
-            fresh = ctx.config()
-            return fresh, open_store(fresh)
-
         log.info("SIGHUP: reloading the configuration")
-        asyncio.get_running_loop().run_in_executor(None, service.reload, load)
+        asyncio.get_running_loop().run_in_executor(None, service.reload, ctx.config, open_store)
 
     server.on_hup = reload
     log.info("eventvault %s backend on http://%s:%d (%s)", store.backend_name, bind_host,
@@ -172,6 +161,7 @@ def _serve_workers(
     from uvicorn.supervisors import Multiprocess
 
     from ..retention_schedule import RetentionScheduler
+    from ..server.startup import check_serving
 
     os.environ["EVENTVAULT_SERVE_CONFIG"] = (
         "" if config.source == "built-in default" else (config.source)
@@ -179,6 +169,7 @@ def _serve_workers(
     if ctx.backend:
         os.environ["EVENTVAULT_BACKEND"] = ctx.backend
     os.environ["EVENTVAULT_SERVE_HEADER_TIMEOUT"] = str(options["http"].header_timeout)
+    os.environ["EVENTVAULT_SERVE_HOST"] = options["host"]  # (workers check against it)
     uv_config = uvicorn.Config(
         "eventvault.server.factory:app", factory=True, workers=workers, **options
     )
@@ -203,6 +194,9 @@ def _serve_workers(
         def handle_hup(self) -> None:
             try:
                 fresh = ctx.config()
+                # What start-up would refuse, a reload refuses too (each new worker
+                # checks again, in the factory).
+                check_serving(fresh, options["host"], workers=workers)
             except errors.EventVaultError as exc:
                 log.error("SIGHUP: keeping the current configuration: %s", exc)  # noqa: TRY400
                 return

@@ -7,7 +7,8 @@ a later value wider than its column is cut with ``…``. Memory is bounded by th
 first chunk, and the first row appears as soon as the first chunk is read.
 
 Cells are plain text: nothing in an event is interpreted (no markup), and control
-characters (a terminal escape in a hostile stream name) are shown escaped.
+characters, bidi overrides and other unprintable ones (a terminal escape in a
+hostile stream name) are shown escaped, as :func:`.output.shown` does everywhere.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import IO
 import msgspec
 
 from ..model import RecordedEvent
+from .output import shown
 
 __all__ = ["SIZING_ROWS", "write_table"]
 
@@ -35,20 +37,18 @@ _WHOLE = frozenset({0, 1, 3})
 _POS_MIN = 8  # positions grow past the first chunk's: room for 99,999,999
 _REV_MIN = 6  # and stream revisions: room for 999,999
 _encoder = msgspec.json.Encoder()
-# C0 and C1 control characters (and DEL) shown as \xNN escapes, not sent to a terminal.
-_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
 
 
 def _cells(e: RecordedEvent) -> list[str]:
     return [
         str(e.position),
         e.recorded_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
-        e.stream.translate(_CONTROLS),
+        shown(e.stream),
         str(e.stream_revision),
-        e.type.translate(_CONTROLS),
-        (e.actor or "").translate(_CONTROLS),
-        (e.correlation_id or "").translate(_CONTROLS),
-        _encoder.encode(e.data).decode().translate(_CONTROLS),
+        shown(e.type),
+        shown(e.actor or ""),
+        shown(e.correlation_id or ""),
+        shown(_encoder.encode(e.data).decode()),
     ]
 
 

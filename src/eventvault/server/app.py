@@ -53,6 +53,7 @@ from .requests import (
     read_body,
 )
 from .sse import sse_stream
+from .startup import check_serving
 
 __all__ = ["Service", "create_app"]
 
@@ -91,8 +92,9 @@ def _written(ev: RecordedEvent) -> Written:
 class Service:
     """What the app's routes share: the store (swappable), tokens, metrics, settings."""
 
-    def __init__(self, holder: StoreHolder, config: Config, tokens: TokenBook) -> None:
+    def __init__(self, holder: StoreHolder, config: Config, tokens: TokenBook, host: str) -> None:
         self.holder = holder
+        self.host = host  # where the server listens: a reload is checked against it
         self.config = config
         self.tokens = tokens
         self.metrics = Metrics()
@@ -121,6 +123,17 @@ class Service:
         if not principal.may(scope):
             raise HTTPError(403, "Forbidden", f"token {principal.name!r} lacks the {scope!r} scope")
         return principal
+
+    def anonymous(self, endpoint: str) -> bool:
+        """Whether ``endpoint`` answers without a token (``server.anonymous``)."""
+        return endpoint in self.config.server.anonymous
+
+    def gate(self, request: Request, endpoint: str, scope: str = "read") -> Principal | None:
+        """The caller of an operations endpoint: None when it came without a token to an
+        endpoint open to anonymous callers; otherwise as :meth:`authorize`."""
+        if self.anonymous(endpoint) and not request.headers.get("authorization"):
+            return self.tokens.who(None)  # (LOCAL when no tokens are configured)
+        return self.authorize(request, scope)
 
     # -- appending -------------------------------------------------------------------
 
@@ -180,12 +193,25 @@ class Service:
 
     # -- reload ----------------------------------------------------------------------
 
-    def reload(self, load: Callable[[], tuple[Config, EventStore]]) -> bool:
+    def reload(self, load: Callable[[], Config], opener: Callable[[Config], EventStore]) -> bool:
         """Swap in a new configuration's store and tokens (SIGHUP). A bad configuration
-        (or an unreachable backend) keeps the old one; the reason is logged."""
+        (or an unreachable backend) keeps the old one, and so does one that start-up
+        would refuse (:func:`check_serving`: e.g. no tokens on a public bind); the
+        reason is logged and counted (``eventvault_config_reloads{outcome}``)."""
         try:
-            config, store = load()
-            tokens = TokenBook.from_config(config.server)
+            config = load()
+        except Exception as exc:  # keep serving, say why
+            self.metrics.reloads.labels("failed").inc()
+            log.error("reload failed, keeping the current configuration: %s", exc)  # noqa: TRY400
+            return False
+        try:
+            tokens = check_serving(config, self.host)
+        except errors.ConfigError as exc:
+            self.metrics.reloads.labels("refused").inc()
+            log.error("reload refused, keeping the current configuration: %s", exc)  # noqa: TRY400
+            return False
+        try:
+            store = opener(config)
         except Exception as exc:  # keep serving, say why
             self.metrics.reloads.labels("failed").inc()
             log.error("reload failed, keeping the current configuration: %s", exc)  # noqa: TRY400
@@ -218,14 +244,20 @@ def create_app(
     tokens: TokenBook | None = None,
     retention: bool = True,
     close_store: bool = True,
+    host: str | None = None,
 ) -> FastAPI:
     """The ASGI app serving ``store``. ``config`` supplies ``[server]`` and ``[retention]``
     (default: the built-in defaults); ``tokens`` defaults to ``config.server.tokens``.
+    ``host``: the interface the server listens on (default ``server.host``); a reload
+    that could not serve there is refused.
     ``retention``: run the configured policy on its schedule in this process.
     ``close_store``: close the store (and any a reload opened) when the app shuts down."""
     config = config if config is not None else Config()
     svc = Service(
-        StoreHolder(store, config), config, tokens or TokenBook.from_config(config.server)
+        StoreHolder(store, config),
+        config,
+        tokens or TokenBook.from_config(config.server),
+        host if host is not None else config.server.host,
     )
 
     @asynccontextmanager
@@ -253,6 +285,7 @@ def create_app(
         ],
     )
     app.state.service = svc
+    app.service = svc
     _routes(app, svc)
     _errors(app)
     app.add_middleware(_Edge, service=svc)
@@ -439,9 +472,12 @@ def _routes(app: FastAPI, svc: Service) -> None:
 
     @app.get("/v1/stats", tags=["events"], summary="Counts, positions, times, size")
     async def stats(request: Request) -> Response:
-        svc.authorize(request, "read")
+        principal = svc.authorize(request, "read")
         with svc.holder.lease() as store:
             result = await svc.run(store.stats)
+        if not principal.may("admin"):  # where the data lives is the operators' to know
+            hidden = {k: v for k, v in result.details.items() if k not in _WHERE}
+            result = msgspec.structs.replace(result, details=hidden)
         return json_response(result)
 
     @app.post("/v1/verify", tags=["operations"], summary="Recompute the hash chain (admin)")
@@ -452,12 +488,14 @@ def _routes(app: FastAPI, svc: Service) -> None:
         return json_response(result, 200 if result.ok else 409)
 
     @app.get("/healthz", tags=["operations"], summary="The process is up")
-    async def healthz() -> Response:
+    async def healthz(request: Request) -> Response:
+        svc.gate(request, "healthz")
         return json_response({"status": "ok"})
 
     @app.get("/readyz", tags=["operations"], summary="The backend answers",
              responses={503: {"description": "The backend does not answer."}})  # fmt: skip
-    async def readyz() -> Response:
+    async def readyz(request: Request) -> Response:
+        caller = svc.gate(request, "readyz")
         if svc.shutdown.is_set():
             return error_response(503, "ShuttingDown", "the service is shutting down")
         try:
@@ -465,7 +503,11 @@ def _routes(app: FastAPI, svc: Service) -> None:
                 with anyio.fail_after(5):
                     head = await svc.run(store.head)
         except (errors.EventVaultError, TimeoutError) as exc:
+            if caller is None:  # (the reason may name hosts and paths)
+                return error_response(503, "NotReady", "the backend does not answer")
             return error_response(503, "NotReady", f"{svc.holder.current.backend_name}: {exc}")
+        if caller is None:  # anonymous: the status alone, no position or backend
+            return json_response({"status": "ready"})
         return json_response(
             {"status": "ready", "backend": svc.holder.current.backend_name, "head": head}
         )
@@ -473,8 +515,12 @@ def _routes(app: FastAPI, svc: Service) -> None:
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics (read scope)",
              response_class=Response)  # fmt: skip
     async def metrics(request: Request) -> Response:
-        svc.authorize(request, "read")
+        svc.gate(request, "metrics")
         return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+#: ``StoreStats.details`` keys that say where the data lives (admin scope only).
+_WHERE = frozenset({"path", "dsn", "uri"})
 
 
 def _ndjson(
@@ -519,6 +565,10 @@ def _errors(app: FastAPI) -> None:
         return error_response(400, "ValidationError", "; ".join(parts) or "invalid request")
 
 
+#: The interactive documentation and the schema: ``server.anonymous`` "docs".
+_DOC_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+
+
 class _App(FastAPI):
     """FastAPI, with a fast path for the hottest route: ``POST /v1/events`` goes
     straight to :meth:`Service.append` instead of through the framework's middleware,
@@ -527,8 +577,17 @@ class _App(FastAPI):
     document; both call the same method."""
 
     fast_append: Any = None
+    service: Any = None
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] in _DOC_PATHS and self.service is not None:
+            request = Request(scope, receive)
+            try:
+                self.service.gate(request, "docs")
+            except HTTPError as exc:
+                response = error_response(exc.status, exc.kind, exc.message, exc.headers)
+                await response(scope, receive, send)
+                return
         if (
             self.fast_append is not None
             and scope["type"] == "http"

@@ -21,8 +21,11 @@ CloudEvents            eventvault
 
 On the way out, ``specversion`` is ``1.0``, ``time`` is ``occurred_at``, and the
 extensions ``recordedat``, ``position``, ``streamrevision`` and ``hash`` say where and
-when the store recorded it. eventvault's own ``metadata`` (other than what came
-from a CloudEvent) has no CloudEvents attribute and is left out of that form.
+when the store recorded it. Those four are the store's alone: a CloudEvent that
+carries one is refused, and nothing stored in ``metadata.cloudevents`` overrides
+them (or any attribute derived from the event's own fields). eventvault's own
+``metadata`` (other than what came from a CloudEvent) has no CloudEvents attribute
+and is left out of that form.
 """
 
 from __future__ import annotations
@@ -55,6 +58,13 @@ BATCH_TYPE = "application/cloudevents-batch+json"
 _NAMESPACE = uuid.UUID("4f0c3a5e-8a2e-4f43-9a4c-3d7f6f1c2b10")
 _CORE = {"specversion", "id", "source", "type", "subject", "time", "data", "data_base64"}
 _MAPPED = {"correlationid", "causationid", "actor"}
+#: Attributes only the store may set (where and when it recorded the event): refused
+#: on the way in, and on the way out nothing stored can override them.
+RESERVED = frozenset({"recordedat", "position", "streamrevision", "hash"})
+#: What a stored ``metadata.cloudevents`` may still say on the way out: the original
+#: id and content type, and the producer's other extensions — never an attribute the
+#: store derives from the event itself.
+_DERIVED = _CORE | _MAPPED | RESERVED | {"datacontenttype"}
 _JSON_TYPES = ("application/json", "text/json")
 
 
@@ -106,6 +116,11 @@ def _checked(attrs: Mapping[str, Any]) -> dict[str, Any]:
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise ValidationError(
                 f"CloudEvent attribute name {name!r}: use 1–20 lowercase letters or digits"
+            )
+        if name in RESERVED:
+            raise ValidationError(
+                f"CloudEvent attribute {name!r} is reserved: the store sets recordedat, "
+                "position, streamrevision and hash itself (rename the extension)"
             )
         if not isinstance(value, str | int) or (
             isinstance(value, int) and not -(2**31) <= value < 2**31
@@ -229,25 +244,33 @@ def _percent_decode(value: str) -> str:
 
 def to_cloudevent(ev: RecordedEvent) -> dict[str, Any]:
     """The structured-mode form of a stored event."""
-    meta = dict(ev.metadata)
-    ce_extra = meta.pop("cloudevents", None)
-    out: dict[str, Any] = {
+    ce_extra = ev.metadata.get("cloudevents")
+    out: dict[str, Any] = {}
+    if isinstance(ce_extra, dict):
+        # First, so the store's own attributes below always win over stored ones.
+        for key, value in ce_extra.items():
+            if key not in _DERIVED:
+                out[key] = value  # the producer's extensions
+        original = ce_extra.get("id")
+        if isinstance(original, str) and original:
+            out["id"] = original  # the producer's own id (ours is its UUIDv5)
+        content_type = ce_extra.get("datacontenttype")
+        if isinstance(content_type, str) and _is_json_type(content_type):
+            out["datacontenttype"] = content_type
+    out.setdefault("id", str(ev.id))
+    out.setdefault("datacontenttype", "application/json")
+    out |= {
         "specversion": "1.0",
-        "id": str(ev.id),
         "source": ev.source or "eventvault",
         "type": ev.type,
         "subject": ev.stream,
         "time": format_time(ev.occurred_at),
-        "datacontenttype": "application/json",
         "data": ev.data,
         "recordedat": format_time(ev.recorded_at),
         "position": ev.position,
         "streamrevision": ev.stream_revision,
         "hash": ev.hash,
     }
-    if isinstance(ce_extra, dict):
-        for key, value in ce_extra.items():
-            out[key] = value  # the original id, datacontenttype and extensions
     for key, value in (
         ("correlationid", ev.correlation_id),
         ("causationid", ev.causation_id),

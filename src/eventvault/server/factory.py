@@ -16,6 +16,7 @@ from ..config import load_config
 from ..registry import open_store
 from .app import create_app
 from .protocol import HeadDeadlineProtocol
+from .startup import check_serving
 
 
 def app() -> FastAPI:
@@ -26,6 +27,11 @@ def app() -> FastAPI:
     timeout = os.environ.get("EVENTVAULT_SERVE_HEADER_TIMEOUT")
     if timeout:
         HeadDeadlineProtocol.header_timeout = float(timeout)
-    built = create_app(open_store(config), config, retention=False)
+    HeadDeadlineProtocol.max_head_bytes = config.server.max_head_bytes
+    HeadDeadlineProtocol.max_headers = config.server.max_headers
+    host = os.environ.get("EVENTVAULT_SERVE_HOST") or config.server.host
+    # A worker (re)started after the configuration changed checks it as start-up did.
+    check_serving(config, host)
+    built = create_app(open_store(config), config, retention=False, host=host)
     tune_gc()
     return built

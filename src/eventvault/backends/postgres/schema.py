@@ -139,7 +139,34 @@ REVOKE ALL ON FUNCTION {schema}.retention_delete(bigint, bigint[], bigint[], big
     FROM PUBLIC;
 """
 
-MIGRATIONS: list[LiteralString] = [_V1, _V2]
+#: Reserved types (``eventvault.*``: retention receipts above all) only from the
+#: schema owner's role. A receipt is what lets ``retention_delete`` remove events and
+#: ``verify`` bridge the hole, so an application role that could INSERT one could
+#: remove any events it liked and keep the chain green (issue 16). The check runs as
+#: the caller (the trigger function is not SECURITY DEFINER), for INSERT and COPY,
+#: and only for such rows (the WHEN clause), so ordinary appends do not pay for it.
+_V3: LiteralString = """
+CREATE OR REPLACE FUNCTION {schema}.events_reserved() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    owner oid;
+BEGIN
+    SELECT nspowner INTO owner FROM pg_catalog.pg_namespace WHERE nspname = TG_TABLE_SCHEMA;
+    IF NOT pg_catalog.pg_has_role(current_user, owner, 'USAGE') THEN
+        RAISE EXCEPTION 'eventvault: % events are written by the schema owner''s role only '
+            '(retention runs as the owner or a member of its role), not by %',
+            NEW.type, current_user
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN NEW;
+END $$;
+DROP TRIGGER IF EXISTS events_reserved ON {schema}.events;
+CREATE TRIGGER events_reserved BEFORE INSERT ON {schema}.events
+    FOR EACH ROW WHEN (starts_with(NEW.type, 'eventvault.'))
+    EXECUTE FUNCTION {schema}.events_reserved();
+"""
+
+MIGRATIONS: list[LiteralString] = [_V1, _V2, _V3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -763,6 +763,21 @@ class PostgresEventStore(EventStore):
                 f"this role may not remove events: it needs EXECUTE on {function} (see the "
                 "README's GRANTs), or apply retention as the schema owner"
             )
+        # Receipts are the schema owner's to write (the events_reserved trigger).
+        rows = self._query(
+            "checking the retention privilege",
+            self._q(
+                "SELECT pg_has_role(current_user, nspowner, 'USAGE') FROM pg_namespace "
+                "WHERE nspname = %s"
+            ),
+            (self.schema,),
+        )
+        if not rows or not rows[0][0]:
+            raise NotSupportedError(
+                "this role may not apply retention: receipts are written by the schema "
+                "owner's role only; apply retention as the schema owner or a member of its "
+                "role (see the README's roles)"
+            )
 
     def _remove_runs(
         self,

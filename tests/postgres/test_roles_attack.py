@@ -1,0 +1,117 @@
+"""Issue 16.2, replayed in plain SQL as the README's least-privilege role: the
+database itself refuses receipt rows and deletions from the application role, so
+it cannot remove events and leave a chain that bridges them."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from eventvault import NewEvent, NotSupportedError
+from eventvault.backends.postgres.store import PostgresEventStore, drop_schema
+from eventvault.config import RetentionConfig
+from eventvault.retention import RECEIPT_TYPE, resolve_policy
+
+from .roles import OLD_RETENTION_GRANT, app_role
+
+
+@pytest.fixture
+def schema(postgres_dsn: str) -> Iterator[str]:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    yield name
+    drop_schema(postgres_dsn, name)
+
+
+def forge_receipt(conn: psycopg.Connection[tuple[object, ...]], s: sql.Identifier) -> int:
+    """What the attacker ran: a receipt for positions 5–12 after the head, head moved."""
+    with conn.transaction():
+        row = conn.execute(
+            sql.SQL("SELECT position, hash FROM {}.head FOR UPDATE").format(s)
+        ).fetchone()
+        assert row is not None
+        position = int(row[0]) + 1
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO {}.events (position, id, stream, stream_revision, type, "
+                "occurred_at, recorded_at, data, metadata, hash) VALUES "
+                "(%s, %s, 'eventvault.retention', 0, %s, now(), now(), %s, '{{}}', %s)"
+            ).format(s),
+            (position, uuid.uuid4(), RECEIPT_TYPE, json.dumps({"runs": [[5, 12]]}), "f" * 64),
+        )
+        conn.execute(
+            sql.SQL("UPDATE {}.head SET position = %s, hash = %s").format(s),
+            (position, "f" * 64),
+        )
+    return position
+
+
+def test_the_app_role_cannot_write_a_receipt_or_delete(postgres_dsn: str, schema: str) -> None:
+    s = sql.Identifier(schema)
+    with PostgresEventStore(postgres_dsn, schema=schema) as owner:
+        owner.append([NewEvent(type="audit.step", data={"k": k}) for k in range(20)])
+    # Even with the EXECUTE grant the README used to show.
+    with (
+        app_role(postgres_dsn, schema, retention=False, extra=(OLD_RETENTION_GRANT,)) as app,
+        psycopg.connect(app, autocommit=True) as conn,
+    ):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="schema owner"):
+            forge_receipt(conn, s)
+        # Nor any other reserved type, by INSERT or COPY.
+        with (
+            pytest.raises(psycopg.errors.InsufficientPrivilege),
+            conn.cursor().copy(
+                sql.SQL(
+                    "COPY {}.events (position, id, stream, stream_revision, type, occurred_at, "
+                    "recorded_at, data, metadata, hash) FROM STDIN"
+                ).format(s)
+            ) as copy,
+        ):
+            copy.write_row(
+                (
+                    99,
+                    uuid.uuid4(),
+                    "x",
+                    0,
+                    "eventvault.anything",
+                    "2026-01-01T00:00:00Z",
+                    "2026-01-01T00:00:00Z",
+                    "{}",
+                    "{}",
+                    "0" * 64,
+                )
+            )
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(sql.SQL("SELECT {}.retention_delete(21, '{{5}}', '{{12}}', "
+                                 "'{{5}}', '{{12}}')").format(s))  # fmt: skip
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(sql.SQL("DELETE FROM {}.events WHERE position BETWEEN 5 AND 12").format(s))
+    with PostgresEventStore(postgres_dsn, schema=schema) as owner:
+        assert owner.stats().events == 20
+        assert owner.verify().ok
+
+
+def test_the_app_role_is_told_retention_is_the_owners(postgres_dsn: str, schema: str) -> None:
+    with (
+        app_role(postgres_dsn, schema, retention=False, extra=(OLD_RETENTION_GRANT,)) as dsn,
+        PostgresEventStore(dsn, schema=schema, create_schema=False) as app,
+    ):
+        app.append([NewEvent(type="t.x") for _ in range(5)])
+        with pytest.raises(NotSupportedError, match="schema owner"):
+            app.apply_retention(policy=resolve_policy(RetentionConfig(max_count=2)))
+        assert app.stats().events == 5
+
+
+def test_a_member_of_the_owner_role_applies_retention(postgres_dsn: str, schema: str) -> None:
+    with (
+        app_role(postgres_dsn, schema, retention=True) as dsn,
+        PostgresEventStore(dsn, schema=schema, create_schema=False) as app,
+    ):
+        app.append([NewEvent(type="t.x") for _ in range(5)])
+        report = app.apply_retention(policy=resolve_policy(RetentionConfig(max_count=2)))
+        assert report.removed == 3
+        assert app.verify().ok
