@@ -25,15 +25,18 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 import msgspec
 
 from .canonical import format_time, same_payload
+from .chain import bridge, record_hash
 from .errors import ConflictError, ValidationError
 from .groupcommit import Import
 from .model import MAX_LIMIT, Query, RecordedEvent
+from .retention import RECEIPT_TYPE
+from .retention_plan import GENESIS_HEX, Bridges
 from .store import EventStore
 
 __all__ = ["Comparison", "CopyError", "CopyReport", "compare_stores", "copy_store"]
@@ -58,6 +61,8 @@ class Comparison(msgspec.Struct, frozen=True, kw_only=True):
     head_hash: str | None  # the first store's last compared event's hash
     other_head_hash: str | None  # the second's (equal, unless a slice was rechained)
     difference: str | None = None  # the first difference, for a person
+    #: Events one store holds that the other's retention removed (not differences).
+    removed_by_retention: int = 0
 
 
 class CopyReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -77,12 +82,25 @@ def _is_slice(query: Query) -> bool:
 
 
 def _resume_point(src: EventStore, dst: EventStore, query: Query, rechain: bool) -> int | None:
-    """The source position to continue after (None: the destination holds nothing)."""
+    """The source position to continue after (None: the destination holds nothing).
+
+    By chain position, not by presence: the point is the newest destination event
+    the source still holds. Usually that is the destination's newest; if the
+    source's retention removed that one since (and maybe more), it is the last one
+    before the hole — the destination is still a faithful prefix, and the equal hash
+    there proves the history up to it is the same.
+    """
     newest = dst.read(Query(reverse=True, limit=1)).events
     if not newest:
         return None
     last = newest[0]
     there = src.get(last.id)
+    if there is None and not rechain:
+        anchor = _anchor(src, dst, last)
+        if anchor is not None:
+            last, there = anchor
+        elif _all_removed(src, last):
+            return 0  # the source removed all the destination holds: from its start
     if there is None:
         raise CopyError(
             f"the destination already holds events, and its newest ({last.id}, position "
@@ -98,11 +116,47 @@ def _resume_point(src: EventStore, dst: EventStore, query: Query, rechain: bool)
     oldest = dst.read(Query(limit=1)).events[0]
     first = src.read(msgspec.structs.replace(query, limit=1, reverse=False, before=None)).events
     if not first or first[0].id != oldest.id:
-        raise CopyError(
-            f"the destination's oldest event {oldest.id} is not the first event this copy "
-            "starts with: it holds something else. Copy into an empty store."
-        )
+        held = src.get(oldest.id)
+        # The source's retention may since have removed the destination's oldest
+        # events: then its first event chains across a hole its receipts record.
+        if not (
+            (held is not None and held.hash == oldest.hash)
+            or (held is None and first and not rechain and _Side(src).removed_before(first[0]))
+        ):
+            raise CopyError(
+                f"the destination's oldest event {oldest.id} is not the first event this "
+                "copy starts with: it holds something else. Copy into an empty store."
+            )
     return there.position
+
+
+def _all_removed(src: EventStore, last: RecordedEvent) -> bool:
+    """Whether the source's retention removed everything up to the destination's
+    newest event ``last``: every event it holds is recorded after ``last``, and its
+    first one chains across a hole its receipts record."""
+    first = src.read(Query(limit=1)).events
+    return (
+        bool(first)
+        and first[0].recorded_at > last.recorded_at
+        and (_Side(src).removed_before(first[0]))
+    )
+
+
+def _anchor(
+    src: EventStore, dst: EventStore, last: RecordedEvent
+) -> tuple[RecordedEvent, RecordedEvent] | None:
+    """The newest destination event the source still holds, as (destination's,
+    source's) — found among the source's events recorded no later than ``last``,
+    newest first. None if the source holds an older event the destination lacks
+    (then the destination is not a prefix of it)."""
+    until = last.recorded_at + timedelta(microseconds=1)
+    for ev in src.iter(Query(until=until, reverse=True, limit=1000)):
+        mine = dst.get(ev.id)
+        if mine is not None:
+            return mine, ev
+        if ev.recorded_at < last.recorded_at:
+            return None
+    return None
 
 
 def copy_store(
@@ -199,14 +253,24 @@ def compare_stores(
 ) -> Comparison:
     """Walk both stores (the events ``query`` matches in ``a``, all of ``b``) in order and
     report the first difference: an event that differs in any field but its position
-    (and its hash, when ``rechain``), or one side ending early."""
+    (and its hash, when ``rechain``), or one side ending early.
+
+    Retention: an event one store holds and the other does not is no difference
+    where the other's chain has a hole that its retention receipts bridge — the
+    store that lacks it removed it by policy, the other still keeps it (a copy made
+    before the source's retention ran). Those are counted in
+    :attr:`Comparison.removed_by_retention`. Any other missing event is a difference.
+    (Not for a rechained slice: its chain says nothing about the source's holes.)
+    """
     query = msgspec.structs.replace(query or Query(), limit=MAX_LIMIT, reverse=False)
     left = a.iter(query)
     right = b.iter(Query(limit=MAX_LIMIT))
     revisions: dict[str, int] = {}
     count = 0
+    extras = 0
     head: str | None = None
     other: str | None = None
+    sides = None if rechain else (_Side(a), _Side(b))
 
     def result(difference: str | None = None) -> Comparison:
         return Comparison(
@@ -216,15 +280,29 @@ def compare_stores(
             head_hash=head,
             other_head_hash=other,
             difference=difference,
+            removed_by_retention=extras,
         )
 
-    for x in left:
-        y = next(right, None)
+    x = next(left, None)
+    y = next(right, None)
+    while x is not None:
         if y is None:
             return result(
                 f"the second store ends after {count:,} events; the first goes on with {x.id} "
                 f"at position {x.position}"
             )
+        if x.id != y.id and sides is not None:
+            # One of them may hold an event the other's retention removed.
+            if sides[1].removed_before(y) and b.get(x.id) is None:
+                sides[0].walked(x)
+                extras += 1
+                x = next(left, None)
+                continue
+            if sides[0].removed_before(x) and a.get(y.id) is None:
+                sides[1].walked(y)
+                extras += 1
+                y = next(right, None)
+                continue
         diff = _differs(x, y, hashes=not rechain)
         if diff is not None:
             return result(
@@ -234,13 +312,39 @@ def compare_stores(
         count += 1
         revisions[x.stream] = x.stream_revision
         head, other = x.hash, y.hash
-    extra = next(right, None)
-    if extra is not None:
+        if sides is not None:
+            sides[0].walked(x)
+            sides[1].walked(y)
+        x = next(left, None)
+        y = next(right, None)
+    if y is not None:
         return result(
-            f"the first store ends after {count:,} events; the second goes on with {extra.id} "
-            f"at position {extra.position}"
+            f"the first store ends after {count:,} events; the second goes on with {y.id} "
+            f"at position {y.position}"
         )
     return result()
+
+
+class _Side:
+    """One store's chain as a comparison walks it: is there a recorded retention
+    hole right before its next event?"""
+
+    def __init__(self, store: EventStore) -> None:
+        receipts = store.iter(Query(types=[RECEIPT_TYPE], limit=1000))
+        self._walker = Bridges(store.store_id).add_all(receipts).walker()
+        self._hash = GENESIS_HEX
+        self._position = 0
+
+    def walked(self, ev: RecordedEvent) -> None:
+        self._walker.walked(ev.hash)
+        self._hash, self._position = ev.hash, ev.position
+
+    def removed_before(self, ev: RecordedEvent) -> bool:
+        """Whether ``ev`` does not chain to the event walked before it, but across a
+        hole that this store's retention receipts account for."""
+        if record_hash(bytes.fromhex(self._hash), ev).hex() == ev.hash:
+            return False  # no hole here
+        return bridge(self._walker, self._position, ev) is not None
 
 
 _FIELDS = [f for f in RecordedEvent.__struct_fields__ if f not in ("position", "hash")]

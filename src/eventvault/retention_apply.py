@@ -7,18 +7,25 @@ The order is what makes it safe (see :mod:`eventvault.retention_plan`):
 2. append the receipt(s) naming every run — the intent, durable before anything
    is removed;
 3. let the backend remove the runs, newest first, each step atomic.
+
+An apply that was interrupted leaves runs its receipts claimed still (partly)
+stored. The next apply finishes those first, under the receipts that claimed
+them, and only then claims new runs: so no event is ever claimed by two receipts
+(the receipts' counts add up to what was removed), and however often applies are
+interrupted, the oldest claims are finished before newer ones are started.
 """
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, NamedTuple
+from bisect import bisect_left
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 
 from .chain import bridge, record_hash
 from .errors import CorruptionError
-from .model import ExpectedRevision, Query
+from .model import ExpectedRevision, Query, RecordedEvent
 from .retention import RECEIPT_TYPE, Policy
 from .retention_plan import (
     GENESIS_HEX,
@@ -27,7 +34,9 @@ from .retention_plan import (
     EventHead,
     RetentionPlan,
     RetentionReport,
+    Run,
     RunCollector,
+    RunIndex,
     receipts_for,
 )
 
@@ -49,18 +58,33 @@ def apply_plan(
     started: float,
 ) -> RetentionReport:
     """Carry out ``plan`` (already checked against ``store`` and ``policy``)."""
+    return _apply(store, plan, policy, progress, started=started, finish=True)
+
+
+def _apply(
+    store: EventStore,
+    plan: RetentionPlan,
+    policy: Policy,
+    progress: ProgressCallback | None,
+    *,
+    started: float,
+    finish: bool,
+) -> RetentionReport:
     removes = plan.removes(policy)
     collector = RunCollector()
     total = plan.count
-    walker = (
-        Bridges(store.store_id)
-        .add_all(store.iter(Query(types=[RECEIPT_TYPE], limit=1000)))
-        .walker()
-    )
+    stored_receipts = list(store.iter(Query(types=[RECEIPT_TYPE], limit=1000)))
+    walker = Bridges(store.store_id).add_all(stored_receipts).walker()
+    claims = _claims(store, stored_receipts) if finish else []
+    claimed = RunIndex(_merged([run for _, run in claims])) if claims else None
+    pending: list[EventHead] = []  # stored events earlier receipts claimed
     prev_position, prev_hash = 0, GENESIS_HEX
     links: list[_Link] = []
     chained_to: dict[int, str] = {}  # first position of each run -> the hash it chains to
-    for ev in store._walk_heads(removes.max_cut + 1):
+    high = max([removes.max_cut, *(run.last for _, run in claims)])
+    for ev in store._walk_heads(high + 1):
+        if claimed is not None and claimed(ev.position):
+            pending.append(ev)
         goes = removes(ev)
         if goes:
             links.append(_Link(ev, prev_hash, prev_position, walker.mark(), collector.starts_run))
@@ -71,6 +95,14 @@ def apply_plan(
         prev_position, prev_hash = ev.position, ev.hash
         if progress is not None and collector.removed % 20000 == 0 and collector.removed:
             progress(collector.removed // 2, total)
+    if pending:
+        # Finish what earlier receipts claimed first, under those receipts; then plan
+        # the rest afresh (what was just walked still held the claimed events).
+        finished = _finish_claims(store, claims, pending, progress, total)
+        rest = _apply(store, plan, policy, progress, started=started, finish=False)
+        return msgspec.structs.replace(
+            rest, removed=rest.removed + finished, seconds=time.monotonic() - started
+        )
     _check_links(store, links, walker, chained_to)
     runs = [msgspec.structs.replace(r, before_hash=chained_to[r.first]) for r in collector.finish()]
     if not runs:  # someone else removed them meanwhile
@@ -104,6 +136,77 @@ def apply_plan(
         receipt_positions=[r.position for r in written],
         seconds=time.monotonic() - started,
     )
+
+
+def _claims(store: EventStore, receipts: list[RecordedEvent]) -> list[tuple[RecordedEvent, Run]]:
+    """Every run this store's receipts claimed, with its receipt. (Receipts a copy
+    brought from another store name that store's positions: not ours to finish.)"""
+    out: list[tuple[RecordedEvent, Run]] = []
+    for receipt in receipts:
+        if receipt.data.get("store") != store.store_id:
+            continue
+        raw_runs: Any = receipt.data.get("runs")
+        for raw in raw_runs if isinstance(raw_runs, list) else ():
+            try:
+                run = msgspec.convert(raw, Run)
+            except msgspec.ValidationError:
+                continue
+            if 0 < run.first <= run.last < receipt.position:
+                out.append((receipt, run))
+    return out
+
+
+def _finish_claims(
+    store: EventStore,
+    claims: list[tuple[RecordedEvent, Run]],
+    pending: list[EventHead],
+    progress: ProgressCallback | None,
+    total: int,
+) -> int:
+    """Remove the ``pending`` events (still stored, inside claimed runs) under the
+    receipts that claimed them; return how many went."""
+    positions = [ev.position for ev in pending]
+    runs: list[Run] = []
+    owners: dict[int, RecordedEvent] = {}
+    for receipt, run in claims:  # oldest receipt first
+        lo = bisect_left(positions, run.first)
+        if lo < len(positions) and positions[lo] <= run.last and not _overlaps(runs, run):
+            # (Receipts written before this rule may claim a run twice, overlapping:
+            # such leftovers are claimed anew by the pass that follows.)
+            runs.append(run)
+            owners[receipt.position] = receipt
+    if not runs:
+        return 0
+    inside = RunIndex(runs)
+    going = [ev for ev in pending if inside(ev.position)]
+    tails: dict[str, int] = {}
+    for ev in going:
+        if tails.get(ev.stream, -1) < ev.stream_revision:
+            tails[ev.stream] = ev.stream_revision
+    store._check_can_remove()
+
+    def finishing(done: int, _total: int | None) -> None:
+        if progress is not None:
+            progress(min(done, total), total)
+
+    store._remove_runs(runs, tails, list(owners.values()), finishing)
+    return len(going)
+
+
+def _overlaps(runs: list[Run], run: Run) -> bool:
+    return any(r.first <= run.last and run.first <= r.last for r in runs)
+
+
+def _merged(runs: list[Run]) -> list[Run]:
+    """Disjoint runs covering the same positions (for a :class:`RunIndex`)."""
+    out: list[Run] = []
+    for run in sorted(runs, key=lambda r: r.first):
+        if out and run.first <= out[-1].last:
+            if run.last > out[-1].last:
+                out[-1] = msgspec.structs.replace(out[-1], last=run.last)
+        else:
+            out.append(run)
+    return out
 
 
 class _Link(NamedTuple):

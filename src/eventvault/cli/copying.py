@@ -49,7 +49,13 @@ def describe(cmp: Comparison) -> str:
             if cmp.head_hash == cmp.other_head_hash
             else f"chain heads {cmp.head_hash} / {cmp.other_head_hash} (slice, chained afresh)"
         )
-        return f"identical: {cmp.events:,} events in {cmp.streams:,} streams, {same}"
+        kept = (
+            f"; {cmp.removed_by_retention:,} more held by only one store (the other's "
+            "retention removed them, as its receipts record)"
+            if cmp.removed_by_retention
+            else ""
+        )
+        return f"identical: {cmp.events:,} events in {cmp.streams:,} streams, {same}{kept}"
     return f"DIFFERENT after {cmp.events:,} equal events: {cmp.difference}"
 
 
