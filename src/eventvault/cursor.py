@@ -1,6 +1,7 @@
 """Opaque pagination cursors.
 
-A cursor records where the previous page stopped (a position), the direction,
+A cursor records where the previous page stopped (a position), the direction
+(used with the other direction, it turns round at that position),
 which store it came from and a digest of the query's filters, so a cursor used
 with another query or another store fails loudly instead of returning a wrong
 page. Positions only grow, so a cursor stays valid under concurrent appends.
@@ -83,6 +84,8 @@ def decode_cursor(cursor: str, query: Query, store_id: str) -> int:
     cur = _decode(cursor)
     if cur.store != store_id[:12]:
         raise ValidationError("cursor comes from another store")
-    if cur.reverse != query.reverse or cur.filters != _digest(query):
-        raise ValidationError("cursor belongs to a different query (filters or direction changed)")
+    # (The direction may change: a forward cursor with a reverse query goes back from
+    # where its page stopped, and the other way round.)
+    if cur.filters != _digest(msgspec.structs.replace(query, reverse=cur.reverse)):
+        raise ValidationError("cursor belongs to a different query (the filters changed)")
     return cur.position

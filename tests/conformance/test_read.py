@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+import msgspec
 import pytest
 
 from eventvault import EventStore, Query, RecordedEvent, ValidationError
@@ -161,8 +162,24 @@ def test_cursor_from_other_query_is_rejected(filled: tuple[EventStore, list]) ->
     assert cursor is not None
     with pytest.raises(ValidationError, match="different query"):
         store.read(Query(limit=2, types=["build.*"]), cursor=cursor)
-    with pytest.raises(ValidationError, match="different query"):
-        store.read(Query(limit=2, types=["task.*"], reverse=True), cursor=cursor)
+
+
+def test_a_cursor_continues_in_either_direction(filled: tuple[EventStore, list]) -> None:
+    """A forward page's cursor, used with reverse, goes back from where that page
+    stopped (and a reverse cursor forward): a reader can turn around mid-way."""
+    store, _ = filled
+    q = Query(limit=3, types=["task.*"])
+    everything = [e.position for e in store.iter(Query(types=["task.*"], limit=1000))]
+    page = store.read(q)
+    assert page.next_cursor is not None
+    stop = page.events[-1].position
+    back = store.read(msgspec.structs.replace(q, reverse=True, limit=1000), cursor=page.next_cursor)
+    assert [e.position for e in back.events] == [p for p in reversed(everything) if p < stop]
+    rpage = store.read(msgspec.structs.replace(q, reverse=True))
+    assert rpage.next_cursor is not None
+    rstop = rpage.events[-1].position
+    fwd = store.read(msgspec.structs.replace(q, limit=1000), cursor=rpage.next_cursor)
+    assert [e.position for e in fwd.events] == [p for p in everything if p > rstop]
 
 
 @pytest.mark.parametrize("cursor", ["", "garbage!", "eyJ2IjoxfQ", "W10", "W1s"])

@@ -230,7 +230,18 @@ def append(
 @query_options
 @click.option("--after", type=click.IntRange(min=0), default=None, help="Positions after this.")
 @click.option("--before", type=click.IntRange(min=0), default=None, help="Positions before this.")
-@click.option("--cursor", default=None, help="Continue from a previous page's cursor.")
+@click.option(
+    "--cursor",
+    default=None,
+    help="Continue from a previous page's cursor (with --reverse: go back from there).",
+)
+@click.option(
+    "--cursor-file",
+    type=PathArg(dir_okay=False),
+    default=None,
+    metavar="PATH",
+    help="Write the next page's cursor to PATH (empty: no more pages), even with -q.",
+)
 @click.option(
     "--limit",
     "-n",
@@ -250,6 +261,7 @@ def query(
     after: int | None,
     before: int | None,
     cursor: str | None,
+    cursor_file: str | None,
     limit: int,
     all_pages: bool,
     reverse: bool,
@@ -259,13 +271,17 @@ def query(
     """Read events, filtered and paged.
 
     Filters combine with AND; a repeated option is an OR. Prints the next page's
-    cursor on stderr when there is more.
+    cursor on stderr when there is more (and to --cursor-file, for scripts). A
+    cursor works in either direction: with --reverse it goes back from where its
+    page stopped.
 
     \b
     Examples:
       eventvault query --correlation-id run-7 --format json
       eventvault query --type 'task.*' --actor agent:coder --since 2h
       eventvault query --all --format jsonl | jq .type
+      eventvault query --format jsonl --cursor-file next.txt    # then, while -s next.txt:
+      eventvault query --format jsonl --cursor "$(cat next.txt)" --cursor-file next.txt
 
     A backup that restores exactly (ids, times, hashes):
     'eventvault export' writes one, 'eventvault import' loads it.
@@ -276,9 +292,13 @@ def query(
             if cursor is not None:
                 raise click.UsageError("--all reads from the start; drop --cursor")
             write_events(store.iter(q), fmt)
+            if cursor_file is not None:
+                _write_cursor(cursor_file, None)
             return
         page = store.read(q, cursor=cursor)
         write_events(page.events, fmt)
+        if cursor_file is not None:
+            _write_cursor(cursor_file, page.next_cursor)
         if page.next_cursor:
             ctx.say(f"more: --cursor {page.next_cursor}")
             limit_given = click.get_current_context().get_parameter_source("limit")
@@ -308,6 +328,14 @@ def get(ctx: Ctx, /, event_id: str, fmt: str) -> None:
     if event is None:
         raise errors.ValidationError(f"no event with id {event_id} in this store")
     write_events([event], "jsonl" if fmt == "json" else "text")
+
+
+def _write_cursor(path: str, cursor: str | None) -> None:
+    """The next page's cursor (or nothing, at the end) into ``path``, atomically: a
+    script reading it never sees half a cursor."""
+    tmp = Path(f"{path}.tmp")
+    tmp.write_text(f"{cursor}\n" if cursor else "", encoding="ascii")
+    os.replace(tmp, path)
 
 
 @cli.command()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import logging
 import os
 import signal
+import socket
 import sys
 from typing import Any
 
@@ -130,7 +132,14 @@ def serve(ctx: Ctx, /, host: str | None, port: int | None, workers: int, log_for
     if workers > 1:
         _serve_workers(ctx, config, options, workers, mode)
         return
-    store = open_store(config)
+    # Bind before anything is announced: a busy port is one clear error, not a
+    # "listening on…" line followed by a failure.
+    sock = bind(bind_host, bind_port)
+    try:
+        store = open_store(config)
+    except BaseException:
+        sock.close()
+        raise
     app = create_app(store, config, tokens=tokens, host=bind_host)
     service = app.state.service
     server = _server_class()(uvicorn.Config(app, **options), service)
@@ -140,13 +149,15 @@ def serve(ctx: Ctx, /, host: str | None, port: int | None, workers: int, log_for
         asyncio.get_running_loop().run_in_executor(None, service.reload, ctx.config, open_store)
 
     server.on_hup = reload
+    bound_port = sock.getsockname()[1]
     log.info("eventvault %s backend on http://%s:%d (%s)", store.backend_name, bind_host,
-             bind_port, mode)  # fmt: skip
+             bound_port, mode)  # fmt: skip
     tune_gc()
     # uvicorn re-raises the signal that stopped it once it has shut down; after a
-    # graceful SIGTERM shutdown we exit 0 instead of dying of the signal.
+    # graceful shutdown (SIGTERM or Ctrl-C) we exit 0 instead of dying of the signal.
     signal.signal(signal.SIGTERM, lambda *_: None)
-    server.run()
+    signal.signal(signal.SIGINT, lambda *_: None)
+    server.run(sockets=[sock])
 
 
 def _serve_workers(
@@ -204,14 +215,33 @@ def _serve_workers(
             start_retention(fresh)
             super().handle_hup()
 
+    sock = bind(options["host"], options["port"])
     start_retention(config)
     log.info("eventvault %s backend on http://%s:%d (%s), %d workers", config.backend,
-             options["host"], options["port"], mode, workers)  # fmt: skip
+             options["host"], sock.getsockname()[1], mode, workers)  # fmt: skip
     try:
-        sock = uv_config.bind_socket()
         Supervisor(uv_config, sockets=[sock]).run()
     finally:
         stop_retention()
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening-ready socket on ``host:port`` (as uvicorn would bind it), or a
+    :class:`~eventvault.errors.StoreUnavailableError` saying why not (exit 5)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        busy = exc.errno == errno.EADDRINUSE
+        hint = " (another server is using it: choose another --port)" if busy else ""
+        raise errors.StoreUnavailableError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}{hint}"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def _have(module: str) -> bool:
