@@ -57,6 +57,7 @@ class FileConfig(_Section):
     segment_max_bytes: int = 64 * 1024 * 1024
     file_mode: int = 0o600
     dir_mode: int = 0o700
+    read_only: bool = False  # true: never write (false: still read-only if unwritable)
 
 
 class PostgresConfig(_Section):

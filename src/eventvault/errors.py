@@ -13,6 +13,7 @@ to one condition. The hierarchy::
     ├── MissingExtraError            an optional dependency is not installed (also ImportError)
     └── StoreError                   the store itself
         ├── StoreUnavailableError    I/O failure, disk full, server unreachable
+        │   └── ReadOnlyStoreError   a write to a store opened read-only
         ├── CorruptionError          stored data fails its checks (names file/position)
         └── StoreClosedError         the store was used after close()
 
@@ -29,6 +30,7 @@ __all__ = [
     "EventVaultError",
     "MissingExtraError",
     "NotSupportedError",
+    "ReadOnlyStoreError",
     "StoreClosedError",
     "StoreError",
     "StoreUnavailableError",
@@ -106,6 +108,11 @@ class StoreUnavailableError(StoreError):
     """The store cannot be reached or written (I/O error, disk full, server down)."""
 
 
+class ReadOnlyStoreError(StoreUnavailableError):
+    """The store was opened read-only (asked for, or its files cannot be written: a
+    backup, a read-only mount, another user's store); nothing was written."""
+
+
 class CorruptionError(StoreError):
     """Stored data fails its integrity checks."""
 
@@ -125,6 +132,7 @@ for _cls in (
     EventVaultError,
     MissingExtraError,
     NotSupportedError,
+    ReadOnlyStoreError,
     StoreClosedError,
     StoreError,
     StoreUnavailableError,

@@ -42,6 +42,7 @@ from .common import (
     _time,
     pass_ctx,
     query_options,
+    read_only_option,
 )
 from .output import FORMATS, write_events
 
@@ -289,6 +290,7 @@ def _append_many(
 
 
 @cli.command()
+@read_only_option
 @query_options
 @click.option("--after", type=click.IntRange(min=0), default=None, help="Positions after this.")
 @click.option("--before", type=click.IntRange(min=0), default=None, help="Positions before this.")
@@ -343,6 +345,7 @@ def query(
 
 
 @cli.command()
+@read_only_option
 @query_options
 @click.option(
     "--lines",
@@ -380,6 +383,7 @@ def tail(ctx: Ctx, /, lines: int, follow: bool, fmt: str, **filters: Any) -> Non
 
 
 @cli.command()
+@read_only_option
 @click.option(
     "--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True
 )
@@ -406,6 +410,7 @@ def stats(ctx: Ctx, /, fmt: str) -> None:
 
 
 @cli.command()
+@read_only_option
 @click.option(
     "--format", "fmt", type=click.Choice(("text", "json")), default="text", show_default=True
 )
