@@ -96,3 +96,19 @@ def test_other_names_are_refused_at_load(postgres_dsn: str, name: str, why: str)
         if created:
             drop_schema(postgres_dsn, name)  # (so one failure does not leave it behind)
     assert created == 0  # nothing was created
+
+
+def test_causation_filter_has_an_index(postgres_dsn: str) -> None:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    try:
+        with PostgresEventStore(postgres_dsn, schema=name) as s:
+            s.append([NewEvent(type="a.b", causation_id=f"c{i % 3}") for i in range(30)])
+            assert [e.causation_id for e in s.read(Query(causation_ids=["c1"]))] == ["c1"] * 10
+        with psycopg.connect(postgres_dsn) as conn:
+            conn.execute("SET enable_seqscan = off")
+            plan = conn.execute(
+                f"EXPLAIN SELECT * FROM {name}.events WHERE causation_id = 'c1' ORDER BY position"
+            ).fetchall()
+        assert "events_causation_position" in str(plan)
+    finally:
+        drop_schema(postgres_dsn, name)
