@@ -146,7 +146,10 @@ class Service:
             return error_response(mapped.status, mapped.kind, mapped.message)
         m.append_latency.observe(time.perf_counter() - started)
         m.appends_ok.inc()
-        m.events_appended.inc(len(batch))
+        written = len(batch) if result.written is None else result.written
+        m.events_appended.inc(written)
+        if written < len(batch):
+            m.events_retried.inc(len(batch) - written)
         out = Appended(
             [_written(e) for e in result.events], result.first_position, result.last_position
         )
