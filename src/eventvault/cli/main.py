@@ -5,10 +5,12 @@ Data goes to stdout, messages and progress bars to stderr. Exit codes:
 ====  =========================================================
 0     success
 1     unexpected internal error (set EVENTVAULT_DEBUG=1 for a traceback)
-2     bad input: usage, an invalid event, query, cursor or time
+2     bad input: usage, an invalid event (an unknown field too), query, cursor, time
+      or number
 3     configuration error
 4     conflict: wrong expected revision, or an id reused with other content
-5     store unavailable: I/O error, disk full, server unreachable
+5     store unavailable: I/O error, disk full, server unreachable, a write to a
+      read-only store
 6     integrity: verify found a broken chain, or stored data is corrupt
 ====  =========================================================
 """
