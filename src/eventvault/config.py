@@ -41,6 +41,7 @@ __all__ = [
     "StoreConfig",
     "discover_config_path",
     "load_config",
+    "postgres_schema_problem",
 ]
 
 DEFAULT_FILE_NAME = "eventvault.toml"
@@ -58,6 +59,7 @@ class FileConfig(_Section):
     segment_max_bytes: int = 64 * 1024 * 1024
     file_mode: int = 0o600
     dir_mode: int = 0o700
+    read_only: bool = False  # true: never write (false: still read-only if unwritable)
 
 
 class PostgresConfig(_Section):
@@ -162,6 +164,27 @@ _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _PATH_IN_MSG = re.compile(r" - at `\$((?:\.[^`\[]+|\[\d+\])*)`$")
 
 
+def postgres_schema_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a PostgreSQL schema of eventvault's, or None.
+
+    Exactly the names that work everywhere the backend uses them: quoted (so the
+    case is kept) in every statement, looked up as the same quoted name, and at most
+    63 bytes — PostgreSQL silently truncates longer identifiers, so two configured
+    names could meet in one schema. (The NOTIFY channel derived from the name is
+    kept within 63 bytes by the backend itself.) ``pg_`` names are the system's.
+    """
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        return (
+            f"{name!r} is not a plain name: use letters, digits and _ (ASCII), not "
+            "starting with a digit, e.g. 'eventvault'"
+        )
+    if len(name) > 63:
+        return f"{name!r} is {len(name)} characters; PostgreSQL names hold at most 63"
+    if name.startswith("pg_"):
+        return f"{name!r}: names starting with pg_ are reserved for PostgreSQL's own schemas"
+    return None
+
+
 def discover_config_path(
     explicit: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
 ) -> Path | None:
@@ -261,8 +284,9 @@ def _check(cfg: Config, origin: str) -> None:
     pg = cfg.store.postgres
     if not 1 <= pg.pool_min <= pg.pool_max:
         raise ConfigError(f"{origin}: store.postgres: need 1 <= pool_min <= pool_max")
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", pg.schema):
-        raise ConfigError(f"{origin}: store.postgres.schema: {pg.schema!r} is not a plain name")
+    problem = postgres_schema_problem(pg.schema)
+    if problem:
+        raise ConfigError(f"{origin}: store.postgres.schema: {problem}")
     if not 0 < cfg.server.port < 65536:
         raise ConfigError(f"{origin}: server.port: {cfg.server.port} is not a TCP port")
     srv = cfg.server

@@ -13,6 +13,7 @@ to one condition. The hierarchy::
     ├── MissingExtraError            an optional dependency is not installed (also ImportError)
     └── StoreError                   the store itself
         ├── StoreUnavailableError    I/O failure, disk full, server unreachable
+        │   └── ReadOnlyStoreError   a write to a store opened read-only
         ├── StoreNotFoundError       no store where the configuration points (reading)
         ├── CorruptionError          stored data fails its checks (names file/position)
         └── StoreClosedError         the store was used after close()
@@ -30,6 +31,7 @@ __all__ = [
     "EventVaultError",
     "MissingExtraError",
     "NotSupportedError",
+    "ReadOnlyStoreError",
     "StoreClosedError",
     "StoreError",
     "StoreNotFoundError",
@@ -117,6 +119,11 @@ class StoreNotFoundError(StoreError):
     empty store as a healthy one."""
 
 
+class ReadOnlyStoreError(StoreUnavailableError):
+    """The store was opened read-only (asked for, or its files cannot be written: a
+    backup, a read-only mount, another user's store); nothing was written."""
+
+
 class CorruptionError(StoreError):
     """Stored data fails its integrity checks."""
 
@@ -136,6 +143,7 @@ for _cls in (
     EventVaultError,
     MissingExtraError,
     NotSupportedError,
+    ReadOnlyStoreError,
     StoreClosedError,
     StoreError,
     StoreNotFoundError,

@@ -451,6 +451,14 @@ class AppendResult(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """What an append stored (or, for ids already stored, what was there)."""
 
     events: list[RecordedEvent]
+    written: int | None = None
+    """How many of ``events`` this append wrote; the others were stored already
+    (idempotent retries). :meth:`EventStore.append` always sets it."""
+
+    @property
+    def retried(self) -> int:
+        """How many of ``events`` were stored already (re-sent: nothing written)."""
+        return len(self.events) - (len(self.events) if self.written is None else self.written)
 
     @property
     def first_position(self) -> int:

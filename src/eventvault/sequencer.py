@@ -35,6 +35,7 @@ Keyed = NewEvent | RecordedEvent
 __all__ = [
     "ChainHead",
     "Import",
+    "Results",
     "StampedBatch",
     "StampedGroup",
     "client_clock",
@@ -55,10 +56,24 @@ class ChainHead:
     recorded_at: datetime | None  # recorded_at of the last event
 
 
+class Results(list[RecordedEvent]):
+    """One record per input event, in input order — and how many of them this append
+    writes (``written``); the others were stored already (idempotent retries).
+
+    A list, so backends pass it through unchanged to :meth:`EventStore.append`,
+    which reports ``written`` in the :class:`~eventvault.model.AppendResult`."""
+
+    __slots__ = ("written",)
+
+    def __init__(self, records: Sequence[RecordedEvent] = (), written: int = 0) -> None:
+        super().__init__(records)
+        self.written = written
+
+
 @dataclass(slots=True)
 class StampedBatch:
     new: list[RecordedEvent]  # to be written, in position order
-    results: list[RecordedEvent]  # one per input event, in input order
+    results: list[RecordedEvent]  # one per input event, in input order (a Results)
     head: ChainHead  # the head after writing ``new``
 
 
@@ -138,7 +153,8 @@ def stamp_batch(
                 raise DuplicateEventError(ev.id, old.position)
             existing[i] = old
     if len(existing) == len(batch):
-        return StampedBatch(new=[], results=[existing[i] for i in range(len(batch))], head=head)
+        retried = Results([existing[i] for i in range(len(batch))])
+        return StampedBatch(new=[], results=retried, head=head)
 
     if expected is not ExpectedRevision.ANY:
         stream = batch[0].stream
@@ -218,7 +234,9 @@ def stamp_batch(
         new.append(rec)
         results.append(rec)
     return StampedBatch(
-        new=new, results=results, head=ChainHead(position=position, hash=prev, recorded_at=stamp)
+        new=new,
+        results=Results(results, len(new)),
+        head=ChainHead(position=position, hash=prev, recorded_at=stamp),
     )
 
 
@@ -295,7 +313,7 @@ def stamp_import(
         prev = bytes.fromhex(last_digest)
     return StampedBatch(
         new=new,
-        results=results,
+        results=Results(results, len(new)),
         head=ChainHead(position=position, hash=prev, recorded_at=last_time),
     )
 

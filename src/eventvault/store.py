@@ -56,7 +56,7 @@ from .retention_plan import (
     Run,
     plan_groups,
 )
-from .sequencer import DEFAULT_MAX_EVENT_BYTES
+from .sequencer import DEFAULT_MAX_EVENT_BYTES, Results
 from .timeutil import from_us, to_us
 
 __all__ = ["MAX_BATCH", "EventStore", "ProgressCallback"]
@@ -327,7 +327,10 @@ class EventStore(ABC):
         self._check_open()
         batch = _normalise_batch(events)
         expected = _check_expected(batch, expected_revision)
-        return AppendResult(events=self._append(batch, expected))
+        records = self._append(batch, expected)
+        # (A backend that does not say how many it wrote is taken to have written all.)
+        written = records.written if isinstance(records, Results) else len(records)
+        return AppendResult(events=records, written=written)
 
     def get(self, event_id: UUID | str) -> RecordedEvent | None:
         """The event with this id (a UUID or its text), or None."""

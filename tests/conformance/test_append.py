@@ -265,3 +265,14 @@ def test_a_retry_that_leaves_occurred_at_to_the_store_is_idempotent(store: Event
     assert again.events == first.events
     with pytest.raises(DuplicateEventError):
         store.append(NewEvent(id=event_id, type="task.done", data={"v": 2}))
+
+
+def test_the_result_says_how_many_events_were_written(store: EventStore) -> None:
+    """What a retry did not write is not counted as written (metrics rely on it)."""
+    a, b, c = ev(), ev(), ev()
+    assert store.append([a, b]).written == 2
+    again = store.append([a, b])
+    assert (again.written, again.retried) == (0, 2)
+    partly = store.append([a, c])
+    assert (partly.written, partly.retried) == (1, 1)
+    assert count(store) == 3

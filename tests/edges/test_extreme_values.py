@@ -138,6 +138,9 @@ async def test_http_extremes_are_400(make_client: ClientMaker) -> None:
             },
         )
         assert r.status_code == 400, r.text
+        for resume in ("%C2%B2", str(2**64), "9" * 5000, "-1"):
+            r = await c.get(f"/v1/events/stream?after={resume}")
+            assert r.status_code == 400, (resume, r.text)
         r = await c.post("/v1/events?expected_revision=%C2%B2", json={"type": "a.b"})
         assert r.status_code == 400, r.text
         assert (await c.get("/v1/stats")).json()["events"] == 0

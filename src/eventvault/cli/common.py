@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
+import msgspec
 
 from .. import errors
 from ..config import Config, load_config
@@ -85,19 +86,36 @@ class Ctx:
         self.config_path = config
         self.backend = backend
         self.quiet = quiet
+        self.read_only = False  # --read-only (readers)
 
     def config(self) -> Config:
         env = dict(os.environ)
         if self.backend:
             env["EVENTVAULT_BACKEND"] = self.backend
-        return load_config(self.config_path, env=env)
+        cfg = load_config(self.config_path, env=env)
+        if self.read_only:
+            file_cfg = msgspec.structs.replace(cfg.store.file, read_only=True)
+            cfg = msgspec.structs.replace(
+                cfg, store=msgspec.structs.replace(cfg.store, file=file_cfg)
+            )
+        return cfg
 
     @contextmanager
     def store(self, *, create: bool = False) -> Iterator[EventStore]:
         """The configured store. Only commands that write pass ``create=True``: a
         reader on a path with no store fails (exit 7) instead of creating one."""
         with open_store(self.config(), create=create) as store:
+            self.tell(store)
             yield store
+
+    def tell(self, store: EventStore) -> None:
+        """What the backend says about how it opened the store (a read-only open, a
+        recovery it could not write) — on stderr, before any output."""
+        for notice in getattr(store, "notices", ()):
+            if "opened read-only" in notice:
+                self.say(f"note: {notice}")
+            else:  # a warning even with -q: the store needs a writer's attention
+                click.echo(f"warning: {notice}", err=True)
 
     def say(self, message: str) -> None:
         if not self.quiet:
@@ -145,6 +163,25 @@ def _handle_errors(fn: F) -> F:
 
 
 pass_ctx = click.make_pass_decorator(Ctx)
+
+
+def read_only_option(fn: F) -> F:
+    """``--read-only`` for the commands that only read (query, tail, stats, verify)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, read_only: bool, **kwargs: Any) -> Any:
+        ctx = click.get_current_context().find_object(Ctx)
+        if read_only and ctx is not None:
+            ctx.read_only = True
+        return fn(*args, **kwargs)
+
+    option = click.option(
+        "--read-only",
+        is_flag=True,
+        help="Open the store for reading only: write nothing, not even a recovery "
+        "(automatic when the store's files cannot be written).",
+    )
+    return option(wrapper)  # type: ignore[return-value]
 
 
 def _time(value: str | None, name: str, now: datetime | None = None) -> Any:

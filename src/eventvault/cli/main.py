@@ -5,10 +5,12 @@ Data goes to stdout, messages and progress bars to stderr. Exit codes:
 ====  =========================================================
 0     success
 1     unexpected internal error (set EVENTVAULT_DEBUG=1 for a traceback)
-2     bad input: usage, an invalid event, query, cursor or time
+2     bad input: usage, an invalid event (an unknown field too), query, cursor, time
+      or number
 3     configuration error
 4     conflict: wrong expected revision, or an id reused with other content
-5     store unavailable: I/O error, disk full, server unreachable
+5     store unavailable: I/O error, disk full, server unreachable, a write to a
+      read-only store
 6     integrity: verify found a broken chain, or stored data is corrupt
 7     no store where the configuration points (reading commands never create one)
 130   interrupted (Ctrl-C / SIGINT)
@@ -43,6 +45,7 @@ from .common import (
     _time,
     pass_ctx,
     query_options,
+    read_only_option,
 )
 from .output import FORMATS, write_events
 
@@ -227,6 +230,7 @@ def append(
 
 
 @cli.command()
+@read_only_option
 @query_options
 @click.option("--after", type=click.IntRange(min=0), default=None, help="Positions after this.")
 @click.option("--before", type=click.IntRange(min=0), default=None, help="Positions before this.")
@@ -339,6 +343,7 @@ def _write_cursor(path: str, cursor: str | None) -> None:
 
 
 @cli.command()
+@read_only_option
 @query_options
 @click.option(
     "--lines",
@@ -376,6 +381,7 @@ def tail(ctx: Ctx, /, lines: int, follow: bool, fmt: str, **filters: Any) -> Non
 
 
 @cli.command()
+@read_only_option
 @click.option(
     "--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True
 )
@@ -402,6 +408,7 @@ def stats(ctx: Ctx, /, fmt: str) -> None:
 
 
 @cli.command()
+@read_only_option
 @click.option(
     "--format", "fmt", type=click.Choice(("text", "json")), default="text", show_default=True
 )

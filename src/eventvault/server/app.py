@@ -32,7 +32,7 @@ from starlette.responses import Response, StreamingResponse
 
 from .. import errors
 from ..config import Config
-from ..model import Query, RecordedEvent
+from ..model import MAX_POSITION, Query, RecordedEvent
 from ..retention_plan import RetentionReport
 from ..retention_schedule import RetentionScheduler
 from ..store import EventStore, as_uuid
@@ -159,7 +159,10 @@ class Service:
             return error_response(mapped.status, mapped.kind, mapped.message)
         m.append_latency.observe(time.perf_counter() - started)
         m.appends_ok.inc()
-        m.events_appended.inc(len(batch))
+        written = len(batch) if result.written is None else result.written
+        m.events_appended.inc(written)
+        if written < len(batch):
+            m.events_retried.inc(len(batch) - written)
         out = Appended(
             [_written(e) for e in result.events], result.first_position, result.last_position
         )
@@ -434,11 +437,17 @@ def _routes(app: FastAPI, svc: Service) -> None:
         lease = svc.holder.lease()
         store = lease.__enter__()
         try:
-            start = int(resume) if resume not in (None, "") else await svc.run(store.head)
+            if resume in (None, ""):
+                start = await svc.run(store.head)
+            elif resume.isascii() and resume.isdigit() and int(resume) <= MAX_POSITION:
+                start = int(resume)
+            else:
+                raise ValueError(resume)
         except ValueError:
             lease.__exit__(None, None, None)
+            shown = repr(resume) if len(resume or "") <= 40 else f"{len(resume or '')} characters"
             raise errors.ValidationError(
-                f"after / Last-Event-ID must be a position, got {resume!r}"
+                f"after / Last-Event-ID must be a position (0 to 2**63-1), got {shown}"
             ) from None
         encode = ce.to_cloudevent if format_ == "cloudevents" else _plain
 

@@ -14,7 +14,14 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.events_appended = Counter(
-            "eventvault_events_appended", "Events appended through the service", registry=r
+            "eventvault_events_appended",
+            "Events stored through the service (not counting idempotent retries)",
+            registry=r,
+        )
+        self.events_retried = Counter(
+            "eventvault_events_retried",
+            "Events re-sent that were already stored (idempotent retries; nothing written)",
+            registry=r,
         )
         self.append_requests = Counter(
             "eventvault_append_requests",

@@ -50,6 +50,7 @@ from ...model import ExpectedRevision, NewEvent, Query, RecordedEvent, StoreStat
 from ...sequencer import (
     DEFAULT_MAX_EVENT_BYTES,
     ChainHead,
+    Results,
     StampedBatch,
     stamp_batch,
     stamp_import,
@@ -309,10 +310,15 @@ class EventStoreDBEventStore(EventStore):
                     continue  # another writer moved the head: re-stamp on top of it
                 self._catch_up()
                 real = {r.id.int: self._positions[before + k] for k, r in enumerate(stamped.new)}
-                return [
-                    msgspec.structs.replace(r, position=real[r.id.int]) if r.id.int in real else r
-                    for r in stamped.results
-                ]
+                return Results(
+                    [
+                        msgspec.structs.replace(r, position=real[r.id.int])
+                        if r.id.int in real
+                        else r
+                        for r in stamped.results
+                    ],
+                    len(stamped.new),
+                )
         raise StoreUnavailableError("appending: the log kept moving under us (50 attempts)")
 
     def _read(self, query: Query, limit: int) -> list[RecordedEvent]:

@@ -19,6 +19,14 @@ cuts any uncommitted tail a crashed writer left.
 Reading never takes the flock, so readers never block writers. Each read first
 catches up with the files (an ``fstat`` when nothing changed).
 
+Read-only (``read_only=True``, or detected: the directory, ``segments/``, the lock
+file or the active segment cannot be written — a backup, a read-only mount,
+another user's store): no lock file, no directory, no recovery, no index file is
+written; segments are opened ``O_RDONLY``. A torn tail a writer would cut is left
+in place (readers never read past the last commit marker anyway) and reported in
+:attr:`FileEventStore.notices` and ``stats().details["unrecovered"]``. Every write
+raises :class:`ReadOnlyStoreError`.
+
 Durability: ``fsync="always"`` (default) returns from ``append`` only after
 ``fdatasync``; ``"interval"`` syncs in the background every ``fsync_interval``;
 ``"never"`` leaves it to the OS. In-process readers see an event only after it
@@ -30,6 +38,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import fcntl
 import logging
 import os
 import re
@@ -51,6 +60,7 @@ from ...chain import GENESIS
 from ...errors import (
     CorruptionError,
     EventVaultError,
+    ReadOnlyStoreError,
     StoreNotFoundError,
     StoreUnavailableError,
     ValidationError,
@@ -119,7 +129,10 @@ class FileEventStore(EventStore):
         file_mode: int = 0o600,
         dir_mode: int = 0o700,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        read_only: bool | None = None,
     ) -> None:
+        """``read_only``: True opens for reading only; None (the default) does so
+        when the store's files cannot be written; False insists on writing."""
         super().__init__(max_event_bytes=max_event_bytes)
         if fsync not in ("always", "interval", "never"):
             raise ValidationError(f"fsync must be always, interval or never, got {fsync!r}")
@@ -130,6 +143,12 @@ class FileEventStore(EventStore):
                 f"no store at {self.path} (create one with 'eventvault init', or point "
                 "store.file.path / --config at an existing store)"
             )
+        self._asked_read_only = read_only is True
+        self.read_only = read_only if read_only is not None else not _writable(self.path)
+        #: What a person should know about how the store was opened (e.g. a torn
+        #: tail that could not be cut because the store is read-only).
+        self.notices: list[str] = []
+        self._unrecovered: dict[str, Any] | None = None
         self.fsync = fsync
         self.segment_max_bytes = segment_max_bytes
         self._file_mode = file_mode
@@ -160,15 +179,19 @@ class FileEventStore(EventStore):
             self._state_path = str(self.path / STATE_FILE)
             self._retention = RetentionState.load(self.path)
             self._retention_stamp = self._state_stamp()
-            self._writer_lock = WriterLock(self.path / "lock", file_mode)
             self._load_segments()
-            if self._writer_lock.acquire(blocking=False):
-                try:
-                    with self._lock:
-                        self._cut_uncommitted_tail()
-                finally:
-                    self._writer_lock.release()
-        if fsync == "interval":
+            self._writer_lock: WriterLock | None = None
+            if self.read_only:
+                self._report_read_only()
+            else:
+                self._writer_lock = WriterLock(self.path / "lock", file_mode)
+                if self._writer_lock.acquire(blocking=False):
+                    try:
+                        with self._lock:
+                            self._cut_uncommitted_tail()
+                    finally:
+                        self._writer_lock.release()
+        if fsync == "interval" and not self.read_only:
             self._syncer = threading.Thread(
                 target=self._sync_loop, args=(fsync_interval,), name="eventvault-fsync", daemon=True
             )
@@ -176,10 +199,53 @@ class FileEventStore(EventStore):
 
     # -- opening ---------------------------------------------------------------------
 
+    def _report_read_only(self) -> None:
+        """Say how the store was opened, and what a writer would have recovered."""
+        why = "as asked" if self._asked_read_only else "its files cannot be written"
+        self.notices.append(f"{self.path}: opened read-only ({why})")
+        active = self._active
+        if active is None:
+            return
+        seg = self._seg_dir / f"{_name(active.first)}.jsonl"
+        torn = os.fstat(self._fd(active.first)).st_size - active.size
+        if torn <= 0 or self._writer_active():
+            return  # (bytes past the last commit while a writer holds the lock: in flight)
+        self._unrecovered = {"segment": seg.name, "torn_bytes": torn, "at_offset": active.size}
+        message = (
+            f"{seg}: {torn} bytes of an uncommitted (torn) write after position "
+            f"{self._head.position}; a writer would cut them, but the store is read-only, so "
+            "they were not cut (readers ignore them; nothing acknowledged is lost)"
+        )
+        self.notices.append(message)
+        log.warning("%s", message)
+
+    def _writer_active(self) -> bool:
+        """Whether a writer holds the lock now (a flock needs no write access)."""
+        try:
+            fd = os.open(self.path / "lock", os.O_RDONLY)
+        except OSError:
+            return False  # no lock file: no writer has ever run here
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        finally:
+            os.close(fd)  # (closing drops the probe's lock)
+        return False
+
+    def _refuse_write(self, what: str) -> None:
+        if self.read_only:
+            why = "as asked" if self._asked_read_only else "its files cannot be written"
+            raise ReadOnlyStoreError(
+                f"cannot {what}: the store at {self.path} is read-only ({why})"
+            )
+
     def _open_dir(self) -> str:
         if self.path.exists() and not self.path.is_dir():
             raise StoreUnavailableError(f"{self.path} exists and is not a directory")
         meta_path = self.path / "eventvault.json"
+        if self.read_only and not meta_path.exists():
+            raise ReadOnlyStoreError(f"no store at {self.path} (and, read-only, none is made)")
         if not meta_path.exists():
             if self.path.exists() and any(self.path.iterdir()):
                 raise StoreUnavailableError(
@@ -202,12 +268,15 @@ class FileEventStore(EventStore):
                 f"{meta_path}: format {meta.format} v{meta.version} is not supported by this "
                 f"version of eventvault (it reads {FORMAT} v{FORMAT_VERSION})"
             )
-        for sub in (self._seg_dir, self._idx_dir):
-            sub.mkdir(mode=self._dir_mode, exist_ok=True)
+        if not self.read_only:
+            for sub in (self._seg_dir, self._idx_dir):
+                sub.mkdir(mode=self._dir_mode, exist_ok=True)
         return meta.store_id
 
     def _load_segments(self) -> None:
         firsts = []
+        if not self._seg_dir.is_dir():  # (read-only: a store that never had an event)
+            return
         for entry in os.scandir(self._seg_dir):
             m = _SEGMENT.fullmatch(entry.name)
             if m and entry.is_file():
@@ -289,7 +358,8 @@ class FileEventStore(EventStore):
     def _fd(self, first: int) -> int:
         fd = self._fds.get(first)
         if fd is None:
-            fd = os.open(self._seg_dir / f"{_name(first)}.jsonl", os.O_RDWR | os.O_APPEND)
+            mode = os.O_RDONLY if self.read_only else os.O_RDWR | os.O_APPEND
+            fd = os.open(self._seg_dir / f"{_name(first)}.jsonl", mode)
             self._fds[first] = fd
         return fd
 
@@ -502,6 +572,9 @@ class FileEventStore(EventStore):
                 return disk
             built = self._build_index(first, seg, size, fd)
         log.info("rebuilt the index of %s (%d events)", seg, built.count)
+        if self.read_only:  # (kept in memory: nothing is written)
+            self._indexes[first] = built
+            return built
         with contextlib.suppress(OSError):
             built.write(idx_path, self._file_mode)
             reloaded = DiskIndex.load(idx_path, first=first, size=size)
@@ -528,6 +601,7 @@ class FileEventStore(EventStore):
     def reindex(self) -> int:
         """Rebuild every sealed segment's index from its segment; returns how many."""
         self._check_open()
+        self._refuse_write("rebuild the indexes")
         self._flush_index_writes()
         with self._lock:
             self._refresh()
@@ -550,13 +624,16 @@ class FileEventStore(EventStore):
     def _append(
         self, batch: list[NewEvent], expected: int | ExpectedRevision
     ) -> list[RecordedEvent]:
+        self._refuse_write("append")
         return self._group.submit(batch, expected)
 
     def _import(self, imp: Import) -> list[RecordedEvent]:
+        self._refuse_write("import events")
         return self._group.submit_request(Request([], ExpectedRevision.ANY, imported=imp))
 
     def _commit(self, group: list[Request]) -> None:
         """Write every request of ``group`` with one write and one fsync (the leader's job)."""
+        assert self._writer_lock is not None  # (read-only stores refuse before this)
         try:
             self._writer_lock.acquire()
         except OSError as exc:
@@ -962,6 +1039,9 @@ class FileEventStore(EventStore):
                     )
         return {gid: GroupEvents(p, t, z) for gid, (p, t, z) in out.items()}
 
+    def _check_can_remove(self) -> None:
+        self._refuse_write("apply retention")
+
     def _remove_runs(
         self,
         runs: list[Run],
@@ -970,6 +1050,7 @@ class FileEventStore(EventStore):
         progress: ProgressCallback | None,
     ) -> None:
         """Delete or compact the sealed segments holding ``runs``, newest first."""
+        self._refuse_write("apply retention")
         inside = RunIndex(runs)
         low = min(r.first for r in runs)
         high = max(r.last for r in runs)
@@ -1103,6 +1184,11 @@ class FileEventStore(EventStore):
                     "recovered": list(self._recovered),
                     "retention_generation": self._retention.generation,
                     "ignored_files": list(self._stray),
+                    **(
+                        {"read_only": True, "unrecovered": self._unrecovered}
+                        if self.read_only
+                        else {}
+                    ),
                 },
             )
 
@@ -1126,13 +1212,13 @@ class FileEventStore(EventStore):
         with self._lock:
             self._appended.notify_all()
             active = self._active
-            if active is not None and active.count >= 1000:
+            if active is not None and active.count >= 1000 and not self.read_only:
                 # A checkpoint of the active segment's index makes the next open fast.
                 with contextlib.suppress(OSError):
                     active.write(self._idx_dir / f"{_name(active.first)}.idx", self._file_mode)
             for fd in self._fds.values():
                 with contextlib.suppress(OSError):
-                    if self.fsync != "never":
+                    if self.fsync != "never" and not self.read_only:
                         os.fdatasync(fd)
                     os.close(fd)
             self._fds.clear()
@@ -1144,7 +1230,22 @@ class FileEventStore(EventStore):
                 if isinstance(index, DiskIndex):
                     index.close()
             self._indexes.clear()
-            self._writer_lock.close()
+            if self._writer_lock is not None:
+                self._writer_lock.close()
+
+
+def _writable(path: Path) -> bool:
+    """Whether a writer could work here: the directory, ``segments/``, the lock file
+    and the active segment, where they exist, are writable by us (``os.access``
+    answers for read-only mounts, and for root without CAP_DAC_OVERRIDE)."""
+    if not path.exists():
+        return True  # (to be created: whether that works is for the opening to find)
+    seg_dir = path / "segments"
+    candidates = [path, seg_dir, path / "lock"]
+    if seg_dir.is_dir():
+        names = sorted(n for n in os.listdir(seg_dir) if _SEGMENT.fullmatch(n))
+        candidates += [seg_dir / names[-1]] if names else []
+    return all(os.access(p, os.W_OK) for p in candidates if p.exists())
 
 
 def _bisect(times: Any, value: int, lo: int, hi: int) -> int:

@@ -6,6 +6,7 @@ configuration and never reaches SQL as plain text.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 import zlib
 from typing import Any, LiteralString
@@ -13,7 +14,7 @@ from typing import Any, LiteralString
 import psycopg
 from psycopg import sql
 
-__all__ = ["SCHEMA_VERSION", "migrate", "schema_version"]
+__all__ = ["SCHEMA_VERSION", "channel_name", "migrate", "schema_version"]
 
 #: Text columns are COLLATE "C": byte order equals code-point order (what the other
 #: backends use) and ``LIKE 'prefix%'`` can use the btree indexes.
@@ -166,8 +167,25 @@ CREATE TRIGGER events_reserved BEFORE INSERT ON {schema}.events
     EXECUTE FUNCTION {schema}.events_reserved();
 """
 
-MIGRATIONS: list[LiteralString] = [_V1, _V2, _V3]
+#: Reading by causation id (``Query.causation_ids``: a run's causal tree) walks an
+#: index in position order, as the other name filters do.
+_V4: LiteralString = """
+CREATE INDEX IF NOT EXISTS events_causation_position
+    ON {schema}.events (causation_id, position) WHERE causation_id IS NOT NULL;
+"""
+
+MIGRATIONS: list[LiteralString] = [_V1, _V2, _V3, _V4]
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def channel_name(schema: str) -> str:
+    """The NOTIFY channel of a schema: ``eventvault_<schema>``, or — when that would
+    exceed PostgreSQL's 63-byte identifier limit (``pg_notify`` refuses longer
+    names) — ``eventvault_`` and a digest of the schema name."""
+    plain = f"eventvault_{schema}"
+    if len(plain.encode()) <= 63:
+        return plain
+    return f"eventvault_{hashlib.sha256(schema.encode()).hexdigest()[:40]}"
 
 
 def _lock_key(schema: str) -> int:
@@ -176,8 +194,9 @@ def _lock_key(schema: str) -> int:
 
 def schema_version(conn: psycopg.Connection[tuple[Any, ...]], schema: str) -> int:
     """The version the schema is at (0: not created)."""
+    # (quoted, as every statement quotes it: unquoted, 'MySchema' would fold to lower case)
     row = conn.execute(
-        "SELECT to_regclass(%s) IS NOT NULL", (f"{schema}.schema_version",)
+        "SELECT to_regclass(quote_ident(%s) || '.schema_version') IS NOT NULL", (schema,)
     ).fetchone()
     if not row or not row[0]:
         return 0

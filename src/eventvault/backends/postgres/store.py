@@ -53,6 +53,7 @@ import msgspec
 
 from ... import sequencer as _sequencer
 from ...chain import GENESIS
+from ...config import postgres_schema_problem
 from ...errors import (
     ConfigError,
     ConflictError,
@@ -80,7 +81,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise MissingExtraError("postgres", exc.name or "psycopg") from exc
 
 from . import retention as _retention
-from .schema import SCHEMA_VERSION, migrate, schema_version
+from .schema import SCHEMA_VERSION, channel_name, migrate, schema_version
 
 __all__ = ["PostgresEventStore"]
 
@@ -278,10 +279,13 @@ class PostgresEventStore(EventStore):
                 "store.postgres.dsn is not a valid PostgreSQL connection string (expected "
                 "key=value pairs like 'host=db dbname=app' or a postgresql://user@host/db URI)"
             ) from None
+        problem = postgres_schema_problem(schema)
+        if problem:  # (before connecting: nothing is created under a name that cannot work)
+            raise ConfigError(f"schema: {problem}")
         self.dsn = dsn
         self.schema = schema
         self._s = sql.Identifier(schema)
-        self._channel = f"eventvault_{schema}"
+        self._channel = channel_name(schema)
         self._statement_timeout_ms = int(statement_timeout * 1000)
         self._connect_timeout = connect_timeout
         self._pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] = ConnectionPool(
@@ -692,9 +696,10 @@ class PostgresEventStore(EventStore):
             self._q(
                 "SELECT (SELECT position FROM {s}.head), count(*), min(position), "
                 "count(DISTINCT stream), min(recorded_at), max(recorded_at), "
-                "pg_total_relation_size(%s) FROM {s}.events"
+                "pg_total_relation_size(to_regclass(quote_ident(%s) || '.events')) "
+                "FROM {s}.events"
             ),
-            (f"{self.schema}.events",),
+            (self.schema,),
         )
         return StoreStats(
             backend=self.backend_name,
