@@ -89,6 +89,11 @@ def test_runs_json_and_paging(here: Path) -> None:
     assert cursor == json.loads(r.stdout)["next_cursor"]
     r = cli(here, "runs", "--limit", "1", "--format", "json", "--cursor", cursor)
     assert [run["correlation_id"] for run in json.loads(r.stdout)["runs"]] == ["run-2"]
+    r = cli(here, "runs", "--actor", "nobody")
+    assert (r.returncode, r.stdout) == (0, "")
+    assert "no runs match" in r.stderr
+    r = cli(here, "runs", "--actor", "nobody", "--format", "json")
+    assert json.loads(r.stdout) == {"runs": [], "next_cursor": None}
     r = cli(here, "runs", "--cursor", "garbage")
     assert r.returncode == 2
     assert "cursor" in r.stderr

@@ -97,8 +97,10 @@ def runs(ctx: Ctx, /, limit: int, cursor: str | None, fmt: str, **filters: Any) 
         page = list_runs(store, query, limit=limit, cursor=cursor)
     if fmt == "json":
         _json(page)
-    else:
+    elif page.runs:
         console_for(sys.stdout).print(render_runs(page))
+    else:
+        ctx.say("no runs match (a run is the events sharing a correlation id)")
     if page.next_cursor:
         ctx.say(f"more: --cursor {page.next_cursor}")
 
