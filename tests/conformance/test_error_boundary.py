@@ -22,6 +22,7 @@ from .conftest import StoreFactory
 KINDS: dict[str, Callable[[], BaseException]] = {
     "OSError": lambda: OSError(errno.EIO, "injected I/O error"),
     "RuntimeError": lambda: RuntimeError("injected bug"),
+    "MemoryError": MemoryError,
 }
 
 

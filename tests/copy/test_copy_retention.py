@@ -229,3 +229,4 @@ def test_the_cli_resumes_and_says_what_only_the_destination_holds(tmp_path: Path
     out = proc.stdout + proc.stderr
     assert "identical" in out
     assert "more held by only one store" in out
+    assert "resumed from the source's start" in out

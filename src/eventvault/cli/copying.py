@@ -135,9 +135,12 @@ def copy_command(
                 progress=lambda done, _total: advance(done),
             )
         resumed = (
-            f" (resumed after source position {report.resumed_after})"
-            if report.resumed_after is not None
-            else ""
+            ""
+            if report.resumed_after is None
+            else " (resumed from the source's start: its retention removed all the "
+            "destination held)"
+            if report.resumed_after == 0
+            else f" (resumed after source position {report.resumed_after})"
         )
         rate = report.copied / report.seconds if report.seconds > 0 else 0.0
         ctx.say(
