@@ -52,6 +52,7 @@ from .requests import (
 )
 from .sse import sse_stream
 from .startup import check_serving
+from .tails import Tails
 
 __all__ = ["Service", "create_app"]
 
@@ -87,6 +88,18 @@ def _written(ev: RecordedEvent) -> Written:
     return Written(ev.id, ev.position, ev.stream, ev.stream_revision, ev.recorded_at, ev.hash)
 
 
+class _Shutdown(threading.Event):
+    """Set when the service stops; setting it also ends every live tail at once."""
+
+    def __init__(self, on_set: Callable[[], None]) -> None:
+        super().__init__()
+        self._on_set = on_set
+
+    def set(self) -> None:
+        super().set()
+        self._on_set()
+
+
 class Service:
     """What the app's routes share: the store (swappable), tokens, metrics, settings."""
 
@@ -96,7 +109,9 @@ class Service:
         self.config = config
         self.tokens = tokens
         self.metrics = Metrics()
-        self.shutdown = threading.Event()
+        srv = config.server
+        self.tails = Tails(total=srv.max_subscribers, per_token=srv.max_subscribers_per_token)
+        self.shutdown = _Shutdown(self.tails.close)
         # Worker threads for storage calls (many at once: they meet in group commit).
         self.executor = ThreadPoolExecutor(64, thread_name_prefix="eventvault-io")
         self.scheduler: RetentionScheduler | None = None
@@ -409,7 +424,7 @@ def _routes(app: FastAPI, svc: Service) -> None:
             None, alias="format", description="event (default) or cloudevents"
         ),
     ) -> Response:
-        svc.authorize(request, "read")
+        principal = svc.authorize(request, "read")
         params = request.query_params
         query = query_from_params(params, default_limit=1000)
         if query.reverse or query.since or query.until or query.before:
@@ -417,25 +432,37 @@ def _routes(app: FastAPI, svc: Service) -> None:
                 "the live tail takes type, actor, correlation_id, stream and after"
             )
         resume = request.headers.get("last-event-id") or params.get("after")
-        lease = svc.holder.lease()
-        store = lease.__enter__()
         try:
-            start = int(resume) if resume not in (None, "") else await svc.run(store.head)
+            start = int(resume) if resume not in (None, "") else None
         except ValueError:
-            lease.__exit__(None, None, None)
             raise errors.ValidationError(
                 f"after / Last-Event-ID must be a position, got {resume!r}"
             ) from None
-        encode = ce.to_cloudevent if format_ == "cloudevents" else _plain
+        if start is not None and start < 0:
+            raise errors.ValidationError(f"after / Last-Event-ID must be >= 0, got {start}")
+        kind = "cloudevents" if format_ == "cloudevents" else "event"
+        encode = ce.to_cloudevent if kind == "cloudevents" else _plain
+        release = svc.tails.admit(principal.name)  # (429 / 503 beyond the caps)
+        lease = svc.holder.lease()
+        store = lease.__enter__()
+        m.subscribers.inc()
 
-        def closed() -> None:
+        def closed() -> None:  # once, however the response ends
             m.subscribers.dec()
+            release()
             lease.__exit__(None, None, None)
 
-        body = sse_stream(store, query, start, heartbeat=svc.heartbeat, shutdown=svc.shutdown,
-                          encode=encode, on_open=m.subscribers.inc, on_close=closed)  # fmt: skip
-        return StreamingResponse(
+        try:
+            if start is None:  # from now: what the store's fan-out has reached
+                start = (await svc.tails.hub(store, partial(svc.run, store.head))).last
+        except BaseException:
+            closed()
+            raise
+        body = sse_stream(svc.tails, store, query, start, run=svc.run, heartbeat=svc.heartbeat,
+                          shutdown=svc.shutdown, kind=kind, encode=encode)  # fmt: skip
+        return _Tail(
             body,
+            closed,
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -503,6 +530,25 @@ def _routes(app: FastAPI, svc: Service) -> None:
     async def metrics(request: Request) -> Response:
         svc.gate(request, "metrics")
         return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+class _Tail(StreamingResponse):
+    """A live tail's response: ``closed`` runs once it ends, however it ends (client
+    gone, shutdown, error — or never started), so its cap slot and store lease are
+    given back at once."""
+
+    def __init__(self, body: AsyncIterator[bytes], closed: Callable[[], None], **kw: Any):
+        super().__init__(body, **kw)
+        self._closed = closed
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._closed()
+            aclose = getattr(self.body_iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
 
 #: ``StoreStats.details`` keys that say where the data lives (admin scope only).
