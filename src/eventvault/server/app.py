@@ -40,6 +40,7 @@ from . import cloudevents as ce
 from .auth import Principal, TokenBook
 from .holder import StoreHolder
 from .metrics import Metrics
+from .reads import Budget, json_page_chunks, read_pages
 from .requests import (
     HTTPError,
     error_response,
@@ -119,6 +120,7 @@ class Service:
         self.max_body = srv.max_body_bytes
         self.body_timeout = parse_duration(srv.body_timeout).total_seconds()
         self.heartbeat = parse_duration(srv.heartbeat).total_seconds()
+        self.max_response = srv.max_response_bytes
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -400,14 +402,48 @@ def _routes(app: FastAPI, svc: Service) -> None:
         if NDJSON in accept:
             return _ndjson(svc, query, cursor, encode)
         started = time.perf_counter()
-        with svc.holder.lease() as store:
-            page = await svc.run(lambda: store.read(query, cursor=cursor))
-        m.query_latency.observe(time.perf_counter() - started)
-        if encode is not _plain:
+        lease = svc.holder.lease()
+        store = lease.__enter__()
+        try:
+            budget = Budget(svc.max_response, store.max_event_bytes)
+            pages = read_pages(svc.run, store, query, cursor, budget, query.limit)
+            page = await anext(pages)
             body = _record.encode([encode(e) for e in page.events])
-            cursor_header = {"X-Next-Cursor": page.next_cursor or ""}
-            return Response(body, media_type=ce.BATCH_TYPE, headers=cursor_header)
-        return json_response({"events": page.events, "next_cursor": page.next_cursor})
+            budget.spent(len(body), len(page.events))
+            m.query_latency.observe(time.perf_counter() - started)
+            more = page.next_cursor is not None and len(page.events) < query.limit
+            if encode is not _plain:
+                # (The cursor is a header, so the body cannot be streamed: a batch of
+                # CloudEvents ends at the byte bound; X-Next-Cursor goes on from there.)
+                parts, size, cursor_out = [body], len(body), page.next_cursor
+                if more:
+                    async for nxt in pages:
+                        chunk = _record.encode([encode(e) for e in nxt.events])
+                        budget.spent(len(chunk), len(nxt.events))
+                        parts.append(chunk)
+                        size += len(chunk)
+                        cursor_out = nxt.next_cursor
+                        if size >= svc.max_response:
+                            break
+                joined = b",".join(p[1:-1] for p in parts if len(p) > 2)
+                return Response(b"[" + joined + b"]", media_type=ce.BATCH_TYPE,
+                                headers={"X-Next-Cursor": cursor_out or ""})  # fmt: skip
+            if not more:
+                tail = b',"next_cursor":' + _record.encode(page.next_cursor) + b"}"
+                return Response(b'{"events":' + body + tail, media_type="application/json")
+        except BaseException:
+            lease.__exit__(None, None, None)
+            raise
+        else:
+            if encode is not _plain or not more:
+                lease.__exit__(None, None, None)
+
+        # Beyond one store read: streamed, the lease held until the last byte is out.
+        def release() -> None:
+            lease.__exit__(None, None, None)
+
+        chunks = json_page_chunks(body, pages, budget, encode)
+        return _Closing(chunks, release, media_type="application/json")
 
     sse_doc = {"content": {"text/event-stream": {}}, "description": "Catch-up, then live."}
 
@@ -460,7 +496,7 @@ def _routes(app: FastAPI, svc: Service) -> None:
             raise
         body = sse_stream(svc.tails, store, query, start, run=svc.run, heartbeat=svc.heartbeat,
                           shutdown=svc.shutdown, kind=kind, encode=encode)  # fmt: skip
-        return _Tail(
+        return _Closing(
             body,
             closed,
             media_type="text/event-stream",
@@ -532,10 +568,10 @@ def _routes(app: FastAPI, svc: Service) -> None:
         return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-class _Tail(StreamingResponse):
-    """A live tail's response: ``closed`` runs once it ends, however it ends (client
-    gone, shutdown, error — or never started), so its cap slot and store lease are
-    given back at once."""
+class _Closing(StreamingResponse):
+    """A streamed response (a live tail, a large read): ``closed`` runs once it ends,
+    however it ends (client gone, shutdown, error — or never started), so its cap
+    slot and store lease are given back at once."""
 
     def __init__(self, body: AsyncIterator[bytes], closed: Callable[[], None], **kw: Any):
         super().__init__(body, **kw)
@@ -563,13 +599,14 @@ def _ndjson(
 
     async def lines() -> AsyncIterator[bytes]:
         with svc.holder.lease() as store:
-            page = await svc.run(lambda: store.read(query, cursor=cursor))
-            while True:
+            budget = Budget(svc.max_response, store.max_event_bytes)
+            async for page in read_pages(svc.run, store, query, cursor, budget, None):
                 if page.events:
-                    yield b"\n".join(_record.encode(encode(e)) for e in page.events) + b"\n"
-                if page.next_cursor is None or svc.shutdown.is_set():
+                    chunk = b"\n".join(_record.encode(encode(e)) for e in page.events) + b"\n"
+                    budget.spent(len(chunk), len(page.events))
+                    yield chunk
+                if svc.shutdown.is_set():
                     return
-                page = await svc.run(partial(store.read, query, cursor=page.next_cursor))
 
     return StreamingResponse(lines(), media_type=NDJSON)
 
