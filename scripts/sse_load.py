@@ -78,12 +78,18 @@ def threads(pid: int) -> int:
     return int(_proc_status(pid)["Threads"])
 
 
-def start_server(work: Path, subscribers: int) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(
+    work: Path, subscribers: int, caps: bool = True
+) -> tuple[subprocess.Popen[bytes], str]:
     config = work / "eventvault.toml"
     config.write_text(
         f'[store]\nbackend = "file"\n[store.file]\npath = "{work / "data"}"\n'
-        f"[server]\naccess_log = false\nmax_subscribers = {subscribers}\n"
-        f"max_subscribers_per_token = {subscribers}\n"
+        "[server]\naccess_log = false\n"
+        + (
+            f"max_subscribers = {subscribers}\nmax_subscribers_per_token = {subscribers}\n"
+            if caps
+            else ""
+        )
     )
     port = _free_port()
     proc = subprocess.Popen(
@@ -146,12 +152,20 @@ async def _drain(reader: asyncio.StreamReader, seen: list[int]) -> None:
         return
 
 
-def run(subscribers: int, appends: int, matching: bool) -> Figures:
+def _one_more(url: str) -> httpx.Response:
+    """One tail beyond the cap: its answer (the head only, if it is admitted)."""
+    with httpx.Client(timeout=10) as client, client.stream("GET", url) as response:
+        if response.status_code != 200:
+            response.read()
+        return response
+
+
+def run(subscribers: int, appends: int, matching: bool, caps: bool = True) -> Figures:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < subscribers + 100:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, subscribers + 1000), hard))
     with tempfile.TemporaryDirectory(prefix="sse-load-") as tmp:
-        proc, url = start_server(Path(tmp), subscribers)
+        proc, url = start_server(Path(tmp), subscribers, caps)
         port = int(url.rsplit(":", 1)[1])
         try:
             append_p50(url, 50, "warm-up")
@@ -167,9 +181,7 @@ def run(subscribers: int, appends: int, matching: bool) -> Figures:
                 loop = asyncio.get_running_loop()
                 p50 = await loop.run_in_executor(None, append_p50, url, appends, "load")
                 rss_with, threads_with = rss_mib(proc.pid), threads(proc.pid)
-                refused = await loop.run_in_executor(
-                    None, lambda: httpx.get(f"{url}{tail}", timeout=10)
-                )
+                refused = await loop.run_in_executor(None, _one_more, url + tail)
                 await asyncio.sleep(0.5)
                 for _r, w in opened:
                     w.close()
@@ -177,6 +189,7 @@ def run(subscribers: int, appends: int, matching: bool) -> Figures:
                     t.cancel()
                 await asyncio.gather(*drains, return_exceptions=True)
                 kind = refused.json()["error"]["type"] if refused.status_code != 200 else ""
+                refused.close()
                 return p50, rss_with, threads_with, refused.status_code, kind, seen[0]
 
             p50_with, rss_with, threads_with, status, kind, seen = asyncio.run(flood())
@@ -218,8 +231,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--subscribers", type=int, default=1000)
     parser.add_argument("--appends", type=int, default=400)
     parser.add_argument("--matching", action="store_true", help="tails receive every append")
+    parser.add_argument(
+        "--no-caps", action="store_true", help="write no cap keys (to measure older servers)"
+    )
     args = parser.parse_args(argv)
-    figures = run(args.subscribers, args.appends, args.matching)
+    figures = run(args.subscribers, args.appends, args.matching, caps=not args.no_caps)
     out: dict[str, Any] = asdict(figures)
     print(json.dumps(out, indent=2))
     return 0
