@@ -76,9 +76,9 @@ async def _follow(
             async for caught in _catch_up(sub, store, run, encode, shutdown):
                 yield caught
             continue
-        if sub.error is not None:
-            raise sub.error
         if not sub.queue:
+            if sub.error is not None:  # (after what was queued before it)
+                raise sub.error
             sub.wake.clear()
             try:
                 async with asyncio.timeout(heartbeat):
