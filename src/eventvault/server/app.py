@@ -42,6 +42,7 @@ from . import cloudevents as ce
 from .auth import Principal, TokenBook
 from .holder import StoreHolder
 from .metrics import Metrics
+from .reads import Budget, json_page_chunks, read_pages
 from .requests import (
     HTTPError,
     error_response,
@@ -54,6 +55,7 @@ from .requests import (
 )
 from .sse import sse_stream
 from .startup import check_serving
+from .tails import Tails
 
 __all__ = ["Service", "create_app"]
 
@@ -89,6 +91,18 @@ def _written(ev: RecordedEvent) -> Written:
     return Written(ev.id, ev.position, ev.stream, ev.stream_revision, ev.recorded_at, ev.hash)
 
 
+class _Shutdown(threading.Event):
+    """Set when the service stops; setting it also ends every live tail at once."""
+
+    def __init__(self, on_set: Callable[[], None]) -> None:
+        super().__init__()
+        self._on_set = on_set
+
+    def set(self) -> None:
+        super().set()
+        self._on_set()
+
+
 class Service:
     """What the app's routes share: the store (swappable), tokens, metrics, settings."""
 
@@ -98,7 +112,9 @@ class Service:
         self.config = config
         self.tokens = tokens
         self.metrics = Metrics()
-        self.shutdown = threading.Event()
+        srv = config.server
+        self.tails = Tails(total=srv.max_subscribers, per_token=srv.max_subscribers_per_token)
+        self.shutdown = _Shutdown(self.tails.close)
         # Worker threads for storage calls (many at once: they meet in group commit).
         self.executor = ThreadPoolExecutor(64, thread_name_prefix="eventvault-io")
         self.scheduler: RetentionScheduler | None = None
@@ -106,6 +122,7 @@ class Service:
         self.max_body = srv.max_body_bytes
         self.body_timeout = parse_duration(srv.body_timeout).total_seconds()
         self.heartbeat = parse_duration(srv.heartbeat).total_seconds()
+        self.max_response = srv.max_response_bytes
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -401,14 +418,48 @@ def _routes(app: FastAPI, svc: Service) -> None:
         if NDJSON in accept:
             return _ndjson(svc, query, cursor, encode)
         started = time.perf_counter()
-        with svc.holder.lease() as store:
-            page = await svc.run(lambda: store.read(query, cursor=cursor))
-        m.query_latency.observe(time.perf_counter() - started)
-        if encode is not _plain:
+        lease = svc.holder.lease()
+        store = lease.__enter__()
+        try:
+            budget = Budget(svc.max_response, store.max_event_bytes)
+            pages = read_pages(svc.run, store, query, cursor, budget, query.limit)
+            page = await anext(pages)
             body = _record.encode([encode(e) for e in page.events])
-            cursor_header = {"X-Next-Cursor": page.next_cursor or ""}
-            return Response(body, media_type=ce.BATCH_TYPE, headers=cursor_header)
-        return json_response({"events": page.events, "next_cursor": page.next_cursor})
+            budget.spent(len(body), len(page.events))
+            m.query_latency.observe(time.perf_counter() - started)
+            more = page.next_cursor is not None and len(page.events) < query.limit
+            if encode is not _plain:
+                # (The cursor is a header, so the body cannot be streamed: a batch of
+                # CloudEvents ends at the byte bound; X-Next-Cursor goes on from there.)
+                parts, size, cursor_out = [body], len(body), page.next_cursor
+                if more:
+                    async for nxt in pages:
+                        chunk = _record.encode([encode(e) for e in nxt.events])
+                        budget.spent(len(chunk), len(nxt.events))
+                        parts.append(chunk)
+                        size += len(chunk)
+                        cursor_out = nxt.next_cursor
+                        if size >= svc.max_response:
+                            break
+                joined = b",".join(p[1:-1] for p in parts if len(p) > 2)
+                return Response(b"[" + joined + b"]", media_type=ce.BATCH_TYPE,
+                                headers={"X-Next-Cursor": cursor_out or ""})  # fmt: skip
+            if not more:
+                tail = b',"next_cursor":' + _record.encode(page.next_cursor) + b"}"
+                return Response(b'{"events":' + body + tail, media_type="application/json")
+        except BaseException:
+            lease.__exit__(None, None, None)
+            raise
+        else:
+            if encode is not _plain or not more:
+                lease.__exit__(None, None, None)
+
+        # Beyond one store read: streamed, the lease held until the last byte is out.
+        def release() -> None:
+            lease.__exit__(None, None, None)
+
+        chunks = json_page_chunks(body, pages, budget, encode)
+        return _Closing(chunks, release, media_type="application/json")
 
     sse_doc = {"content": {"text/event-stream": {}}, "description": "Catch-up, then live."}
 
@@ -426,7 +477,7 @@ def _routes(app: FastAPI, svc: Service) -> None:
             None, alias="format", description="event (default) or cloudevents"
         ),
     ) -> Response:
-        svc.authorize(request, "read")
+        principal = svc.authorize(request, "read")
         params = request.query_params
         query = query_from_params(params, default_limit=1000)
         if query.reverse or query.since or query.until or query.before:
@@ -434,31 +485,43 @@ def _routes(app: FastAPI, svc: Service) -> None:
                 "the live tail takes type, actor, correlation_id, stream, causation_id and after"
             )
         resume = request.headers.get("last-event-id") or params.get("after")
-        lease = svc.holder.lease()
-        store = lease.__enter__()
         try:
             if resume in (None, ""):
-                start = await svc.run(store.head)
+                start = None
             elif resume.isascii() and resume.isdigit() and int(resume) <= MAX_POSITION:
                 start = int(resume)
             else:
                 raise ValueError(resume)
         except ValueError:
-            lease.__exit__(None, None, None)
             shown = repr(resume) if len(resume or "") <= 40 else f"{len(resume or '')} characters"
             raise errors.ValidationError(
                 f"after / Last-Event-ID must be a position (0 to 2**63-1), got {shown}"
             ) from None
-        encode = ce.to_cloudevent if format_ == "cloudevents" else _plain
+        if start is not None and start < 0:
+            raise errors.ValidationError(f"after / Last-Event-ID must be >= 0, got {start}")
+        kind = "cloudevents" if format_ == "cloudevents" else "event"
+        encode = ce.to_cloudevent if kind == "cloudevents" else _plain
+        release = svc.tails.admit(principal.name)  # (429 / 503 beyond the caps)
+        lease = svc.holder.lease()
+        store = lease.__enter__()
+        m.subscribers.inc()
 
-        def closed() -> None:
+        def closed() -> None:  # once, however the response ends
             m.subscribers.dec()
+            release()
             lease.__exit__(None, None, None)
 
-        body = sse_stream(store, query, start, heartbeat=svc.heartbeat, shutdown=svc.shutdown,
-                          encode=encode, on_open=m.subscribers.inc, on_close=closed)  # fmt: skip
-        return StreamingResponse(
+        try:
+            if start is None:  # from now: what the store's fan-out has reached
+                start = (await svc.tails.hub(store, partial(svc.run, store.head))).last
+        except BaseException:
+            closed()
+            raise
+        body = sse_stream(svc.tails, store, query, start, run=svc.run, heartbeat=svc.heartbeat,
+                          shutdown=svc.shutdown, kind=kind, encode=encode)  # fmt: skip
+        return _Closing(
             body,
+            closed,
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -528,6 +591,25 @@ def _routes(app: FastAPI, svc: Service) -> None:
         return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
 
 
+class _Closing(StreamingResponse):
+    """A streamed response (a live tail, a large read): ``closed`` runs once it ends,
+    however it ends (client gone, shutdown, error — or never started), so its cap
+    slot and store lease are given back at once."""
+
+    def __init__(self, body: AsyncIterator[bytes], closed: Callable[[], None], **kw: Any):
+        super().__init__(body, **kw)
+        self._closed = closed
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._closed()
+            aclose = getattr(self.body_iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+
 #: ``StoreStats.details`` keys that say where the data lives (admin scope only).
 _WHERE = frozenset({"path", "dsn", "uri"})
 
@@ -540,13 +622,14 @@ def _ndjson(
 
     async def lines() -> AsyncIterator[bytes]:
         with svc.holder.lease() as store:
-            page = await svc.run(lambda: store.read(query, cursor=cursor))
-            while True:
+            budget = Budget(svc.max_response, store.max_event_bytes)
+            async for page in read_pages(svc.run, store, query, cursor, budget, None):
                 if page.events:
-                    yield b"\n".join(_record.encode(encode(e)) for e in page.events) + b"\n"
-                if page.next_cursor is None or svc.shutdown.is_set():
+                    chunk = b"\n".join(_record.encode(encode(e)) for e in page.events) + b"\n"
+                    budget.spent(len(chunk), len(page.events))
+                    yield chunk
+                if svc.shutdown.is_set():
                     return
-                page = await svc.run(partial(store.read, query, cursor=page.next_cursor))
 
     return StreamingResponse(lines(), media_type=NDJSON)
 
