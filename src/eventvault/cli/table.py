@@ -21,7 +21,7 @@ import msgspec
 
 from ..model import RecordedEvent
 
-__all__ = ["SIZING_ROWS", "write_table"]
+__all__ = ["CONTROLS", "SIZING_ROWS", "write_table"]
 
 #: Rows read before the column widths are fixed.
 SIZING_ROWS = 100
@@ -36,19 +36,19 @@ _POS_MIN = 8  # positions grow past the first chunk's: room for 99,999,999
 _REV_MIN = 6  # and stream revisions: room for 999,999
 _encoder = msgspec.json.Encoder()
 # C0 and C1 control characters (and DEL) shown as \xNN escapes, not sent to a terminal.
-_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
 
 
 def _cells(e: RecordedEvent) -> list[str]:
     return [
         str(e.position),
         e.recorded_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
-        e.stream.translate(_CONTROLS),
+        e.stream.translate(CONTROLS),
         str(e.stream_revision),
-        e.type.translate(_CONTROLS),
-        (e.actor or "").translate(_CONTROLS),
-        (e.correlation_id or "").translate(_CONTROLS),
-        _encoder.encode(e.data).decode().translate(_CONTROLS),
+        e.type.translate(CONTROLS),
+        (e.actor or "").translate(CONTROLS),
+        (e.correlation_id or "").translate(CONTROLS),
+        _encoder.encode(e.data).decode().translate(CONTROLS),
     ]
 
 
