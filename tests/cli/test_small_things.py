@@ -175,3 +175,6 @@ def test_verify_json_on_a_broken_store_names_the_last_good_hash(store: Path) -> 
     assert result["first_bad_position"] == 6
     assert result["head_hash"] is None  # a broken chain has no verified head
     assert result["last_good_hash"] == events[4]["hash"]
+    assert result["file"] == str(segment)  # the segment file to look at
+    text = ev(store, "verify")
+    assert f"in {segment}" in text.stdout

@@ -551,8 +551,12 @@ def verify(ctx: Ctx, /, fmt: str, against: str | None) -> None:
         total = store.head()
         with ctx.progress("verifying", total) as advance:
             result = store.verify(progress=lambda done, _total: advance(done))
+        where = _segment_of(store, result.first_bad_position)
     if fmt == "json":
-        click.echo(msgspec.json.encode(result).decode())
+        body = msgspec.to_builtins(result)
+        if where is not None:
+            body["file"] = where
+        click.echo(msgspec.json.encode(body).decode())
     elif result.ok:
         holes = (
             f" ({result.bridged:,} hole(s) left by retention, accounted for by "
@@ -564,10 +568,21 @@ def verify(ctx: Ctx, /, fmt: str, against: str | None) -> None:
     else:
         click.echo(
             f"BROKEN at position {result.first_bad_position}: {result.reason} "
-            f"({result.checked} events before it verified)"
+            f"({result.checked} events before it verified)" + (f" — in {where}" if where else "")
         )
     if not result.ok:
         sys.exit(EXIT_INTEGRITY)
+
+
+def _segment_of(store: EventStore, position: int | None) -> str | None:
+    """The file backend's segment file holding ``position`` (segments are named by
+    their first position, see backends/file/store.py), for a person to look at."""
+    path = getattr(store, "path", None)
+    if position is None or store.backend_name != "file" or not isinstance(path, Path):
+        return None
+    firsts = sorted(int(p.stem) for p in (path / "segments").glob("*.jsonl") if p.stem.isdigit())
+    holding = [f for f in firsts if f <= position]
+    return str(path / "segments" / f"{holding[-1]:020d}.jsonl") if holding else None
 
 
 def _verify_against(ctx: Ctx, against: str, fmt: str) -> None:
