@@ -90,6 +90,7 @@ def verify_chain(
     last_time: datetime | None = None
     for ev in events:
         reason = None
+        good = prev  # the last verified event's hash (prev moves on below)
         if ev.position <= last_pos and checked:
             reason = f"position {ev.position} does not follow {last_pos}"
         elif last_time is not None and ev.recorded_at < last_time:
@@ -115,7 +116,8 @@ def verify_chain(
             return VerifyResult(
                 ok=False,
                 checked=checked,
-                head_hash=prev.hex() if checked else None,
+                head_hash=None,  # (a broken chain has no verified head)
+                last_good_hash=good.hex() if checked else None,
                 first_bad_position=ev.position,
                 reason=reason,
                 checkpoint_position=checkpoint,
@@ -131,6 +133,7 @@ def verify_chain(
         ok=True,
         checked=checked,
         head_hash=prev.hex() if checked or start != GENESIS else None,
+        last_good_hash=prev.hex() if checked or start != GENESIS else None,
         checkpoint_position=checkpoint,
         bridged=bridged,
         receipts=receipts,

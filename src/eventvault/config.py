@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+import types
 import typing
 from collections.abc import Mapping
 from datetime import timedelta
@@ -250,7 +251,21 @@ def _section_at(where: str) -> type[msgspec.Struct]:
     return node
 
 
-def _convert(raw: dict[str, Any], origin: str) -> Config:
+def _choices(where: str) -> list[str] | None:
+    """The values a Literal-typed key accepts (``store.file.fsync`` -> always, …)."""
+    node: Any = Config
+    for part in re.sub(r"\[\d+\]", "", where).split("."):
+        if not (isinstance(node, type) and issubclass(node, msgspec.Struct)):
+            return None
+        node = typing.get_type_hints(node).get(part)
+        while typing.get_origin(node) in (list, typing.Union, types.UnionType):
+            node = next(a for a in typing.get_args(node) if a is not type(None))
+    if typing.get_origin(node) is Literal:
+        return [str(a) for a in typing.get_args(node)]
+    return None
+
+
+def _convert(raw: dict[str, Any], origin: str, overridden: Mapping[str, str]) -> Config:
     try:
         return msgspec.convert(raw, Config, strict=True)
     except UnicodeError:
@@ -269,15 +284,29 @@ def _convert(raw: dict[str, Any], origin: str) -> Config:
             raise ConfigError(f"{origin}: {message}") from None
         value = _lookup(raw, m.group(1)) if m else None
         shown = f" (got {value!r})" if value is not None else ""
-        raise ConfigError(f"{origin}: {where or 'config'}: {reason}{shown}") from None
+        if reason.startswith("Invalid enum value"):
+            choices = _choices(where)
+            if choices:
+                reason = f"{reason.split(' (')[0]}; choose one of {', '.join(choices)}"
+                shown = ""
+        source = _origin_of(where, origin, overridden)
+        raise ConfigError(f"{source}: {where or 'config'}: {reason}{shown}") from None
 
 
-def _check(cfg: Config, origin: str) -> None:
+def _origin_of(key: str, origin: str, overridden: Mapping[str, str]) -> str:
+    """Where the value at ``key`` came from: the environment variable that set it, or
+    the file (or built-in default)."""
+    var = overridden.get(key)
+    return f"{var} (environment)" if var else origin
+
+
+def _check(cfg: Config, origin: str, overridden: Mapping[str, str]) -> None:
     from .registry import backend_names
 
     if cfg.store.backend not in backend_names():
         raise ConfigError(
-            f"{origin}: store.backend: unknown backend {cfg.store.backend!r}; "
+            f"{_origin_of('store.backend', origin, overridden)}: store.backend: unknown "
+            f"backend {cfg.store.backend!r}; "
             f"choose one of {', '.join(backend_names())}"
         )
     _check_numbers(cfg, origin)
@@ -286,7 +315,10 @@ def _check(cfg: Config, origin: str) -> None:
         raise ConfigError(f"{origin}: store.postgres: need 1 <= pool_min <= pool_max")
     problem = postgres_schema_problem(pg.schema)
     if problem:
-        raise ConfigError(f"{origin}: store.postgres.schema: {problem}")
+        raise ConfigError(
+            f"{_origin_of('store.postgres.schema', origin, overridden)}: "
+            f"store.postgres.schema: {problem}"
+        )
     if not 0 < cfg.server.port < 65536:
         raise ConfigError(f"{origin}: server.port: {cfg.server.port} is not a TCP port")
     srv = cfg.server
@@ -422,8 +454,10 @@ def load_config(
     if "source" in raw:
         raise ConfigError(f"{origin}: unknown key 'source'")
     raw = _interpolate(raw, "", env)
+    overridden: dict[str, str] = {}
     for var, keys in ENV_OVERRIDES.items():
         if env.get(var):
+            overridden[".".join(keys)] = var
             node = raw
             for key in keys[:-1]:
                 child = node.get(key)
@@ -432,10 +466,10 @@ def load_config(
                     node[key] = child
                 node = child
             node[keys[-1]] = env[var]
-    cfg = _convert(raw, origin)
+    cfg = _convert(raw, origin, overridden)
     if cfg.server.tokens_file:
         cfg = _with_tokens_file(cfg, base, env, origin)
-    _check(cfg, origin)
+    _check(cfg, origin, overridden)
     data_path = Path(cfg.store.file.path).expanduser()
     if not data_path.is_absolute():
         data_path = base / data_path

@@ -494,6 +494,7 @@ class VerifyResult(msgspec.Struct, frozen=True, kw_only=True):
     ok: bool
     checked: int
     head_hash: str | None
+    """The chain head's hash — None when the chain is broken (no head was verified)."""
     first_bad_position: int | None = None
     reason: str | None = None
     checkpoint_position: int | None = None
@@ -502,3 +503,6 @@ class VerifyResult(msgspec.Struct, frozen=True, kw_only=True):
     """Holes retention left in the chain, each accounted for by a receipt."""
     receipts: int = 0
     """Retention receipts found (``eventvault.retention.applied``)."""
+    last_good_hash: str | None = None
+    """The hash of the last event that verified (the head's when ``ok``; just before
+    ``first_bad_position`` when broken)."""

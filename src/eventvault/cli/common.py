@@ -137,10 +137,24 @@ class Ctx:
         )
 
         columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.speed} ev/s"), TimeRemainingColumn()]  # fmt: skip
+                   _rate_column(), TimeRemainingColumn()]  # fmt: skip
         with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task(label, total=total)
             yield lambda done: bar.update(task, completed=done)
+
+
+def _rate_column() -> Any:
+    """Events per second as a person reads it: ``62,471 ev/s`` (``– ev/s`` before
+    there is a rate), not ``None`` or ``62470.989253523134``."""
+    from rich.progress import ProgressColumn, Task
+    from rich.text import Text
+
+    class Rate(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text("– ev/s" if speed is None else f"{speed:,.0f} ev/s")
+
+    return Rate()
 
 
 def _handle_errors(fn: F) -> F:
@@ -245,14 +259,31 @@ def _query(
     now — or, continuing from ``cursor``, against the instant the cursor's query
     resolved them, so the same options name the same query on every page."""
     resolved = (cursor_resolved_at(cursor) if cursor else None) or datetime.now(UTC)
+    start = _time(since, "--since", resolved)
+    end = _time(until, "--until", resolved)
+    if start is not None and end is not None and start >= end:
+        # (an empty answer would look like "nothing happened": say why instead)
+        raise errors.ValidationError(
+            f"--since {since} ({_iso(start)}) is not before --until {until} ({_iso(end)}): "
+            "the range is empty (--since is the older end, e.g. --since 3h --until 2h)"
+        )
+    after, before = extra.get("after"), extra.get("before")
+    if after is not None and before is not None and before <= after:
+        raise errors.ValidationError(
+            f"--before {before} is not above --after {after}: the range is empty"
+        )
     return Query(
         types=types,
         actors=actors,
         correlation_ids=correlation_ids,
         streams=streams,
         causation_ids=causation_ids,
-        since=_time(since, "--since", resolved),
-        until=_time(until, "--until", resolved),
+        since=start,
+        until=end,
         resolved_at=resolved if since is not None or until is not None else None,
         **extra,
     )
+
+
+def _iso(value: Any) -> str:
+    return str(value.isoformat(timespec="seconds").replace("+00:00", "Z"))

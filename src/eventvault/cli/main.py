@@ -23,6 +23,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -31,7 +32,13 @@ import msgspec
 
 from .. import errors
 from ..config import DEFAULT_FILE_NAME
-from ..model import ExpectedRevision, NewEvent, RecordedEvent, parse_expected_revision
+from ..model import (
+    MAX_LIMIT,
+    ExpectedRevision,
+    NewEvent,
+    RecordedEvent,
+    parse_expected_revision,
+)
 from ..registry import backend_names, open_store
 from ..store import EventStore
 from .common import (
@@ -47,14 +54,26 @@ from .common import (
     query_options,
     read_only_option,
 )
-from .output import FORMATS, write_events
+from .output import FORMATS, shown, write_events
 
 
 def _json_object(value: str | None, name: str) -> dict[str, Any]:
+    """A JSON object from an option: the text itself, ``@PATH`` (a file's content) or
+    ``-`` (stdin) — large payloads do not fit in an argument list."""
     if value is None:
         return {}
+    raw: str | bytes = value
+    if value == "-":
+        raw = sys.stdin.buffer.read()
+    elif value.startswith("@"):
+        try:
+            raw = Path(value[1:]).read_bytes()
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "strerror", None) or exc
+            msg = f"cannot read {value[1:]!r}: {reason}"
+            raise click.BadParameter(msg, param_hint=name) from None
     try:
-        parsed = msgspec.json.decode(value)
+        parsed = msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
         raise click.BadParameter(f"not valid JSON: {exc}", param_hint=name) from None
     if not isinstance(parsed, dict):
@@ -108,7 +127,8 @@ def cli(ctx: click.Context, config: str | None, backend: str | None, quiet: bool
 @click.option(
     "--write-config",
     is_flag=True,
-    help=f"Also write a commented ./{DEFAULT_FILE_NAME} with the defaults.",
+    help=f"Also write a commented config file with the defaults (to --config PATH, or "
+    f"./{DEFAULT_FILE_NAME}).",
 )
 @pass_ctx
 @_handle_errors
@@ -120,10 +140,14 @@ def init(ctx: Ctx, /, write_config: bool) -> None:
       eventvault init --write-config
     """
     if write_config:
-        target = Path(DEFAULT_FILE_NAME)
+        # (to --config PATH when given: the file this command then reads)
+        target = Path(ctx.config_path or DEFAULT_FILE_NAME)
         if target.exists():
             raise errors.ConfigError(f"{target} exists already; not overwriting it")
-        target.write_text(STARTER_CONFIG, encoding="utf-8")
+        try:
+            target.write_text(STARTER_CONFIG, encoding="utf-8")
+        except OSError as exc:
+            raise errors.ConfigError(f"cannot write {target}: {exc.strerror or exc}") from None
         ctx.say(f"wrote {target}")
     cfg = ctx.config()
     with open_store(cfg) as store:
@@ -139,8 +163,19 @@ def init(ctx: Ctx, /, write_config: bool) -> None:
 @click.option("--correlation-id", default=None)
 @click.option("--causation-id", default=None)
 @click.option("--source", default=None)
-@click.option("--data", "-d", default=None, metavar="JSON", help="Payload, a JSON object.")
-@click.option("--metadata", default=None, metavar="JSON", help="Metadata, a JSON object.")
+@click.option(
+    "--data",
+    "-d",
+    default=None,
+    metavar="JSON",
+    help="Payload, a JSON object; @FILE reads it from a file, - from stdin.",
+)
+@click.option(
+    "--metadata",
+    default=None,
+    metavar="JSON",
+    help="Metadata, a JSON object (or @FILE, or -).",
+)
 @click.option("--id", "event_id", default=None, help="Event id (UUID); re-sending it is safe.")
 @click.option("--occurred-at", default=None, metavar="TIME", help="ISO-8601 or e.g. 5m (ago).")
 @click.option(
@@ -151,11 +186,17 @@ def init(ctx: Ctx, /, write_config: bool) -> None:
 )
 @click.option(
     "--file",
-    "-f",
     "file_",
     type=FileArg("rb"),
     default=None,
     help="Append many events from a JSON-lines file ('-' for stdin).",
+)
+@click.option(
+    "-f",
+    "file_short",
+    type=FileArg("rb"),
+    default=None,
+    hidden=True,  # (deprecated: -f means --follow in tail and copy)
 )
 @click.option(
     "--batch-size",
@@ -181,6 +222,7 @@ def append(
     occurred_at: str | None,
     expected_revision: str | None,
     file_: IO[bytes] | None,
+    file_short: IO[bytes] | None,
     batch_size: int,
 ) -> None:
     """Append one event from options, or many from JSON lines.
@@ -199,6 +241,11 @@ def append(
     once. Prints the stored event (one) or a JSON summary (--file) on stdout.
     """
     expected = _expected(expected_revision)
+    if file_short is not None:
+        ctx.say("warning: 'append -f' is deprecated, write --file (-f means --follow elsewhere)")
+        file_ = file_ if file_ is not None else file_short
+    if data == "-" and metadata == "-":
+        raise click.UsageError("only one of --data and --metadata can read stdin")
     if file_ is not None:
         if type_ is not None or data is not None:
             raise click.UsageError("use either --file or --type/--data, not both")
@@ -346,12 +393,14 @@ def _write_cursor(path: str, cursor: str | None) -> None:
 @read_only_option
 @query_options
 @click.option(
+    "--limit",
     "--lines",
     "-n",
+    "lines",
     type=click.IntRange(0, 10_000),
     default=10,
     show_default=True,
-    help="How many recent events to show first.",
+    help="How many recent events to show first (--lines: the old name).",
 )
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new events as they arrive.")
 @click.option(
@@ -380,20 +429,40 @@ def tail(ctx: Ctx, /, lines: int, follow: bool, fmt: str, **filters: Any) -> Non
             write_events([event], fmt)
 
 
+_BY_FIELDS = {"type": "type", "actor": "actor", "stream": "stream",
+               "correlation-id": "correlation_id"}  # fmt: skip
+
+
 @cli.command()
 @read_only_option
 @click.option(
     "--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True
 )
+@click.option(
+    "--by",
+    "by",
+    type=click.Choice(tuple(_BY_FIELDS)),
+    default=None,
+    help="Instead: count the events per type, actor, stream or correlation id.",
+)
+@query_options
 @pass_ctx
 @_handle_errors
-def stats(ctx: Ctx, /, fmt: str) -> None:
-    """Summarise the store: counts, positions, times, size.
+def stats(ctx: Ctx, /, fmt: str, by: str | None, **filters: Any) -> None:
+    """Summarise the store: counts, positions, times, size; or, with --by, the
+    events per type, actor, stream or correlation id (the filters narrow what
+    --by counts).
 
     \b
-    Example:
+    Examples:
       eventvault stats --format json
+      eventvault stats --by type --since 24h
     """
+    if by is not None:
+        _counts_by(ctx, by, fmt, _query(limit=MAX_LIMIT, **filters))
+        return
+    if any(filters.values()):
+        raise click.UsageError("the filters narrow --by; without it stats covers the store")
     with ctx.store() as store:
         st = store.stats()
     if fmt == "json":
@@ -403,8 +472,57 @@ def stats(ctx: Ctx, /, fmt: str) -> None:
         if key == "details":
             for dkey, dvalue in value.items():
                 click.echo(f"{dkey:>20}: {dvalue}")
+        elif key == "streams" and value is None:
+            click.echo(f"{key:>20}: - (not kept by this backend; 'stats --by stream' counts them)")
         else:
-            click.echo(f"{key:>20}: {'-' if value is None else value}")
+            shown = _stamp(value) if isinstance(value, datetime) else value
+            click.echo(f"{key:>20}: {'-' if value is None else shown}")
+
+
+def _counts_by(ctx: Ctx, by: str, fmt: str, q: Any) -> None:
+    """Every matching event, counted per value of one field (bounded memory: one
+    counter per distinct value)."""
+    field = _BY_FIELDS[by]
+    counts: dict[str | None, int] = {}
+    with ctx.store() as store:
+        total = store.stats().events
+        with ctx.progress("counting", total) as advance:
+            for done, event in enumerate(store.iter(q), 1):
+                key = getattr(event, field)
+                counts[key] = counts.get(key, 0) + 1
+                if done % 10_000 == 0:
+                    advance(done)
+    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0] or ""))
+    if fmt == "json":
+        body = {"by": by, "counts": [{by: k, "events": n} for k, n in ordered]}
+        click.echo(msgspec.json.encode(body).decode())
+        return
+    width = max([len(by), *(len(k or "-") for k, _ in ordered)])
+    click.echo(f"{by:<{width}}  events")
+    for key, n in ordered:
+        shown_key = shown(key or "-")
+        click.echo(f"{shown_key:<{width}}  {n:>6,}")
+
+
+@cli.command("list")
+@click.argument("what", type=click.Choice(("types", "actors", "streams", "correlation-ids")))
+@click.option(
+    "--format", "fmt", type=click.Choice(("table", "json")), default="table", show_default=True
+)
+@query_options
+@pass_ctx
+@_handle_errors
+def list_command(ctx: Ctx, /, what: str, fmt: str, **filters: Any) -> None:
+    """List the types, actors, streams or correlation ids in use, with their event
+    counts (the same as 'stats --by').
+
+    \b
+    Examples:
+      eventvault list streams
+      eventvault list types --since 7d --format json
+    """
+    by = {"types": "type", "actors": "actor", "streams": "stream"}.get(what, "correlation-id")
+    _counts_by(ctx, by, fmt, _query(limit=MAX_LIMIT, **filters))
 
 
 @cli.command()
@@ -439,8 +557,12 @@ def verify(ctx: Ctx, /, fmt: str, against: str | None) -> None:
         total = store.head()
         with ctx.progress("verifying", total) as advance:
             result = store.verify(progress=lambda done, _total: advance(done))
+        where = _segment_of(store, result.first_bad_position)
     if fmt == "json":
-        click.echo(msgspec.json.encode(result).decode())
+        body = msgspec.to_builtins(result)
+        if where is not None:
+            body["file"] = where
+        click.echo(msgspec.json.encode(body).decode())
     elif result.ok:
         holes = (
             f" ({result.bridged:,} hole(s) left by retention, accounted for by "
@@ -452,10 +574,21 @@ def verify(ctx: Ctx, /, fmt: str, against: str | None) -> None:
     else:
         click.echo(
             f"BROKEN at position {result.first_bad_position}: {result.reason} "
-            f"({result.checked} events before it verified)"
+            f"({result.checked} events before it verified)" + (f" — in {where}" if where else "")
         )
     if not result.ok:
         sys.exit(EXIT_INTEGRITY)
+
+
+def _segment_of(store: EventStore, position: int | None) -> str | None:
+    """The file backend's segment file holding ``position`` (segments are named by
+    their first position, see backends/file/store.py), for a person to look at."""
+    path = getattr(store, "path", None)
+    if position is None or store.backend_name != "file" or not isinstance(path, Path):
+        return None
+    firsts = sorted(int(p.stem) for p in (path / "segments").glob("*.jsonl") if p.stem.isdigit())
+    holding = [f for f in firsts if f <= position]
+    return str(path / "segments" / f"{holding[-1]:020d}.jsonl") if holding else None
 
 
 def _verify_against(ctx: Ctx, against: str, fmt: str) -> None:
@@ -798,9 +931,26 @@ fsync = "always"                 # always | interval | never
 fsync_interval = "200ms"         # with fsync = "interval"
 segment_max_bytes = 67_108_864
 
-# [store.postgres]
-# dsn = "${EVENTVAULT_POSTGRES_DSN}"
+# [store.postgres]                # pip install 'eventvault[postgres]'
+# dsn = "${EVENTVAULT_POSTGRES_DSN}"   # required with backend = "postgres"
 # schema = "eventvault"
+
+# Retention: without a [retention] table every event is kept forever.
+# [retention]
+# max_age = "90d"                # and/or max_count = 50_000_000
+# check_interval = "1h"          # how often 'eventvault serve' applies it
+# [[retention.rules]]            # the first rule matching an event decides
+# types = ["debug.*"]
+# max_age = "7d"
+
+# The HTTP service ('eventvault serve').
+# [server]
+# host = "127.0.0.1"             # beyond loopback needs tokens
+# port = 8730
+# [[server.tokens]]
+# name = "ci-runner"
+# token = "${EVENTVAULT_TOKEN_CI}"   # 16+ characters, from the environment
+# scopes = ["append", "read"]      # append | read | admin
 """
 
 
