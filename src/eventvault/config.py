@@ -28,7 +28,7 @@ import msgspec
 
 from .errors import ConfigError
 from .filemodes import check_private
-from .strict import struct_field_names, unknown_name
+from .strict import explain_struct_error, struct_field_names, unknown_name
 from .timeutil import parse_duration
 
 __all__ = [
@@ -407,13 +407,16 @@ def _with_tokens_file(cfg: Config, base: Path, env: Mapping[str, str], origin: s
     check_private(path, f"{origin}: server.tokens_file")
     try:
         raw = _interpolate(tomllib.loads(path.read_text(encoding="utf-8")), "", env)
+        for key in raw:  # a typo'd [[token]] must not leave the service without tokens
+            if key != "tokens":
+                raise ConfigError(f"{where}: {unknown_name('key', key, ['tokens'])}")
         extra = msgspec.convert(raw.get("tokens", []), list[TokenConfig])
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{where}: not valid TOML: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{where}: cannot read: {exc}") from None
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+        raise ConfigError(f"{where}: {explain_struct_error(exc, TokenConfig, 'key')}") from None
     server = msgspec.structs.replace(cfg.server, tokens=[*cfg.server.tokens, *extra])
     return msgspec.structs.replace(cfg, server=server)
 

@@ -45,15 +45,17 @@ def struct_field_names(cls: type[msgspec.Struct]) -> list[str]:
     return [f.encode_name for f in msgspec.structs.fields(cls)]
 
 
-def explain_struct_error(exc: msgspec.ValidationError, cls: type[msgspec.Struct]) -> str:
+def explain_struct_error(
+    exc: msgspec.ValidationError, cls: type[msgspec.Struct], what: str = "field"
+) -> str:
     """msgspec's message, or — for an unknown field — ours, with the hint and the
     known fields (and where in the document it was, e.g. ``$[3]``)."""
     m = _UNKNOWN.search(str(exc))
     if m is None:
         return str(exc)
     name, where = m.group(1), m.group(2)
-    message = unknown_name("field", name, struct_field_names(cls))
-    if name in _ASSIGNED:
+    message = unknown_name(what, name, struct_field_names(cls))
+    if name in _ASSIGNED and what == "field":
         message += (
             f"; {', '.join(_ASSIGNED)} are assigned by the store (this looks like a stored "
             "event, e.g. a line of `query --format jsonl`)"

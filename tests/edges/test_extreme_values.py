@@ -90,6 +90,13 @@ def test_config_extremes_are_config_errors(tmp_path: Path, toml: str) -> None:
     assert "internal error" not in r.stderr
 
 
+@pytest.mark.parametrize("command", [["plan"], ["apply", "--yes"]], ids=["plan", "apply"])
+def test_a_bad_at_is_refused_even_without_a_policy(tmp_path: Path, command: list[str]) -> None:
+    r = sh(tmp_path, "retention", *command, "--at", "+99999999999w")
+    assert r.returncode == 2, r.stderr
+    assert "--at" in r.stderr
+
+
 def test_library_refuses_an_integer_no_json_reader_can_take() -> None:
     with pytest.raises(ValidationError, match="digits"):
         NewEvent(type="a.b", data={"k": 10**5000})

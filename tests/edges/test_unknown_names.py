@@ -178,3 +178,17 @@ def test_query_causation_ids_are_checked_like_the_other_names() -> None:
     assert Query(causation_ids=["a", "a", "b"]).causation_ids == ("a", "b")
     with pytest.raises(ValidationError):
         Query(causation_ids=[""])
+
+
+def test_a_tokens_file_with_an_unknown_key_is_refused(tmp_path: Path) -> None:
+    """A typo'd ``[[token]]`` table must not leave the service without its tokens."""
+    tokens = tmp_path / "tokens.toml"
+    cfg = {"server": {"tokens_file": str(tokens)}}
+    tokens.write_text('[[token]]\nname = "ci"\ntoken = "t"\nscopes = ["read"]\n')
+    with pytest.raises(ConfigError, match="did you mean 'tokens'"):
+        load_config(cfg)
+    tokens.write_text('[[tokens]]\nname = "ci"\ntoken = "t"\nscope = ["read"]\n')
+    with pytest.raises(ConfigError, match="did you mean 'scopes'"):
+        load_config(cfg)
+    tokens.write_text('[[tokens]]\nname = "ci"\ntoken = "t"\nscopes = ["read"]\n')
+    assert [t.name for t in load_config(cfg).server.tokens] == ["ci"]

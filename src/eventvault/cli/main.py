@@ -737,10 +737,11 @@ def retention_plan(ctx: Ctx, /, at: str | None, fmt: str) -> None:
       eventvault retention plan
       eventvault retention plan --at +30d --format json
     """
+    now = _time(at, "--at")  # (a bad --at is an error even when there is no policy)
     with ctx.store() as store:
         if _policy_or_say(ctx, store) is None:
             return
-        plan = store.plan_retention(now=_time(at, "--at"))
+        plan = store.plan_retention(now=now)
     if fmt == "json":
         click.echo(_plan_json(plan))
     else:
@@ -772,11 +773,12 @@ def retention_apply(ctx: Ctx, /, at: str | None, yes: bool, fmt: str) -> None:
       eventvault retention apply          # shows the plan, asks
       eventvault retention apply --yes    # in scripts
     """
+    now = _time(at, "--at")
     with ctx.store() as store:
         policy = _policy_or_say(ctx, store)
         if policy is None:
             return
-        plan = store.plan_retention(now=_time(at, "--at"))
+        plan = store.plan_retention(now=now)
         if fmt == "text":
             _print_plan(plan)
         if not plan.count:
