@@ -72,6 +72,7 @@ def test_the_cli_refuses(tmp_path: Path) -> None:
             timeout=60,
         )
 
+    assert sh("init").returncode == 0
     for option in ("--actor", "--stream", "--correlation-id"):
         r = sh("append", "--type", "t.x", option, "evil\u202egnp")
         assert r.returncode == 2, r.stderr

@@ -163,7 +163,11 @@ def _canon(value: Any, depth: int) -> Any:
             raise _Refused
         return value
     if kind is int:
-        return value if -_EXACT < value < _EXACT else _number_text(value)
+        if -_EXACT < value < _EXACT:
+            return value
+        if value.bit_length() > _MAX_INT_BITS:
+            raise _Refused  # (_check names it: too many digits for any JSON reader)
+        return _number_text(value)
     if kind is float:
         if not math.isfinite(value):
             raise _Refused

@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from eventvault import ConfigError, MemoryEventStore, NewEvent, Query, ValidationError
+from eventvault.backends.file import FileEventStore
 from eventvault.config import load_config
 from eventvault.model import parse_expected_revision
 from eventvault.timeutil import parse_duration, parse_time
@@ -343,6 +344,7 @@ def test_cli_values(argv: list[str], tmp_path_factory: pytest.TempPathFactory) -
     workdir = tmp_path_factory.mktemp("cli")
     config = workdir / "eventvault.toml"
     config.write_text(f'[store.file]\npath = "{workdir / "d"}"\n[retention]\nmax_age = "30d"\n')
+    FileEventStore(workdir / "d").close()  # (readers do not create a store)
     result = CliRunner().invoke(cli, ["--config", str(config), *argv], catch_exceptions=True)
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise AssertionError(f"{argv!r} raised {result.exception!r}") from result.exception

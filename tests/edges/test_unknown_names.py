@@ -37,6 +37,7 @@ def test_the_message_names_the_key_the_hint_and_the_known_names() -> None:
 def test_append_file_refuses_a_line_with_an_unknown_field(tmp_path: Path) -> None:
     src = tmp_path / "in.jsonl"
     src.write_text('{"type": "ok.a"}\n{"type": "ok.a", "strem": "typo"}\n')
+    assert sh(tmp_path, "init").returncode == 0
     r = sh(tmp_path, "append", "--file", str(src))
     assert r.returncode == 2, r.stderr
     assert "line 2" in r.stderr

@@ -27,6 +27,7 @@ from ..retention_plan import Run, RunIndex
 from ..sequencer import (
     DEFAULT_MAX_EVENT_BYTES,
     ChainHead,
+    Results,
     StampedBatch,
     stamp_batch,
     stamp_import,
@@ -100,7 +101,10 @@ class MemoryEventStore(EventStore):
             self._appended.notify_all()
         fresh = {id(rec) for rec in stamped.new}
         # Results of a retry are the stored records themselves: hand out copies.
-        return [rec if id(rec) in fresh else _detached(rec) for rec in stamped.results]
+        return Results(
+            [rec if id(rec) in fresh else _detached(rec) for rec in stamped.results],
+            len(stamped.new),
+        )
 
     def _read(self, query: Query, limit: int) -> list[RecordedEvent]:
         with self._lock:
