@@ -19,6 +19,7 @@ It is written (atomically) *before* any segment changes.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -68,18 +69,18 @@ class RetentionState(msgspec.Struct):
 
 
 def compact_segment(
-    seg: Path, index: SegmentIndex, goes: Sequence[bool], mode: int
+    fd: int, seg: str, index: SegmentIndex, goes: Sequence[bool], mode: int
 ) -> tuple[Path, list[int], list[int], int, str]:
-    """Write sealed segment ``seg`` without the records at the slots ``goes`` marks,
-    to a durable temp file the caller renames over ``seg`` (with ``replace_with``)
-    when it is safe to swap.
+    """Write sealed segment ``seg`` (open at ``fd``: the file ``index`` describes)
+    without the records at the slots ``goes`` marks, to a durable temp file the
+    caller renames over ``seg`` (with ``replace_with``) when it is safe to swap.
 
     Returns the temp file, the kept slots, their new byte offsets, the new size and
     the hash of the last kept record (for the new index). Some records must stay.
     """
     offsets = index.offsets
     count = index.count
-    data = seg.read_bytes()[: index.size]
+    data = os.pread(fd, index.size, 0)
     keep_slots: list[int] = []
     new_offsets: list[int] = []
     parts: list[bytes] = []
@@ -102,7 +103,7 @@ def compact_segment(
     if not keep.endswith(COMMIT):
         keep = keep[:-2] + COMMIT
     last = msgspec.json.decode(keep[new_offsets[-1] :], type=_LastHash)
-    tmp = write_temp(seg, keep, mode)
+    tmp = write_temp(Path(seg), keep, mode)
     return tmp, keep_slots, new_offsets, len(keep), last.hash
 
 
