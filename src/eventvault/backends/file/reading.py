@@ -11,12 +11,15 @@ the old descriptor, with the old index).
 from __future__ import annotations
 
 import bisect
+import contextlib
+import threading
 from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
 from ...model import Query, RecordedEvent
 from .index import FIELDS, SegmentIndex, count_in, iter_union, to_us
+from .records import DamagedRecordError
 from .segment import Segment
 from .shared import Shared
 
@@ -36,19 +39,54 @@ class ReadPath:
 
     def __init__(self, shared: Shared) -> None:
         self._s = shared
+        self._local = threading.local()
 
-    def snapshot(self) -> tuple[list[Segment], int, int, int]:
-        """Segments, the active index's count and size, and the head, as of now."""
+    @contextlib.contextmanager
+    def collecting(self) -> Iterator[list[DamagedRecordError]]:
+        """Within this block (this thread only), reads return records as stored and
+        collect the batches whose checksum fails instead of raising (``verify``)."""
+        found: list[DamagedRecordError] = []
+        self._local.damaged = found
+        try:
+            yield found
+        finally:
+            self._local.damaged = None
+
+    def count_before(self, position: int) -> int:
+        """How many stored events lie below ``position`` (from the indexes)."""
+        with self.snapshot() as (segments, active_count, _size, _head):
+            n = 0
+            for k, seg in enumerate(segments):
+                index = seg.index if k == len(segments) - 1 else self._sealed(seg)
+                if index is None:
+                    continue
+                count = active_count if k == len(segments) - 1 else index.count
+                n += bisect.bisect_left(index.positions, position, 0, count)
+            return n
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[tuple[list[Segment], int, int, int]]:
+        """Segments, the active index's count and size, and the head, as of now —
+        each segment pinned (kept open) until the block ends."""
         s = self._s
         with s.lock:
             s.refresh()
             index = s.segs.active_index()
-            return (
-                list(s.segs.segments),
+            segments = list(s.segs.segments)
+            for seg in segments:
+                seg.pin()
+            view = (
+                segments,
                 index.count if index else 0,
                 index.size if index else 0,
                 s.segs.head.position,
             )
+        try:
+            yield view
+        finally:
+            with s.lock:
+                for seg in segments:
+                    seg.unpin()
 
     def _sealed(self, seg: Segment) -> SegmentIndex | None:
         """A sealed segment's index, or None if retention deleted it meanwhile."""
@@ -59,7 +97,14 @@ class ReadPath:
                 return None
 
     def read(self, query: Query, limit: int) -> list[RecordedEvent]:
-        segments, active_count, active_size, head = self.snapshot()
+        with self.snapshot() as view:
+            return self._read(view, query, limit)
+
+    def _read(
+        self, view: tuple[list[Segment], int, int, int], query: Query, limit: int
+    ) -> list[RecordedEvent]:
+        damaged: list[DamagedRecordError] | None = getattr(self._local, "damaged", None)
+        segments, active_count, active_size, head = view
         lo = (query.after or 0) + 1
         hi = min(query.before if query.before is not None else head + 1, head + 1)
         since = to_us(query.since) if query.since is not None else None
@@ -101,7 +146,7 @@ class ReadPath:
                 chunk = _take(slots, min(4096, want) if exact else min(512, max(16, want)))
                 if not chunk:
                     break
-                records = seg.read(chunk, index, count, size)
+                records = seg.read(chunk, index, count, size, damaged=damaged)
                 if exact:
                     out.extend(records[:want])
                     continue

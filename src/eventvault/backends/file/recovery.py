@@ -16,7 +16,7 @@ from typing import Any
 from ...errors import EventVaultError
 from ...sequencer import ChainHead
 from .index import DiskIndex, MemIndex
-from .records import scan_committed
+from .records import COMMIT, scan_committed
 from .segment import Segment
 
 __all__ = ["catch_up", "cut_uncommitted_tail", "load_checkpoint"]
@@ -37,17 +37,19 @@ def catch_up(seg: Segment, index: MemIndex) -> ChainHead | None:
         buf = os.pread(fd, want, index.size)
         while True:
             nxt = index.positions[index.count - 1] + 1 if index.count else index.first
-            heads, end = scan_committed(buf, index.size, nxt, seg.path)
-            if heads or len(buf) >= size - index.size:
+            scan = scan_committed(buf, index.size, nxt, seg.path)
+            if scan.heads or scan.torn or len(buf) >= size - index.size:
                 break
             want *= 2  # one batch larger than the chunk: read more
             buf = os.pread(fd, want, index.size)
-        if not heads:
+        if not scan.heads:
             break
-        for offset, line in heads:
+        base = index.count
+        for offset, line in scan.heads:
             index.add_head(offset, line)
-        index.set_size(end)
-        last = heads[-1][1]
+        index.end_batches(scan.batch_ends, base)
+        index.set_size(scan.end)
+        last = scan.heads[-1][1]
         head = ChainHead(
             position=last.position, hash=bytes.fromhex(last.hash), recorded_at=last.recorded_at
         )
@@ -88,18 +90,23 @@ def cut_uncommitted_tail(seg: Segment, index: MemIndex, recovered: list[dict[str
     size = os.fstat(fd).st_size
     if size <= index.size:
         return
+    # Batches with a marker in what goes: torn ones (their checksum failed).
+    torn = os.pread(fd, size - index.size, index.size).count(COMMIT)
     os.ftruncate(fd, index.size)
     os.fsync(fd)
     info = {
         "segment": os.path.basename(seg.path),
         "cut_bytes": size - index.size,
         "at_offset": index.size,
+        "after_position": index.positions[index.count - 1] if index.count else seg.first - 1,
+        "torn_batches": torn,
         "at": datetime.now(UTC).isoformat(),
     }
     recovered.append(info)
     log.warning(
-        "%s: cut %d bytes of an uncommitted (torn) write at offset %d",
+        "%s: cut %d bytes of an unacknowledged write at offset %d (%s)",
         seg.path,
         size - index.size,
         index.size,
+        f"{torn} torn batch(es): checksum failed" if torn else "no commit marker",
     )

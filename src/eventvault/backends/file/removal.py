@@ -44,6 +44,24 @@ def group_events(s: Shared, policy: Policy) -> dict[int, GroupEvents]:
         active = s.segs.active_index()
         active_count = active.count if active else 0
         active_size = active.size if active else 0
+        for seg in segments:
+            seg.pin()
+    try:
+        return _group_events(s, policy, segments, active, active_count, active_size)
+    finally:
+        with s.lock:
+            for seg in segments:
+                seg.unpin()
+
+
+def _group_events(
+    s: Shared,
+    policy: Policy,
+    segments: list[Segment],
+    active: MemIndex | None,
+    active_count: int,
+    active_size: int,
+) -> dict[int, GroupEvents]:
     memo: dict[tuple[str, str], int | None] = {}
     by_type: dict[str, int | None] = {}
     # Arrays, not lists: 8 bytes an event instead of ~36 (1M events: 24 MB, not 100).
@@ -113,14 +131,15 @@ def remove_runs(
     # descriptor would succeed at once in this process, and its release would drop
     # their lock.
     swap_lock = WriterLock(s.path / "lock", s.file_mode)
+    touched: list[tuple[Segment, SegmentIndex]] = []
     try:
         with s.lock:
             s.refresh()  # after taking the lock: no other run changes segments now
             segs = s.segs.segments
-            touched: list[tuple[Segment, SegmentIndex]] = []
             for k, seg in enumerate(segs[:-1]):
                 if seg.first <= high and segs[k + 1].first > low:
                     touched.append((seg, seg.sealed_index(s.file_mode)))
+                    seg.pin()  # read (compacted) below, outside the lock
         seg_dir = s.segs.seg_dir
         for stray in seg_dir.glob(".*.tmp-*"):  # a compaction that crashed
             stray.unlink()
@@ -155,10 +174,10 @@ def remove_runs(
                     fsync_dir(seg_dir)
             else:
                 assert isinstance(index, (MemIndex, DiskIndex))
-                tmp, kept, offsets, size, last_hash = compact_segment(
+                tmp, kept, offsets, size, last_hash, ends = compact_segment(
                     seg.open(), seg.path, index, goes, s.file_mode
                 )
-                new = MemIndex.compacted(index, kept, offsets, size, last_hash)
+                new = MemIndex.compacted(index, kept, offsets, size, last_hash, ends)
                 with swap_lock.held(), s.lock:
                     seg.idx_path.unlink(missing_ok=True)  # the old one no longer fits
                     replace_with(tmp, Path(seg.path))
@@ -177,5 +196,8 @@ def remove_runs(
             if progress is not None:
                 progress(done, None)
     finally:
+        with s.lock:
+            for seg, _ in touched:
+                seg.unpin()
         swap_lock.close()
         lock.close()

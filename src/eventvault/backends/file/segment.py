@@ -13,20 +13,25 @@ needs it, from the descriptor the segment opened.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import msgspec
+
+from ...chain import GENESIS, record_hash
 from ...errors import CorruptionError, EventVaultError
 from ...model import RecordedEvent
 from .index import DiskIndex, MemIndex, SegmentIndex
-from .records import decode_run, scan_committed
+from .records import DamagedRecordError, batch_ok, decode_run, scan_committed
 
 __all__ = ["Segment", "segment_name"]
 
 log = logging.getLogger("eventvault.file")
+_decoder = msgspec.json.Decoder(RecordedEvent)
 
 
 def segment_name(first: int) -> str:
@@ -37,7 +42,7 @@ def segment_name(first: int) -> str:
 class Segment:
     """One segment file: descriptor, identity and index, kept together."""
 
-    __slots__ = ("dev", "fd", "first", "idx_path", "index", "ino", "path")
+    __slots__ = ("dev", "fd", "first", "idx_path", "index", "ino", "path", "retired", "users")
 
     def __init__(self, seg_dir: Path, idx_dir: Path, first: int) -> None:
         self.first = first
@@ -47,6 +52,9 @@ class Segment:
         self.fd: int | None = None
         self.ino = self.dev = -1
         self.index: SegmentIndex | None = None
+        #: Reads using this segment outside the store's lock (see :meth:`pin`).
+        self.users = 0
+        self.retired = False
 
     # -- the file ------------------------------------------------------------------
 
@@ -56,6 +64,10 @@ class Segment:
         Raises FileNotFoundError when the segment is gone (retention deleted it).
         """
         if self.fd is None:
+            if self.retired:
+                # Never reopen by path: the file there now is not the one our index
+                # describes (retention replaced or deleted it).
+                raise FileNotFoundError(f"{self.path} was replaced or removed")
             flags = os.O_RDWR | os.O_APPEND | (os.O_CREAT if create else 0)
             fd = os.open(self.path, flags, mode)
             st = os.fstat(fd)
@@ -75,6 +87,23 @@ class Segment:
 
     def length(self) -> int:
         return os.fstat(self.open()).st_size
+
+    # -- lifetime (call with the store's lock held) --------------------------------
+
+    def pin(self) -> None:
+        """A read is about to use this segment outside the lock: keep it open."""
+        self.users += 1
+
+    def unpin(self) -> None:
+        self.users -= 1
+        if self.retired and not self.users:
+            self.close()
+
+    def retire(self) -> None:
+        """The set dropped this segment: close it once no read uses it any more."""
+        self.retired = True
+        if not self.users:
+            self.close()
 
     def close(self) -> None:
         index, self.index = self.index, None
@@ -125,29 +154,44 @@ class Segment:
     def build_index(self, size: int) -> MemIndex:
         """Index every record of this sealed segment (positions may have gaps)."""
         data = os.pread(self.open(), size, 0)
-        heads, end = scan_committed(data, 0, self.first, self.path, gaps=True)
-        if end != len(data):
+        scan = scan_committed(data, 0, self.first, self.path, gaps=True)
+        if scan.end != len(data):
+            last = scan.heads[-1][1].position if scan.heads else self.first
             raise CorruptionError(
-                f"{self.path}: {len(data) - end} bytes after the last committed record of a "
-                f"sealed segment (after position {heads[-1][1].position if heads else self.first})"
+                f"{self.path}: {len(data) - scan.end} bytes after the last committed record "
+                f"of a sealed segment (after position {last})"
             )
         built = MemIndex(self.first)
-        for offset, head in heads:
+        for offset, head in scan.heads:
             built.add_head(offset, head)
+        built.end_batches(scan.batch_ends, 0)
         built.set_size(size)
         return built
 
     # -- reading -------------------------------------------------------------------
 
     def read(
-        self, slots: Sequence[int], index: SegmentIndex, count: int, size: int
+        self,
+        slots: Sequence[int],
+        index: SegmentIndex,
+        count: int,
+        size: int,
+        *,
+        damaged: list[DamagedRecordError] | None = None,
     ) -> list[RecordedEvent]:
         """Decode the records at ``slots`` (ascending or descending), one pread per run
-        of neighbours. ``count`` and ``size``: what of ``index`` to trust (the active
-        index keeps growing while a read runs)."""
+        of neighbours, after checking the checksum of every batch they are in.
+
+        ``count`` and ``size``: what of ``index`` to trust (the active index keeps
+        growing while a read runs). A failing checksum raises
+        :class:`DamagedRecordError` for the first returned record that cannot be
+        shown intact — unless ``damaged`` is given (``verify``), which collects the
+        failures and returns the records as stored, for the chain to judge.
+        """
         fd = self.open()
         offsets = index.offsets
         positions = index.positions
+        ends = index.batch_ends
         out: list[RecordedEvent] = []
         i = 0
         n = len(slots)
@@ -157,13 +201,101 @@ class Segment:
             while j + 1 < n and slots[j + 1] == slots[j] + step:
                 j += 1
             lo, hi = (slots[i], slots[j]) if step == 1 else (slots[j], slots[i])
-            start = offsets[lo]
-            end = offsets[hi + 1] if hi + 1 < count else size
-            buf = os.pread(fd, end - start, start)
-            run = decode_run(buf, positions, lo, hi - lo + 1, self.path)
+            # Whole batches around [lo, hi]: a checksum covers a batch.
+            b0 = bisect.bisect_right(ends, lo)
+            b1 = bisect.bisect_right(ends, hi, b0)
+            blo = ends[b0 - 1] if b0 else 0
+            bhi = min(ends[b1], count) if b1 < len(ends) else count
+            start = offsets[blo]
+            buf = os.pread(fd, (offsets[bhi] if bhi < count else size) - start, start)
+            for b in range(b0, min(b1 + 1, len(ends))):
+                first_slot = ends[b - 1] if b else 0
+                end_slot = min(ends[b], count)
+                bs = offsets[first_slot] - start
+                be = (offsets[end_slot] if end_slot < count else size) - start
+                if not batch_ok(buf, bs, be):
+                    batch = range(first_slot, end_slot)
+                    wanted = range(max(lo, batch.start), min(hi + 1, batch.stop))
+                    self._check_batch(buf, start, batch, wanted, index, count, size, damaged)
+            a = offsets[lo] - start
+            z = (offsets[hi + 1] if hi + 1 < count else size) - start
+            run = decode_run(buf[a:z], positions, lo, hi - lo + 1, self.path)
             out.extend(run if step == 1 else reversed(run))
             i = j + 1
         return out
+
+    def _unproven(
+        self, buf: bytes, start: int, wanted: range, index: SegmentIndex, count: int, size: int
+    ) -> int | None:
+        """The first slot of ``wanted`` (in a batch whose checksum failed) that cannot
+        be shown intact: it must decode, sit at its position, and its hash must
+        recompute from its predecessor's. A predecessor that does not decode is the
+        damage itself, so its neighbour is vouched for; with no adjacent predecessor
+        (the segment's first record after position 1, a hole retention left) a
+        record cannot be shown intact."""
+        offsets, positions = index.offsets, index.positions
+
+        def record(slot: int) -> RecordedEvent | None:
+            a = offsets[slot]
+            z = offsets[slot + 1] if slot + 1 < count else size
+            raw = buf[a - start : z - start] if a >= start else os.pread(self.open(), z - a, a)
+            try:
+                rec = _decoder.decode(raw)
+            except msgspec.DecodeError:
+                return None
+            return rec if rec.position == positions[slot] else None
+
+        for slot in wanted:
+            pos = positions[slot]
+            rec = record(slot)
+            if rec is None:
+                return slot
+            if slot and positions[slot - 1] == pos - 1:
+                prev = record(slot - 1)
+                if prev is None or record_hash(bytes.fromhex(prev.hash), rec).hex() == rec.hash:
+                    continue
+            elif pos == 1 and record_hash(GENESIS, rec).hex() == rec.hash:
+                continue
+            return slot
+        return None
+
+    def _check_batch(
+        self,
+        buf: bytes,
+        start: int,
+        batch: range,
+        wanted: range,
+        index: SegmentIndex,
+        count: int,
+        size: int,
+        damaged: list[DamagedRecordError] | None,
+    ) -> None:
+        """Batch ``batch`` (slots) failed its checksum: raise for the first slot of
+        ``wanted`` that cannot be shown intact (or collect it in ``damaged``)."""
+        positions = index.positions
+        first, last = positions[batch.start], positions[batch.stop - 1]
+        where = f"the batch holding positions {first}..{last} (byte {index.offsets[batch.start]})"
+        if damaged is not None:
+            slot = self._unproven(buf, start, batch, index, count, size)
+            pos = positions[slot] if slot is not None else first
+            damaged.append(
+                DamagedRecordError(
+                    f"{self.path}: {where} fails its checksum; position {pos} is the first "
+                    "record that cannot be shown intact",
+                    pos,
+                    last,
+                )
+            )
+            return
+        slot = self._unproven(buf, start, wanted, index, count, size)
+        if slot is not None:
+            raise DamagedRecordError(
+                f"{self.path}: position {positions[slot]} is damaged: {where} fails its "
+                "checksum and this record cannot be shown intact",
+                positions[slot],
+                last,
+            )
+        log.warning("%s: %s fails its checksum; the records read are intact", self.path, where)
 
     def __repr__(self) -> str:
         return f"Segment({self.path!r}, fd={self.fd})"

@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +42,6 @@ __all__ = ["SEGMENT_NAME", "SegmentSet"]
 log = logging.getLogger("eventvault.file")
 
 SEGMENT_NAME = re.compile(r"(\d{20})\.jsonl")
-_RETIRE_SECONDS = 60.0
 
 
 class SegmentSet:
@@ -66,7 +64,6 @@ class SegmentSet:
         self.stray: list[str] = []
         #: What recovery cut, as stats() reports it.
         self.recovered: list[dict[str, Any]] = []
-        self._retired: list[tuple[float, Segment]] = []
         self._sealed_streams: dict[str, int] | None = None
         self._sealed_id_max: int | None = None
         self.rescan()
@@ -282,18 +279,11 @@ class SegmentSet:
         self._sealed_streams = None
         self._sealed_id_max = None
 
-    def _retire(self, seg: Segment) -> None:
-        """Close ``seg`` a while later: a read that took it before it was dropped may
-        still be using its descriptor and index."""
-        now = time.monotonic()
-        keep = []
-        for when, old in self._retired:
-            if now - when > _RETIRE_SECONDS:
-                old.close()
-            else:
-                keep.append((when, old))
-        keep.append((now, seg))
-        self._retired = keep
+    @staticmethod
+    def _retire(seg: Segment) -> None:
+        """Drop ``seg``: closed now, or by the last read still using it (a read that
+        took it before it was dropped reads the old file consistently)."""
+        seg.retire()
 
     # -- what the sealed segments hold, cached -----------------------------------------
 
@@ -320,10 +310,7 @@ class SegmentSet:
     def close(self) -> None:
         for seg in self.segments:
             seg.close()
-        for _, seg in self._retired:
-            seg.close()
         self.segments = []
-        self._retired = []
 
 
 def _empty(seg: Segment) -> bool:
