@@ -26,11 +26,13 @@ log = logging.getLogger("eventvault.file")
 _READ_CHUNK = 8 * 1024 * 1024
 
 
-def catch_up(seg: Segment, index: MemIndex) -> ChainHead | None:
+def catch_up(seg: Segment, index: MemIndex, size: int | None = None) -> ChainHead | None:
     """Index the committed records ``seg`` has beyond ``index``; the new chain head
-    if there were any."""
+    if there were any. ``size``: the file's length, if the caller just took it."""
     fd = seg.open()
-    size = os.fstat(fd).st_size
+    if size is None:
+        size = os.fstat(fd).st_size
+    seg.seen_size = size
     head = None
     while size > index.size:
         want = _READ_CHUNK
@@ -84,16 +86,18 @@ def load_checkpoint(seg: Segment) -> MemIndex | None:
 
 def cut_uncommitted_tail(seg: Segment, index: MemIndex, recovered: list[dict[str, Any]]) -> None:
     """Cut the bytes after the last commit marker (call holding the writer flock,
-    after catching up: then such bytes are the torn tail of a writer that died —
-    never acknowledged)."""
+    just after catching up — whose length of the file still holds, as nobody else
+    writes now: such bytes are the torn tail of a writer that died, never
+    acknowledged)."""
     fd = seg.open()
-    size = os.fstat(fd).st_size
+    size = seg.seen_size
     if size <= index.size:
         return
     # Batches with a marker in what goes: torn ones (their checksum failed).
     torn = os.pread(fd, size - index.size, index.size).count(COMMIT)
     os.ftruncate(fd, index.size)
     os.fsync(fd)
+    seg.seen_size = index.size
     info = {
         "segment": os.path.basename(seg.path),
         "cut_bytes": size - index.size,

@@ -42,7 +42,18 @@ def segment_name(first: int) -> str:
 class Segment:
     """One segment file: descriptor, identity and index, kept together."""
 
-    __slots__ = ("dev", "fd", "first", "idx_path", "index", "ino", "path", "retired", "users")
+    __slots__ = (
+        "dev",
+        "fd",
+        "first",
+        "idx_path",
+        "index",
+        "ino",
+        "path",
+        "retired",
+        "seen_size",
+        "users",
+    )
 
     def __init__(self, seg_dir: Path, idx_dir: Path, first: int) -> None:
         self.first = first
@@ -55,6 +66,8 @@ class Segment:
         #: Reads using this segment outside the store's lock (see :meth:`pin`).
         self.users = 0
         self.retired = False
+        #: The file's length when it was last caught up with (see recovery.catch_up).
+        self.seen_size = 0
 
     # -- the file ------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ...chain import GENESIS
 from ...errors import CorruptionError
@@ -75,11 +75,9 @@ class SegmentSet:
         return self.segments[-1] if self.segments else None
 
     def active_index(self) -> MemIndex | None:
-        seg = self.active
-        if seg is None:
+        if not self.segments:
             return None
-        assert isinstance(seg.index, MemIndex)
-        return seg.index
+        return cast(MemIndex, self.segments[-1].index)  # (the active one's is a MemIndex)
 
     def sealed(self) -> list[Segment]:
         return self.segments[:-1]
@@ -110,12 +108,18 @@ class SegmentSet:
             self.rescan()
             return
         seg = self.active
-        if seg is None or not seg.on_disk():
+        if seg is None:
             self.rescan()
             return
-        index = self.active_index()
-        assert index is not None
-        head = catch_up(seg, index)
+        st = os.fstat(seg.open())
+        if not st.st_nlink:
+            # The file we hold is no longer at its path (deleted, or another file
+            # renamed over it): our view of it is stale.
+            self.rescan()
+            return
+        index = seg.index
+        assert isinstance(index, MemIndex)
+        head = catch_up(seg, index, st.st_size)
         if head is not None:
             self.head = head
         if index.count and os.path.exists(

@@ -310,7 +310,10 @@ class FileEventStore(EventStore):
             index = self._s.segs.active_index()
             seg = self._s.segs.active
             if seg is not None and index is not None and index.count >= 1000:
-                # A checkpoint of the active segment's index makes the next open fast.
+                # A checkpoint of the active segment's index makes the next open fast —
+                # if our view of it is still true (another process may have sealed
+                # it, and retention rewritten it, since our last call).
                 with contextlib.suppress(OSError):
-                    index.write(seg.idx_path, self._file_mode)
+                    if seg.on_disk() and seg.length() == index.size:
+                        index.write(seg.idx_path, self._file_mode)
             self._s.segs.close()
