@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from eventvault import NewEvent
 from eventvault.backends.file import FileEventStore
 
@@ -282,3 +284,53 @@ def test_two_retention_appliers_on_one_store(tmp_path: Path) -> None:
         assert p.returncode == 0, out
         assert "ERROR" not in out, out
     check(path, [])
+
+
+def test_an_empty_file_below_an_empty_active_segment_does_not_break_the_chain(
+    tmp_path: Path,
+) -> None:
+    """A crash right after rolling left an empty active segment, and a stray empty
+    segment-named file sits between the sealed ones: the chain head before the
+    active segment must come from the real segment before it."""
+    path = tmp_path / "s"
+    with FileEventStore(path, segment_max_bytes=4096) as s:
+        for _ in range(10):
+            s.append([NewEvent(type="t.x", data={"pad": "x" * 200}) for _ in range(3)])
+        head = s.head()
+    names = sorted(p.name for p in (path / "segments").glob("*.jsonl"))
+    (path / "segments" / f"{head + 1:020d}.jsonl").touch()  # the crashed roll
+    (path / "segments" / f"{int(names[-1][:20]) + 1:020d}.jsonl").touch()  # a stray
+    with FileEventStore(path, segment_max_bytes=4096) as s:
+        assert s.head() == head
+        rec = s.append(NewEvent(type="t.after")).events[0]
+        assert rec.position == head + 1
+        assert s.verify().ok
+
+
+def test_an_exception_in_the_middle_of_a_write_leaves_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever stops a write after its bytes reached the file (here a MemoryError
+    from fdatasync), they are cut: a later catch-up must not index an event whose
+    append failed."""
+    from eventvault.backends.file import writing
+
+    path = tmp_path / "s"
+    with FileEventStore(path) as s:
+        s.append(NewEvent(type="t.before"))
+        size = sum(p.stat().st_size for p in (path / "segments").glob("*.jsonl"))
+        real = writing.os.fdatasync
+
+        def boom(fd: int) -> None:
+            raise MemoryError("injected")
+
+        monkeypatch.setattr(writing.os, "fdatasync", boom)
+        failed = NewEvent(type="t.failed")
+        with pytest.raises(Exception, match="injected"):
+            s.append(failed)
+        monkeypatch.setattr(writing.os, "fdatasync", real)
+        assert sum(p.stat().st_size for p in (path / "segments").glob("*.jsonl")) == size
+        s.append(NewEvent(type="t.after"))
+    with FileEventStore(path) as s:
+        assert [e.type for e in s.iter()] == ["t.before", "t.after"]
+        assert s.get(failed.id) is None

@@ -167,6 +167,14 @@ class SegmentSet:
         for seg in self.segments[:-1]:
             if isinstance(seg.index, MemIndex):
                 catch_up(seg, seg.index)  # it was our active one: index what it got since
+        # Empty segment files below the last one cannot be real (a writer rolls on
+        # only from a segment it wrote to); drop them before the chain head is
+        # worked out from the segment before the active one.
+        for seg in list(self.segments[:-1]):
+            if seg.index is None and _empty(seg):
+                self.segments.remove(seg)
+                self._retire(seg)
+                stray.append(f"{segment_name(seg.first)}.jsonl")
         # The last segment is the active one — once proven: its name must follow
         # the chain head before it. An empty segment-named file that does not (a
         # restore tool, a stray ``touch``) is reported and never written to.
@@ -183,11 +191,6 @@ class SegmentSet:
             stray.append(f"{segment_name(seg.first)}.jsonl")
         else:
             self.head = ChainHead(position=0, hash=GENESIS, recorded_at=None)
-        # Empty segment files below the active one cannot be real either.
-        for seg in list(self.segments[:-1]):
-            if seg.index is None and _empty(seg):
-                self.segments.remove(seg)
-                stray.append(f"{segment_name(seg.first)}.jsonl")
         if stray != self.stray and stray:
             log.warning("%s: ignoring files that are not segments: %s", self.seg_dir, stray)
         self.stray = stray
@@ -197,8 +200,8 @@ class SegmentSet:
         if isinstance(seg.index, MemIndex):
             return seg.index
         if isinstance(seg.index, DiskIndex):
+            # (not closed: a read may still use it; unmapped when the last one drops it)
             mem = MemIndex.from_disk(seg.index)
-            seg.index.close()
         else:
             mem = load_checkpoint(seg) or MemIndex(seg.first)
         seg.index = mem

@@ -252,10 +252,9 @@ class FileEventStore(EventStore):
             sealed = self._s.segs.sealed()
             for seg in sealed:
                 seg.idx_path.unlink(missing_ok=True)
-                if seg.index is not None:
-                    old, seg.index = seg.index, None
-                    if hasattr(old, "close"):
-                        old.close()
+                # The old index is dropped, not closed: a read may still be using it
+                # (a mapped index is unmapped when the last reference goes).
+                seg.index = None
                 seg.sealed_index(self._file_mode)
             self._s.segs.forget_caches()
             return len(sealed)

@@ -183,11 +183,14 @@ class WritePath:
                     view = view[os.write(fd, view) :]
                 if self.fsync == "always":
                     os.fdatasync(fd)
-        except EventVaultError as exc:
-            # Nothing partial may stay: cut back to the last committed byte.
+        except BaseException as exc:
+            # Nothing partial may stay, whatever stopped the write: cut back to the
+            # last committed byte (unacknowledged bytes a later catch-up would index).
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, base)
                 os.fsync(fd)
+            if not isinstance(exc, EventVaultError):
+                raise
             for req, _ in chunks:
                 req.error = exc
                 req.results = []
