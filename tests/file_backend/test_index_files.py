@@ -128,9 +128,9 @@ def test_index_files_of_the_previous_format_are_rebuilt(tmp_path: Path) -> None:
         want = s.read(Query(streams=["s1"], limit=1000)).events
     old = sorted((tmp_path / "index").glob("*.idx"))[0]
     data = bytearray(old.read_bytes())
-    data[:8] = b"EVIDX01\n"
+    data[:8] = b"EVIDX02\n"  # the format before batch boundaries
     old.write_bytes(bytes(data))
     with FileEventStore(tmp_path, segment_max_bytes=4096) as s:
         assert s.read(Query(streams=["s1"], limit=1000)).events == want
         assert s.verify().ok
-    assert old.read_bytes()[:8] == b"EVIDX02\n"
+    assert old.read_bytes()[:8] == b"EVIDX03\n"

@@ -19,6 +19,7 @@ It is written (atomically) *before* any segment changes.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,7 +28,7 @@ import msgspec
 from ...errors import StoreUnavailableError
 from .fsio import atomic_write, write_temp
 from .index import SegmentIndex
-from .records import COMMIT
+from .records import seal_lines, unsealed
 
 __all__ = ["RetentionState", "SegmentEnd", "compact_segment"]
 
@@ -68,42 +69,53 @@ class RetentionState(msgspec.Struct):
 
 
 def compact_segment(
-    seg: Path, index: SegmentIndex, goes: Sequence[bool], mode: int
-) -> tuple[Path, list[int], list[int], int, str]:
-    """Write sealed segment ``seg`` without the records at the slots ``goes`` marks,
-    to a durable temp file the caller renames over ``seg`` (with ``replace_with``)
-    when it is safe to swap.
+    fd: int, seg: str, index: SegmentIndex, goes: Sequence[bool], mode: int
+) -> tuple[Path, list[int], list[int], int, str, list[int]]:
+    """Write sealed segment ``seg`` (open at ``fd``: the file ``index`` describes)
+    without the records at the slots ``goes`` marks, to a durable temp file the
+    caller renames over ``seg`` (with ``replace_with``) when it is safe to swap.
 
-    Returns the temp file, the kept slots, their new byte offsets, the new size and
-    the hash of the last kept record (for the new index). Some records must stay.
+    What an original batch keeps becomes one batch, with its own checksum and
+    marker (the records' bytes, and so the chain, are unchanged). Returns the temp
+    file, the kept slots, their new byte offsets, the new size, the hash of the
+    last kept record and the new batch ends (for the new index). Some records must
+    stay.
     """
     offsets = index.offsets
     count = index.count
-    data = seg.read_bytes()[: index.size]
+    ends = list(index.batch_ends)
+    if not ends or ends[-1] < count:
+        ends.append(count)
+    data = os.pread(fd, index.size, 0)
     keep_slots: list[int] = []
     new_offsets: list[int] = []
+    new_ends: list[int] = []
     parts: list[bytes] = []
     at = 0
-    slot = 0
-    while slot < count:  # copy each stretch of kept records with one slice
-        if goes[slot]:
-            slot += 1
-            continue
-        start = slot
-        while slot < count and not goes[slot]:
+    first = 0
+    for end in ends:
+        lines: list[bytes] = []
+        here = at
+        for slot in range(first, end):
+            if goes[slot]:
+                continue
+            line = data[offsets[slot] : offsets[slot + 1] if slot + 1 < count else index.size]
+            if slot == end - 1:
+                line = unsealed(line)
             keep_slots.append(slot)
-            new_offsets.append(at + offsets[slot] - offsets[start])
-            slot += 1
-        end = offsets[slot] if slot < count else index.size
-        parts.append(data[offsets[start] : end])
-        at += end - offsets[start]
+            new_offsets.append(here)
+            here += len(line)
+            lines.append(line)
+        if lines:
+            batch = seal_lines(b"".join(lines))
+            parts.append(batch)
+            at += len(batch)
+            new_ends.append(len(keep_slots))
+        first = end
     keep = b"".join(parts)
-    # Sealed segments end in a commit marker; the kept lines are all committed.
-    if not keep.endswith(COMMIT):
-        keep = keep[:-2] + COMMIT
     last = msgspec.json.decode(keep[new_offsets[-1] :], type=_LastHash)
-    tmp = write_temp(seg, keep, mode)
-    return tmp, keep_slots, new_offsets, len(keep), last.hash
+    tmp = write_temp(Path(seg), keep, mode)
+    return tmp, keep_slots, new_offsets, len(keep), last.hash, new_ends
 
 
 class _LastHash(msgspec.Struct):

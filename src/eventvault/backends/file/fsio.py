@@ -10,9 +10,11 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from ...errors import StoreUnavailableError
+import msgspec
 
-__all__ = ["WriterLock", "atomic_write", "fsync_dir", "io_errors"]
+from ...errors import CorruptionError, StoreUnavailableError
+
+__all__ = ["WriterLock", "atomic_write", "backend_errors", "dir_lock", "fsync_dir"]
 
 _HINTS = {
     errno.ENOSPC: "the disk is full; free space and retry (nothing partial was kept)",
@@ -26,13 +28,22 @@ _HINTS = {
 
 
 @contextlib.contextmanager
-def io_errors(what: str) -> Iterator[None]:
-    """Translate ``OSError`` into :class:`StoreUnavailableError` naming the action."""
+def backend_errors(what: str) -> Iterator[None]:
+    """The file backend's error boundary: what the OS and the decoder raise becomes
+    an :mod:`eventvault.errors` type naming the action.
+
+    ``OSError`` → :class:`StoreUnavailableError` (with a hint a person can act on);
+    a record the decoder rejects outside the places that name it already →
+    :class:`CorruptionError`. Every public entry point of the backend runs inside
+    one of these; :class:`~eventvault.errors.EventVaultError` passes through.
+    """
     try:
         yield
     except OSError as exc:
         hint = _HINTS.get(exc.errno or 0, exc.strerror or str(exc))
         raise StoreUnavailableError(f"{what}: {hint} ({exc})") from exc
+    except msgspec.DecodeError as exc:
+        raise CorruptionError(f"{what}: stored data does not decode ({exc})") from exc
 
 
 def fsync_dir(path: Path) -> None:
@@ -105,3 +116,16 @@ class WriterLock:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             os.close(self._fd)
+
+
+@contextlib.contextmanager
+def dir_lock(path: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on the directory itself: serialises the creation of a
+    store, so concurrent first opens agree on one store (the kernel drops it if the
+    holder dies)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

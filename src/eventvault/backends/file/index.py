@@ -44,7 +44,8 @@ FIELDS = ("type", "actor", "correlation_id", "stream")
 # 02: the key tables (postings keys, stream revisions) moved from the JSON header
 # into the mapped body, so a sealed segment costs a reader O(1) heap, whatever
 # the number of distinct keys. Files of another version are rebuilt, never read.
-_MAGIC = b"EVIDX02\n"
+# 03: batch boundaries (``batch_ends``), so reads can check each batch's checksum.
+_MAGIC = b"EVIDX03\n"
 _V = TypeVar("_V")
 
 
@@ -70,6 +71,8 @@ class SegmentIndex(Protocol):
     def id_max(self) -> int: ...  # largest UUID.int in the segment (-1 when empty)
     @property
     def last_hash(self) -> str | None: ...
+    @property
+    def batch_ends(self) -> Sequence[int]: ...  # per batch: the slot after its last record
 
 
 class _Accessors:
@@ -81,10 +84,15 @@ class _Accessors:
     _last_hash: str | None
     _postings: Mapping[str, Mapping[str, Sequence[int]]]
     _stream_last: Mapping[str, int]
+    _batch_ends: Sequence[int]
 
     @property
     def size(self) -> int:
         return self._size
+
+    @property
+    def batch_ends(self) -> Sequence[int]:
+        return self._batch_ends
 
     @property
     def offsets(self) -> Sequence[int]:
@@ -118,6 +126,7 @@ class MemIndex(_Accessors):
         self._ids: dict[int, int] = {}  # UUID.int -> slot
         self._size = 0
         self._last_hash: str | None = None
+        self._batch_ends: array[int] = array("I")
 
     @property
     def count(self) -> int:
@@ -229,6 +238,11 @@ class MemIndex(_Accessors):
             ids[rec.id.int] = slot
             slot += 1
         self._last_hash = records[-1].hash
+        self._batch_ends.append(slot)
+
+    def end_batches(self, counts: Sequence[int], base: int) -> None:
+        """Scanned batches end after ``base + c`` records, for each ``c`` of ``counts``."""
+        self._batch_ends.extend([base + c for c in counts])
 
     def add_head(self, offset: int, head: LineHead) -> None:
         self.add(
@@ -263,6 +277,7 @@ class MemIndex(_Accessors):
         mem._ids = disk.id_map()
         mem._size = disk.size
         mem._last_hash = disk.last_hash
+        mem._batch_ends = array("I", disk.batch_ends)
         return mem
 
     @classmethod
@@ -273,9 +288,11 @@ class MemIndex(_Accessors):
         offsets: Sequence[int],
         size: int,
         last_hash: str,
+        batch_ends: Sequence[int],
     ) -> MemIndex:
         """The index of a segment rewritten with only the records at slots ``keep``
-        (ascending), now at byte ``offsets`` — derived from the old index, no parsing.
+        (ascending), now at byte ``offsets`` in batches ending at ``batch_ends`` —
+        derived from the old index, no parsing.
 
         ``stream_last`` stays as it was: the revisions the segment *wrote* (what
         revision lookups need, whether or not those events are still there).
@@ -298,6 +315,7 @@ class MemIndex(_Accessors):
         new._ids = {key: renumber[k] for key, k in old.id_map().items() if renumber[k] >= 0}
         new._size = size
         new._last_hash = last_hash
+        new._batch_ends = array("I", batch_ends)
         return new
 
     # -- persistence ---------------------------------------------------------------
@@ -316,6 +334,7 @@ class MemIndex(_Accessors):
             section("positions", self._positions.tobytes())
         section("offsets", self._offsets.tobytes())
         section("times", self._times.tobytes())
+        section("batch_ends", self._batch_ends.tobytes())
         # Key tables: sorted keys, each with its value row (see _KeyTable).
         postings = array("I")
         keys: dict[str, int] = {}
@@ -338,6 +357,7 @@ class MemIndex(_Accessors):
         header = {
             "first": self.first,
             "count": self.count,
+            "batches": len(self._batch_ends),
             "size": self._size,
             "last_hash": self._last_hash,
             "sections": sections,
@@ -491,6 +511,8 @@ class DiskIndex(_Accessors):
             self._positions = range(self.first, self.first + n)
         self._offsets: memoryview = view[sec["offsets"] : sec["offsets"] + 8 * n].cast("Q")
         self._times: memoryview = view[sec["times"] : sec["times"] + 8 * n].cast("q")
+        at = sec["batch_ends"]
+        self._batch_ends: memoryview = view[at : at + 4 * header["batches"]].cast("I")
         nkeys: dict[str, int] = header["keys"]
         postings = view[sec["postings"] : sec["postings"] + 4 * header["postings"]].cast("I")
         self._tables = {name: _KeyTable(view, sec, name, k) for name, k in nkeys.items()}
@@ -581,7 +603,8 @@ class DiskIndex(_Accessors):
 
     def close(self) -> None:
         """Unmap (skipped while views are still referenced; the GC unmaps later)."""
-        views = [self._offsets, self._times, self._ids, self._idslots, *self._views]
+        views = [self._offsets, self._times, self._batch_ends, self._ids, self._idslots]
+        views += self._views
         if isinstance(self._positions, memoryview):
             views.append(self._positions)
         for view in views:
