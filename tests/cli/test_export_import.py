@@ -173,3 +173,26 @@ def test_verify_against_prints_times_as_iso_8601(tmp_path: Path) -> None:
     assert "datetime(" not in r.stdout
     # (recorded_at differs first: the stores' clocks)
     assert re.search(r"recorded_at: \d{4}-\d\d-\d\dT[\d:.]+Z vs \d{4}-\d\d-\d\dT", r.stdout)
+
+
+def test_an_export_imports_into_postgres_with_the_same_chain(
+    tmp_path: Path, source: Path, postgres_dsn: str
+) -> None:
+    import uuid
+
+    from eventvault.backends.postgres.store import drop_schema
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    (tmp_path / "pg.toml").write_text(
+        f'[store]\nbackend = "postgres"\n[store.postgres]\ndsn = "{postgres_dsn}"\n'
+        f'schema = "{schema}"\n'
+    )
+    _export(tmp_path)
+    try:
+        r = ev(tmp_path, "--config", "pg.toml", "import", "--file", "b.jsonl")
+        assert r.returncode == 0, r.stderr
+        r = ev(tmp_path, "--config", "src.toml", "verify", "--against", "pg.toml")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert r.stdout.startswith("identical: 300 events")
+    finally:
+        drop_schema(postgres_dsn, schema)

@@ -178,3 +178,15 @@ def test_verify_json_on_a_broken_store_names_the_last_good_hash(store: Path) -> 
     assert result["file"] == str(segment)  # the segment file to look at
     text = ev(store, "verify")
     assert f"in {segment}" in text.stdout
+
+
+def test_help_and_readme_document_the_same_exit_codes(tmp_path: Path) -> None:
+    from eventvault.cli import common
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme.split("### Exit codes", 1)[1].split("\n\n", 2)[1]
+    documented = {int(m) for m in re.findall(r"(?m)^\| (\d+) \|", table)}
+    used = {v for k, v in vars(common).items() if k.startswith("EXIT_") and isinstance(v, int)}
+    assert documented == used
+    helped = ev(tmp_path, "--help").stdout.split("Exit codes:", 1)[1].split("Options:")[0]
+    assert {int(m) for m in re.findall(r"\b(\d+) [a-z]", helped)} == used

@@ -294,8 +294,8 @@ def test_cli_arguments(argv: list[str], tmp_path_factory: pytest.TempPathFactory
     runner = CliRunner()
     result = runner.invoke(cli, ["--config", str(config), *argv], input="", catch_exceptions=True)
     # 0 ok, 2 usage/bad input, 3 config, 4 conflict, 5 unavailable, 6 integrity,
-    # 7 no store (a reader before any writer): never 1 (an internal error) and never
-    # an exception escaping click.
+    # 7 no store (a reading command before anything created it):
+    # never 1 (an internal error) and never an exception escaping click.
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise AssertionError(f"{argv!r} raised {result.exception!r}") from result.exception
     assert result.exit_code in (0, 2, 3, 4, 5, 6, 7), (argv, result.exit_code, result.output)

@@ -119,6 +119,12 @@ def cli(ctx: click.Context, config: str | None, backend: str | None, quiet: bool
       eventvault append --type build.started --actor ci --data '{"sha": "abc"}'
       eventvault query --type 'build.*' --since 2h --format json
       eventvault verify
+
+    \b
+    Exit codes: 0 ok, 1 internal error, 2 bad input, 3 configuration,
+    4 conflict, 5 store unavailable, 6 integrity (verify), 7 no store at the
+    configured place (only init, append, import, serve create one),
+    130 interrupted.
     """
     ctx.obj = Ctx(config, backend, quiet)
 
