@@ -115,3 +115,23 @@ def test_a_member_of_the_owner_role_applies_retention(postgres_dsn: str, schema:
         report = app.apply_retention(policy=resolve_policy(RetentionConfig(max_count=2)))
         assert report.removed == 3
         assert app.verify().ok
+
+
+def test_a_role_granted_delete_by_mistake_still_cannot_delete(
+    postgres_dsn: str, schema: str
+) -> None:
+    """Retention's switch is the owner's: setting it by hand, with DELETE granted,
+    removes nothing."""
+    s = sql.Identifier(schema)
+    with PostgresEventStore(postgres_dsn, schema=schema) as owner:
+        owner.append([NewEvent(type="audit.step") for _ in range(5)])
+    grant = "GRANT DELETE ON {s}.events TO {r}"
+    with (
+        app_role(postgres_dsn, schema, retention=False, extra=(grant,)) as app,
+        psycopg.connect(app, autocommit=True) as conn,
+    ):
+        conn.execute("SET eventvault.retention = 'on'")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
+            conn.execute(sql.SQL("DELETE FROM {}.events").format(s))
+    with PostgresEventStore(postgres_dsn, schema=schema) as owner:
+        assert owner.stats().events == 5

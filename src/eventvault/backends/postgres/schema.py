@@ -164,6 +164,23 @@ DROP TRIGGER IF EXISTS events_reserved ON {schema}.events;
 CREATE TRIGGER events_reserved BEFORE INSERT ON {schema}.events
     FOR EACH ROW WHEN (starts_with(NEW.type, 'eventvault.'))
     EXECUTE FUNCTION {schema}.events_reserved();
+
+-- Retention's switch is honoured only inside retention_delete, where (a SECURITY
+-- DEFINER function) the current user is the function's owner — the role that ran
+-- this migration (baked in below): a role granted DELETE by mistake cannot remove
+-- anything by setting the switch. (A name comparison per row: looking the owner's
+-- role up per row made retention twice as slow.)
+CREATE OR REPLACE FUNCTION {schema}.events_append_only() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' AND current_setting('eventvault.retention', true) = 'on'
+            AND OLD.type <> 'eventvault.retention.applied'
+            AND current_user = {owner} THEN
+        RETURN OLD;  -- inside retention_delete
+    END IF;
+    RAISE EXCEPTION 'eventvault: events are append-only (% refused)', TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END $$;
 """
 
 MIGRATIONS: list[LiteralString] = [_V1, _V2, _V3]
@@ -205,10 +222,12 @@ def migrate(conn: psycopg.Connection[tuple[Any, ...]], schema: str) -> int:
             ).format(ident)
         )
         current = schema_version(conn, schema)
+        row = conn.execute("SELECT current_user").fetchone()
+        owner = sql.Literal(row[0] if row else "")
         for version, statement in enumerate(MIGRATIONS, 1):
             if version <= current:
                 continue
-            conn.execute(sql.SQL(statement).format(schema=ident))
+            conn.execute(sql.SQL(statement).format(schema=ident, owner=owner))
             conn.execute(
                 sql.SQL("INSERT INTO {}.schema_version (version) VALUES (%s)").format(ident),
                 (version,),
