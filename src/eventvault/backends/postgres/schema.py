@@ -166,8 +166,8 @@ CREATE TRIGGER events_reserved BEFORE INSERT ON {schema}.events
     EXECUTE FUNCTION {schema}.events_reserved();
 
 -- Retention's switch is honoured only inside retention_delete, where (a SECURITY
--- DEFINER function) the current user is the function's owner — the role that ran
--- this migration (baked in below): a role granted DELETE by mistake cannot remove
+-- DEFINER function) the current user is the function's owner (baked in below by
+-- migrate()): a role granted DELETE by mistake cannot remove
 -- anything by setting the switch. (A name comparison per row: looking the owner's
 -- role up per row made retention twice as slow.)
 CREATE OR REPLACE FUNCTION {schema}.events_append_only() RETURNS trigger
@@ -206,6 +206,18 @@ def schema_version(conn: psycopg.Connection[tuple[Any, ...]], schema: str) -> in
     return int(got[0]) if got else 0
 
 
+def _retention_owner(conn: psycopg.Connection[tuple[Any, ...]], schema: str) -> str:
+    """Who ``retention_delete`` runs as: its owner, or (not created yet) this role."""
+    row = conn.execute(
+        "SELECT pg_get_userbyid(p.proowner) FROM pg_proc p JOIN pg_namespace n "
+        "ON n.oid = p.pronamespace WHERE n.nspname = %s AND p.proname = 'retention_delete'",
+        (schema,),
+    ).fetchone()
+    if row is None:
+        row = conn.execute("SELECT current_user").fetchone()
+    return str(row[0]) if row else ""
+
+
 def migrate(conn: psycopg.Connection[tuple[Any, ...]], schema: str) -> int:
     """Bring the schema to :data:`SCHEMA_VERSION`; safe to run concurrently. Returns
     the number of migrations applied."""
@@ -222,11 +234,10 @@ def migrate(conn: psycopg.Connection[tuple[Any, ...]], schema: str) -> int:
             ).format(ident)
         )
         current = schema_version(conn, schema)
-        row = conn.execute("SELECT current_user").fetchone()
-        owner = sql.Literal(row[0] if row else "")
         for version, statement in enumerate(MIGRATIONS, 1):
             if version <= current:
                 continue
+            owner = sql.Literal(_retention_owner(conn, schema))
             conn.execute(sql.SQL(statement).format(schema=ident, owner=owner))
             conn.execute(
                 sql.SQL("INSERT INTO {}.schema_version (version) VALUES (%s)").format(ident),
