@@ -115,3 +115,53 @@ def test_a_member_of_the_owner_role_applies_retention(postgres_dsn: str, schema:
         report = app.apply_retention(policy=resolve_policy(RetentionConfig(max_count=2)))
         assert report.removed == 3
         assert app.verify().ok
+
+
+def test_a_role_granted_delete_by_mistake_still_cannot_delete(
+    postgres_dsn: str, schema: str
+) -> None:
+    """Retention's switch is the owner's: setting it by hand, with DELETE granted,
+    removes nothing."""
+    s = sql.Identifier(schema)
+    with PostgresEventStore(postgres_dsn, schema=schema) as owner:
+        owner.append([NewEvent(type="audit.step") for _ in range(5)])
+    grant = "GRANT DELETE ON {s}.events TO {r}"
+    with (
+        app_role(postgres_dsn, schema, retention=False, extra=(grant,)) as app,
+        psycopg.connect(app, autocommit=True) as conn,
+    ):
+        conn.execute("SET eventvault.retention = 'on'")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
+            conn.execute(sql.SQL("DELETE FROM {}.events").format(s))
+    with PostgresEventStore(postgres_dsn, schema=schema) as owner:
+        assert owner.stats().events == 5
+
+
+def test_retention_still_works_when_another_role_ran_the_upgrade(postgres_dsn: str) -> None:
+    """The switch is tied to retention_delete's owner, not to whoever migrated last:
+    a schema its own role created, brought to v3 again by the superuser."""
+    role = f"own_{uuid.uuid4().hex[:8]}"
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    r = sql.Identifier(role)
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(r))
+        conn.execute(sql.SQL("GRANT CREATE ON DATABASE postgres TO {}").format(r))
+    own = psycopg.conninfo.make_conninfo(postgres_dsn, user=role, dbname="postgres")
+    try:
+        with PostgresEventStore(own, schema=schema) as store:
+            store.append([NewEvent(type="t.x") for _ in range(5)])
+        with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DELETE FROM {}.schema_version WHERE version = 3").format(
+                    sql.Identifier(schema)
+                )
+            )
+        PostgresEventStore(postgres_dsn, schema=schema).close()  # the superuser upgrades
+        with PostgresEventStore(own, schema=schema) as store:
+            report = store.apply_retention(policy=resolve_policy(RetentionConfig(max_count=2)))
+            assert report.removed == 3
+            assert store.verify().ok
+    finally:
+        with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(r))
+            conn.execute(sql.SQL("DROP ROLE {}").format(r))

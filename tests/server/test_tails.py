@@ -218,4 +218,6 @@ def test_the_load_script_in_small() -> None:
     assert figures.refused_status == 503
     assert figures.refused_type == "TooManySubscribers"
     assert figures.threads_with - figures.threads_before <= 2
-    assert figures.ratio < 3  # (2x in the full run; a shared CI machine is noisier)
+    # (Within 2x in the full run; the no-tail figure drifts on a shared machine, so
+    # the bound is against the worse of the two taken before and after.)
+    assert figures.p50_with_ms < 3 * max(figures.p50_none_ms, figures.p50_none_after_ms)

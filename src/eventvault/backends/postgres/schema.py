@@ -165,6 +165,23 @@ DROP TRIGGER IF EXISTS events_reserved ON {schema}.events;
 CREATE TRIGGER events_reserved BEFORE INSERT ON {schema}.events
     FOR EACH ROW WHEN (starts_with(NEW.type, 'eventvault.'))
     EXECUTE FUNCTION {schema}.events_reserved();
+
+-- Retention's switch is honoured only inside retention_delete, where (a SECURITY
+-- DEFINER function) the current user is the function's owner (baked in below by
+-- migrate()): a role granted DELETE by mistake cannot remove
+-- anything by setting the switch. (A name comparison per row: looking the owner's
+-- role up per row made retention twice as slow.)
+CREATE OR REPLACE FUNCTION {schema}.events_append_only() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' AND current_setting('eventvault.retention', true) = 'on'
+            AND OLD.type <> 'eventvault.retention.applied'
+            AND current_user = {owner} THEN
+        RETURN OLD;  -- inside retention_delete
+    END IF;
+    RAISE EXCEPTION 'eventvault: events are append-only (% refused)', TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END $$;
 """
 
 #: Reading by causation id (``Query.causation_ids``: a run's causal tree) walks an
@@ -208,6 +225,18 @@ def schema_version(conn: psycopg.Connection[tuple[Any, ...]], schema: str) -> in
     return int(got[0]) if got else 0
 
 
+def _retention_owner(conn: psycopg.Connection[tuple[Any, ...]], schema: str) -> str:
+    """Who ``retention_delete`` runs as: its owner, or (not created yet) this role."""
+    row = conn.execute(
+        "SELECT pg_get_userbyid(p.proowner) FROM pg_proc p JOIN pg_namespace n "
+        "ON n.oid = p.pronamespace WHERE n.nspname = %s AND p.proname = 'retention_delete'",
+        (schema,),
+    ).fetchone()
+    if row is None:
+        row = conn.execute("SELECT current_user").fetchone()
+    return str(row[0]) if row else ""
+
+
 def migrate(conn: psycopg.Connection[tuple[Any, ...]], schema: str) -> int:
     """Bring the schema to :data:`SCHEMA_VERSION`; safe to run concurrently. Returns
     the number of migrations applied."""
@@ -227,7 +256,8 @@ def migrate(conn: psycopg.Connection[tuple[Any, ...]], schema: str) -> int:
         for version, statement in enumerate(MIGRATIONS, 1):
             if version <= current:
                 continue
-            conn.execute(sql.SQL(statement).format(schema=ident))
+            owner = sql.Literal(_retention_owner(conn, schema))
+            conn.execute(sql.SQL(statement).format(schema=ident, owner=owner))
             conn.execute(
                 sql.SQL("INSERT INTO {}.schema_version (version) VALUES (%s)").format(ident),
                 (version,),
