@@ -211,3 +211,142 @@ def test_readers_work_on_a_read_only_mount(tmp_path: Path) -> None:
     assert "append-exit=5" in r.stdout
     assert "not cut" in r.stderr
     assert snapshot(store) == before
+
+
+# -- read-only on the segment-set design (issue 15): creation, torn batches, other
+# processes' rolls and retention ---------------------------------------------------
+
+
+def test_read_only_never_makes_a_store_nor_takes_the_creation_lock(tmp_path: Path) -> None:
+    """Creation holds a flock on the directory; a read-only open must not wait for
+    it (nor take it): a directory without eventvault.json is simply no store."""
+    import threading
+
+    from eventvault.backends.file.fsio import dir_lock
+
+    half_made = tmp_path / "half"
+    (half_made / "segments").mkdir(parents=True)  # a creation that died half-way
+    before = snapshot(half_made)
+    outcome: list[BaseException | None] = []
+
+    def open_read_only() -> None:
+        try:
+            FileEventStore(half_made, read_only=True).close()
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    with dir_lock(half_made):  # a creator is at work (a separate descriptor: it binds us)
+        opener = threading.Thread(target=open_read_only, daemon=True)
+        opener.start()
+        opener.join(timeout=10)
+        assert not opener.is_alive(), "the read-only open waited for the creation lock"
+    (exc,) = outcome
+    assert isinstance(exc, ReadOnlyStoreError)
+    assert "none is made" in str(exc)
+    assert snapshot(half_made) == before  # no eventvault.json, index/ or lock made
+
+
+def test_a_torn_checksummed_batch_is_reported_not_cut(tmp_path: Path) -> None:
+    """A torn batch of the checksummed format (its marker on disk, zeros inside)
+    is what a writer cuts; read-only, it is reported and left alone."""
+    store = tmp_path / "store"
+    fill(store)
+    active = sorted((store / "segments").glob("*.jsonl"))[-1]
+    data = bytearray(active.read_bytes())
+    lines = data.split(b"\n")[:-1]
+    start = len(data) - sum(len(line) + 1 for line in lines[-3:])  # the last batch (3 events)
+    data[start + 10 : start + 40] = b"\0" * 30
+    active.write_bytes(bytes(data))
+    before = snapshot(store)
+    with FileEventStore(store, read_only=True) as s:
+        assert s.head() == 21  # the torn batch is not indexed
+        assert s.stats().details["unrecovered"] == {
+            "segment": active.name,
+            "torn_bytes": len(data) - start,
+            "at_offset": start,
+        }
+        assert any("not cut" in n and "after position 21" in n for n in s.notices)
+        assert s.verify().ok
+    assert snapshot(store) == before
+    with FileEventStore(store) as s:  # a writer cuts it, as before
+        (cut,) = s.stats().details["recovered"]
+        assert cut["torn_batches"] == 1
+        assert "read_only" not in s.stats().details
+    assert active.stat().st_size == start
+
+
+def test_a_tail_being_written_while_a_writer_holds_the_lock_is_not_reported(
+    tmp_path: Path,
+) -> None:
+    from eventvault.backends.file.fsio import WriterLock
+
+    store = tmp_path / "store"
+    fill(store, torn=True)
+    lock = WriterLock(store / "lock", 0o600)
+    # A live writer holds the lock: the bytes past the last commit are its write.
+    with lock.held(), FileEventStore(store, read_only=True) as s:
+        assert s.notices == [f"{store}: opened read-only (as asked)"]
+        assert s.stats().details["unrecovered"] is None
+    lock.close()
+    with FileEventStore(store, read_only=True) as s:  # nobody writing: torn, reported
+        assert s.stats().details["unrecovered"]["torn_bytes"] == len(TORN)
+
+
+def test_a_missing_index_is_rebuilt_in_memory_only(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    fill(store)
+    for idx in (store / "index").glob("*.idx"):
+        idx.unlink()
+    before = snapshot(store)
+    with FileEventStore(store, read_only=True) as s:
+        assert len(list(s.iter(Query(limit=5)))) == 24
+        assert len(list(s.iter(Query(types=["t.x"], reverse=True)))) == 6
+        assert s.verify().ok
+    assert snapshot(store) == before
+
+
+def test_a_store_without_segment_directories_opens_read_only_as_empty(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    FileEventStore(store).close()
+    (store / "segments").rmdir()
+    (store / "index").rmdir()
+    (store / "lock").unlink()
+    before = snapshot(store)
+    with FileEventStore(store, read_only=True) as s:
+        assert s.head() == 0
+        assert s.stats().events == 0
+        assert s.read(Query(limit=5)).events == []
+    assert snapshot(store) == before
+
+
+def test_a_read_only_reader_follows_a_writer_through_rolls_and_retention(
+    tmp_path: Path,
+) -> None:
+    from datetime import timedelta
+
+    from eventvault.config import RetentionConfig, RetentionRule
+    from eventvault.retention import RECEIPT_TYPE, resolve_policy
+
+    store = tmp_path / "store"
+    policy = resolve_policy(RetentionConfig(rules=[RetentionRule(types=["debug.*"], max_age="1h")]))
+    assert policy is not None
+    with FileEventStore(store, segment_max_bytes=4096) as writer:
+        writer.append(NewEvent(type="task.done"))
+        with FileEventStore(store, read_only=True) as reader:
+            assert reader.head() == 1
+            for i in range(30):  # several rolls while the reader holds its view
+                kinds = ["debug.x", "debug.x", "task.done"]
+                writer.append([NewEvent(type=kinds[k % 3], data={"i": i, "pad": "p" * 60})
+                               for k in range(6)])  # fmt: skip
+            assert len(list((store / "segments").glob("*.jsonl"))) > 3
+            assert reader.head() == writer.head() == 181
+            assert list(reader.iter(Query(limit=50))) == list(writer.iter(Query(limit=50)))
+            newest = writer.read(Query(reverse=True, limit=1)).events[0].recorded_at
+            writer.apply_retention(policy=policy, now=newest + timedelta(hours=2))
+            kept = [e for e in writer.iter(Query(limit=500)) if e.type != RECEIPT_TYPE]
+            assert [e for e in reader.iter(Query(limit=500)) if e.type != RECEIPT_TYPE] == kept
+            assert reader.verify().ok
+            with pytest.raises(ReadOnlyStoreError, match="apply retention"):
+                reader.apply_retention(policy=policy, now=newest + timedelta(hours=2))
+            assert reader.head() == writer.head()  # no receipt was appended

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from eventvault import NewEvent
+from eventvault import NewEvent, StoreUnavailableError
 from eventvault.backends.file import FileEventStore
 
 AGENT = [sys.executable, str(Path(__file__).with_name("agent.py"))]
@@ -326,8 +326,10 @@ def test_an_exception_in_the_middle_of_a_write_leaves_nothing_behind(
 
         monkeypatch.setattr(writing.os, "fdatasync", boom)
         failed = NewEvent(type="t.failed")
-        with pytest.raises(Exception, match="injected"):
+        # (the base class's boundary makes the MemoryError a typed error)
+        with pytest.raises(StoreUnavailableError, match="out of memory") as raised:
             s.append(failed)
+        assert "injected" in str(raised.value.__cause__)
         monkeypatch.setattr(writing.os, "fdatasync", real)
         assert sum(p.stat().st_size for p in (path / "segments").glob("*.jsonl")) == size
         s.append(NewEvent(type="t.after"))

@@ -20,4 +20,5 @@ def from_config(config: Config, *, create: bool = True) -> FileEventStore:
         file_mode=f.file_mode,
         dir_mode=f.dir_mode,
         max_event_bytes=config.store.max_event_bytes,
+        read_only=True if f.read_only else None,  # (false: detect it)
     )

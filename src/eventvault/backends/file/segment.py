@@ -50,13 +50,18 @@ class Segment:
         "index",
         "ino",
         "path",
+        "read_only",
         "retired",
         "seen_size",
         "users",
     )
 
-    def __init__(self, seg_dir: Path, idx_dir: Path, first: int) -> None:
+    def __init__(
+        self, seg_dir: Path, idx_dir: Path, first: int, *, read_only: bool = False
+    ) -> None:
         self.first = first
+        #: Opened ``O_RDONLY``, and a rebuilt index is kept in memory, never written.
+        self.read_only = read_only
         stem = segment_name(first)
         self.path = f"{seg_dir}/{stem}.jsonl"  # a str: the hot path stats it
         self.idx_path = idx_dir / f"{stem}.idx"
@@ -81,7 +86,11 @@ class Segment:
                 # Never reopen by path: the file there now is not the one our index
                 # describes (retention replaced or deleted it).
                 raise FileNotFoundError(f"{self.path} was replaced or removed")
-            flags = os.O_RDWR | os.O_APPEND | (os.O_CREAT if create else 0)
+            if self.read_only:
+                assert not create  # (only a writer makes segments)
+                flags = os.O_RDONLY
+            else:
+                flags = os.O_RDWR | os.O_APPEND | (os.O_CREAT if create else 0)
             fd = os.open(self.path, flags, mode)
             st = os.fstat(fd)
             self.fd, self.ino, self.dev = fd, st.st_ino, st.st_dev
@@ -131,7 +140,8 @@ class Segment:
 
     def sealed_index(self, mode: int) -> SegmentIndex:
         """The index of this (sealed) segment: held, loaded from its file if that
-        describes this very file, or rebuilt from the segment."""
+        describes this very file, or rebuilt from the segment (and saved, unless
+        read-only)."""
         if self.index is not None:
             return self.index
         fd = self.open()
@@ -145,6 +155,8 @@ class Segment:
         built = self.build_index(size)
         log.info("rebuilt the index of %s (%d events)", self.path, built.count)
         self.index = built
+        if self.read_only:
+            return built
         with contextlib.suppress(OSError):
             built.write(self.idx_path, mode)
             reloaded = DiskIndex.load(self.idx_path, first=self.first, size=size)

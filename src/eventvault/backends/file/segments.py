@@ -50,8 +50,10 @@ class SegmentSet:
     Not thread-safe by itself: the store calls it holding its own lock.
     """
 
-    def __init__(self, root: Path, *, file_mode: int) -> None:
+    def __init__(self, root: Path, *, file_mode: int, read_only: bool = False) -> None:
         self.root = root
+        #: Never changes a file (see :mod:`.readonly`): segments open ``O_RDONLY``.
+        self.read_only = read_only
         self.seg_dir = root / "segments"
         self.idx_dir = root / "index"
         self.file_mode = file_mode
@@ -144,7 +146,11 @@ class SegmentSet:
     def _rescan(self) -> None:
         names: list[int] = []
         stray: list[str] = []
-        for entry in os.scandir(self.seg_dir):
+        entries: list[os.DirEntry[str]] = []
+        if not self.read_only or os.path.isdir(self.seg_dir):
+            # (read-only, a store that never had a segment may lack segments/: no mkdir)
+            entries = list(os.scandir(self.seg_dir))
+        for entry in entries:
             m = SEGMENT_NAME.fullmatch(entry.name)
             if m and entry.is_file():
                 names.append(int(m.group(1)))
@@ -158,7 +164,7 @@ class SegmentSet:
             if seg is not None and not seg.on_disk():  # replaced (compacted) or deleted
                 self._retire(seg)
                 seg = None
-            segments.append(seg if seg is not None else Segment(self.seg_dir, self.idx_dir, first))
+            segments.append(seg if seg is not None else self._segment(first))
         for gone in held.values():
             self._retire(gone)
         self.segments = segments
@@ -194,6 +200,9 @@ class SegmentSet:
         if stray != self.stray and stray:
             log.warning("%s: ignoring files that are not segments: %s", self.seg_dir, stray)
         self.stray = stray
+
+    def _segment(self, first: int) -> Segment:
+        return Segment(self.seg_dir, self.idx_dir, first, read_only=self.read_only)
 
     def _as_active(self, seg: Segment) -> MemIndex:
         """The growable index of ``seg`` as the active segment."""
@@ -242,7 +251,7 @@ class SegmentSet:
         """Start a new active segment at ``head + 1`` (call holding the writer flock,
         just after :meth:`refresh`); return the segment it seals, if any."""
         old = self.active
-        seg = Segment(self.seg_dir, self.idx_dir, self.head.position + 1)
+        seg = self._segment(self.head.position + 1)
         fd = seg.open(create=True, mode=self.file_mode)
         if os.fstat(fd).st_size:
             seg.close()
@@ -268,7 +277,7 @@ class SegmentSet:
 
     def replace(self, old: Segment, new_index: MemIndex) -> Segment:
         """Swap in the compacted file now at ``old``'s path, with its index."""
-        new = Segment(self.seg_dir, self.idx_dir, old.first)
+        new = self._segment(old.first)
         new.open()
         new.index = new_index
         self.segments[self.segments.index(old)] = new

@@ -18,7 +18,18 @@ This module is the façade; the parts live beside it:
   append at once; positions stay unique and contiguous);
 * :mod:`.reading` — queries, which never take the flock;
 * :mod:`.recovery` — indexing committed records, cutting what a crash left;
-* :mod:`.removal` — retention.
+* :mod:`.removal` — retention;
+* :mod:`.readonly` — when a store opens read-only, and what it reports then.
+
+Read-only (``read_only=True``, or detected: the directory, ``segments/``, the lock
+file or the active segment cannot be written — a backup, a read-only mount,
+another user's store): no lock file, no directory, no recovery, no index file is
+written, and neither the creation's directory flock nor the writer flock is
+taken; segments are opened ``O_RDONLY``. A directory without ``eventvault.json``
+is an error (no store is made). A torn tail a writer would cut is left in place
+(readers never read past the last commit marker anyway) and reported in
+:attr:`FileEventStore.notices` and ``stats().details["unrecovered"]``. Every write
+(append, import, reindex, retention) raises :class:`ReadOnlyStoreError`.
 
 Durability: ``fsync="always"`` (default) returns from ``append`` only after
 ``fdatasync``; ``"interval"`` syncs in the background every ``fsync_interval``;
@@ -30,15 +41,22 @@ fsync is still running.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import msgspec
 
-from ...errors import StoreNotFoundError, StoreUnavailableError, ValidationError
+from ...errors import (
+    ReadOnlyStoreError,
+    StoreNotFoundError,
+    StoreUnavailableError,
+    ValidationError,
+)
 from ...groupcommit import Import, Request
 from ...model import (
     ExpectedRevision,
@@ -52,7 +70,7 @@ from ...retention import Policy
 from ...retention_plan import GroupEvents, Run
 from ...sequencer import DEFAULT_MAX_EVENT_BYTES
 from ...store import EventStore, ProgressCallback
-from . import removal
+from . import readonly, removal
 from .fsio import atomic_write, backend_errors, dir_lock, fsync_dir
 from .index import from_us
 from .reading import ReadPath
@@ -61,6 +79,8 @@ from .shared import Shared
 from .writing import Fsync, WritePath
 
 __all__ = ["FileEventStore"]
+
+log = logging.getLogger("eventvault.file")
 
 FORMAT = "eventvault-file"
 FORMAT_VERSION = 1
@@ -93,7 +113,11 @@ class FileEventStore(EventStore):
         file_mode: int = 0o600,
         dir_mode: int = 0o700,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        read_only: bool | None = None,
     ) -> None:
+        """``read_only``: True opens for reading only; None (the default) does so
+        when the store's files cannot be written (:func:`.readonly.writable`);
+        False insists on writing."""
         super().__init__(max_event_bytes=max_event_bytes)
         if fsync not in ("always", "interval", "never"):
             raise ValidationError(f"fsync must be always, interval or never, got {fsync!r}")
@@ -104,23 +128,35 @@ class FileEventStore(EventStore):
                 f"no store at {self.path} (create one with 'eventvault init', or point "
                 "store.file.path / --config at an existing store)"
             )
+        self._asked_read_only = read_only is True
+        self.read_only = read_only if read_only is not None else not readonly.writable(self.path)
+        #: What a person should know about how the store was opened (e.g. a torn
+        #: tail that could not be cut because the store is read-only).
+        self.notices: list[str] = []
+        self._unrecovered: dict[str, Any] | None = None
         self.fsync = fsync
         self.segment_max_bytes = segment_max_bytes
         self._file_mode = file_mode
         self._dir_mode = dir_mode
         with backend_errors(f"opening the store at {self.path}"):
             self._store_id = self._open_dir()
-            self._s = Shared(self.path, SegmentSet(self.path, file_mode=file_mode), file_mode)
+            segs = SegmentSet(self.path, file_mode=file_mode, read_only=self.read_only)
+            self._s = Shared(self.path, segs, file_mode)
             self._reads = ReadPath(self._s)
-            self._writes = WritePath(
-                self._s,
-                self._reads,
-                fsync=fsync,
-                fsync_interval=fsync_interval,
-                segment_max_bytes=segment_max_bytes,
-                max_event_bytes=max_event_bytes,
-            )
-            self._writes.recover()
+            # Read-only there is no write path at all: no lock file, no fsync thread.
+            self._writes: WritePath | None = None
+            if self.read_only:
+                self._report_read_only()
+            else:
+                self._writes = WritePath(
+                    self._s,
+                    self._reads,
+                    fsync=fsync,
+                    fsync_interval=fsync_interval,
+                    segment_max_bytes=segment_max_bytes,
+                    max_event_bytes=max_event_bytes,
+                )
+                self._writes.recover()
 
     # -- opening ---------------------------------------------------------------------
 
@@ -134,6 +170,8 @@ class FileEventStore(EventStore):
             raise StoreUnavailableError(f"{self.path} exists and is not a directory")
         meta_path = self.path / _META
         if not meta_path.exists():
+            if self.read_only:  # (nothing is made: no directory, no directory flock)
+                raise ReadOnlyStoreError(f"no store at {self.path} (and, read-only, none is made)")
             self.path.mkdir(mode=self._dir_mode, parents=True, exist_ok=True)
             with dir_lock(self.path):
                 if not meta_path.exists():
@@ -147,8 +185,9 @@ class FileEventStore(EventStore):
                 f"{meta_path}: format {meta.format} v{meta.version} is not supported by this "
                 f"version of eventvault (it reads {FORMAT} v{FORMAT_VERSION})"
             )
-        for sub in ("segments", "index"):
-            (self.path / sub).mkdir(mode=self._dir_mode, exist_ok=True)
+        if not self.read_only:
+            for sub in ("segments", "index"):
+                (self.path / sub).mkdir(mode=self._dir_mode, exist_ok=True)
         return meta.store_id
 
     def _create(self, meta_path: Path) -> str:
@@ -171,6 +210,33 @@ class FileEventStore(EventStore):
         fsync_dir(self.path.parent)
         return meta.store_id
 
+    def _why_read_only(self) -> str:
+        return "as asked" if self._asked_read_only else "its files cannot be written"
+
+    def _report_read_only(self) -> None:
+        """Say how the store was opened, and what a writer would have recovered."""
+        self.notices.append(f"{self.path}: opened read-only ({self._why_read_only()})")
+        torn = readonly.torn_tail(self._s.segs)
+        if torn is None:
+            return
+        self._unrecovered = torn
+        message = (
+            f"{self._s.segs.seg_dir / torn['segment']}: {torn['torn_bytes']} bytes of an "
+            f"uncommitted (torn) write after position {self._s.segs.head.position}; a writer "
+            "would cut them, but the store is read-only, so they were not cut (readers "
+            "ignore them; nothing acknowledged is lost)"
+        )
+        self.notices.append(message)
+        log.warning("%s", message)
+
+    def _writer(self, what: str) -> WritePath:
+        """The write path, or :class:`ReadOnlyStoreError` saying ``what`` cannot be done."""
+        if self._writes is None:
+            raise ReadOnlyStoreError(
+                f"cannot {what}: the store at {self.path} is read-only ({self._why_read_only()})"
+            )
+        return self._writes
+
     # -- the backend contract ------------------------------------------------------------
 
     @property
@@ -180,10 +246,11 @@ class FileEventStore(EventStore):
     def _append(
         self, batch: list[NewEvent], expected: int | ExpectedRevision
     ) -> list[RecordedEvent]:
-        return self._writes.group.submit(batch, expected)
+        return self._writer("append").group.submit(batch, expected)
 
     def _import(self, imp: Import) -> list[RecordedEvent]:
-        return self._writes.group.submit_request(Request([], ExpectedRevision.ANY, imported=imp))
+        writes = self._writer("import events")
+        return writes.group.submit_request(Request([], ExpectedRevision.ANY, imported=imp))
 
     def _read(self, query: Query, limit: int) -> list[RecordedEvent]:
         with backend_errors("reading the store"):
@@ -232,6 +299,11 @@ class FileEventStore(EventStore):
                     "recovered": list(segs.recovered),
                     "retention_generation": segs.retention.generation,
                     "ignored_files": list(segs.stray),
+                    **(
+                        {"read_only": True, "unrecovered": self._unrecovered}
+                        if self.read_only
+                        else {}
+                    ),
                 },
             )
 
@@ -253,7 +325,7 @@ class FileEventStore(EventStore):
     def reindex(self) -> int:
         """Rebuild every sealed segment's index from its segment; returns how many."""
         self._check_open()
-        self._writes.flush_index_writes()
+        self._writer("rebuild the indexes").flush_index_writes()
         with backend_errors("rebuilding the indexes"), self._s.lock:
             self._s.refresh()
             sealed = self._s.segs.sealed()
@@ -299,6 +371,9 @@ class FileEventStore(EventStore):
         with backend_errors("planning retention"):
             return removal.group_events(self._s, policy)
 
+    def _check_can_remove(self) -> None:
+        self._writer("apply retention")  # (before the base class appends a receipt)
+
     def _remove_runs(
         self,
         runs: list[Run],
@@ -306,16 +381,18 @@ class FileEventStore(EventStore):
         receipts: list[RecordedEvent],
         progress: ProgressCallback | None,
     ) -> None:
+        self._writer("apply retention")
         with backend_errors("applying retention"):
             removal.remove_runs(self._s, runs, tails, receipts, progress)
 
     def _close(self) -> None:
-        self._writes.close()
+        if self._writes is not None:
+            self._writes.close()
         with self._s.lock:
             self._s.appended.notify_all()
             index = self._s.segs.active_index()
             seg = self._s.segs.active
-            if seg is not None and index is not None and index.count >= 1000:
+            if not self.read_only and seg is not None and index is not None and index.count >= 1000:
                 # A checkpoint of the active segment's index makes the next open fast —
                 # if our view of it is still true (another process may have sealed
                 # it, and retention rewritten it, since our last call).
