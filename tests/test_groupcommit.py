@@ -172,7 +172,7 @@ def test_backends_never_acknowledge_what_a_raising_leader_did_not_write(
     store: EventStore
     if backend == "file":
         from eventvault.backends.file import FileEventStore
-        from eventvault.backends.file import store as module
+        from eventvault.backends.file import writing as module
 
         store = FileEventStore(tmp_path / "s")
         target = "encode_batch"

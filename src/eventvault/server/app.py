@@ -314,9 +314,11 @@ def create_app(
     return app
 
 
-def _known_params_only(request: Request) -> None:
+async def _known_params_only(request: Request) -> None:
     """Refuse a query parameter the route does not declare (every route): an
-    ignored ``?typ=`` would answer with every event, unfiltered."""
+    ignored ``?typ=`` would answer with every event, unfiltered. (A coroutine: a
+    plain function would be run in a worker thread for every request — one per live
+    tail.)"""
     route = request.scope.get("route")
     if isinstance(route, APIRoute):
         known = [p.alias for p in route.dependant.query_params]
