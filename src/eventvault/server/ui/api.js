@@ -44,14 +44,16 @@ export async function api(path, params = null, { method = "GET", ok = [] } = {})
 }
 
 /** The Server-Sent Events of `path`, read with fetch() so the token goes in a header
- * (EventSource cannot send one). Yields {event, id, data}. */
-export async function* events(path, params, signal) {
+ * (EventSource cannot send one). Yields {event, id, data}; `opened` is called once the
+ * server has answered (from then on, no new event is missed). */
+export async function* events(path, params, signal, opened = () => {}) {
   const res = await fetch(`${path}?${params}`, {
     headers: headers("text/event-stream"),
     cache: "no-store",
     signal,
   });
   if (!res.ok) throw await failure(res);
+  opened();
   const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
   for (;;) {

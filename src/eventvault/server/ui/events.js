@@ -41,7 +41,7 @@ export function eventRow(ev, onPick) {
     h("td", { class: "type" }, ev.type),
     h("td", {}, ev.stream || ""),
     h("td", {}, ev.actor || ""),
-    h("td", {}, ev.correlation_id || ""),
+    h("td", {}, ev.correlation_id ? link(route("run", ev.correlation_id), ev.correlation_id) : ""),
   );
   row.dataset.search = JSON.stringify(ev).toLowerCase();
   return row;
@@ -98,7 +98,7 @@ export async function eventsView(main, { params, showError }) {
   main.append(
     h("h2", {}, "Events"),
     form,
-    h("div", { class: "bar" }, find, count),
+    h("div", { class: "toolbar" }, find, count),
     h("div", { class: "split" }, h("div", { class: "list" }, table, more), pane),
   );
   const pick = picker(pane);

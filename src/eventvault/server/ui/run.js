@@ -5,6 +5,7 @@ import { eventDetails } from "./events.js";
 
 const SHOWN = 2000; // rows (and bars) drawn at first; the rest on request
 const DEPTH = 40; // indentation stops growing here (a deep chain stays readable)
+const ROWS = 8; // sub-rows of a lane in the timeline
 
 function problems(trace) {
   if (!trace.problems.length) return null;
@@ -45,16 +46,26 @@ function timeline(trace, pick) {
   let budget = SHOWN * 2;
   const lanes = trace.lanes.map((lane) => {
     const track = h("div", { class: "track" });
+    const ends = []; // per sub-row of the lane: where its last bar ends (%)
     for (const index of lane.events) {
       if (budget-- <= 0) break;
       const ev = trace.events[index];
       const node = nodeOf.get(index);
+      const left = (node.offset_us / total) * 100;
+      const width = Math.max((node.to_last_descendant_us / total) * 100, 0.4);
+      // Overlapping bars stack in sub-rows (at most ROWS; then the least busy one).
+      let row = ends.findIndex((end) => end <= left);
+      if (row < 0 && ends.length < ROWS) row = ends.push(0) - 1;
+      if (row < 0) row = ends.indexOf(Math.min(...ends));
+      ends[row] = left + width;
       const bar = h("div", { class: "bar", title: `${ev.type} +${duration(node.offset_us)}` });
-      bar.style.left = `${(node.offset_us / total) * 100}%`;
-      bar.style.width = `${Math.max((node.to_last_descendant_us / total) * 100, 0.4)}%`;
+      bar.style.left = `${left}%`;
+      bar.style.width = `${width}%`;
+      bar.style.top = `${row * 0.8 + 0.15}rem`;
       bar.addEventListener("click", () => pick(ev, bar));
       track.append(bar);
     }
+    track.style.height = `${Math.max(ends.length, 1) * 0.8 + 0.3}rem`;
     return h("div", { class: "lane" }, h("div", { class: "lane-name" }, lane.actor ?? "(no actor)"), track);
   });
   return h(

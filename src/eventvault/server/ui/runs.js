@@ -31,7 +31,7 @@ export async function runsView(main, { params, showError }) {
   );
   const more = h("button", { type: "button", id: "more", hidden: true }, "Next page");
   const count = h("span", { class: "muted", id: "count" });
-  main.append(h("h2", {}, "Runs"), form, h("div", { class: "bar" }, compare, count), table, more);
+  main.append(h("h2", {}, "Runs"), form, h("div", { class: "toolbar" }, compare, count), table, more);
 
   function toggle(cid, box) {
     const at = picked.indexOf(cid);

@@ -21,7 +21,7 @@ export async function tailView(main, { params, showError }) {
   const table = eventTable();
   const body = table.tBodies[0];
   const pane = h("aside", { class: "pane", id: "details" }, h("p", { class: "muted" }, "New events appear at the top."));
-  main.append(h("h2", {}, "Live tail"), form, h("div", { class: "bar" }, state), h("div", { class: "split" }, h("div", { class: "list" }, table), pane));
+  main.append(h("h2", {}, "Live tail"), form, h("div", { class: "toolbar" }, state), h("div", { class: "split" }, h("div", { class: "list" }, table), pane));
   const pick = picker(pane);
   const control = new AbortController();
   let after = null;
@@ -31,7 +31,11 @@ export async function tailView(main, { params, showError }) {
       const q = new URLSearchParams(params);
       if (after !== null) q.set("after", after);
       try {
-        for await (const frame of events("/v1/events/stream", q, control.signal)) {
+        const opened = () => {
+          state.textContent = after === null ? "live" : `live · last position ${after}`;
+          state.dataset.live = "yes";
+        };
+        for await (const frame of events("/v1/events/stream", q, control.signal, opened)) {
           if (frame.event === "error") {
             state.textContent = `the server ended the tail: ${JSON.parse(frame.data).message}`;
             return;
@@ -42,7 +46,6 @@ export async function tailView(main, { params, showError }) {
           while (body.rows.length > KEEP) body.deleteRow(-1);
           state.textContent = `live · last position ${after}`;
         }
-        if (!control.signal.aborted) state.textContent = "live";
       } catch (err) {
         if (control.signal.aborted) return;
         if (err.status) {
@@ -51,11 +54,11 @@ export async function tailView(main, { params, showError }) {
         }
       }
       if (control.signal.aborted) return;
+      state.dataset.live = "";
       state.textContent = "reconnecting…";
       await new Promise((done) => setTimeout(done, 2000));
     }
   }
-  state.textContent = "live";
   follow();
   return () => control.abort();
 }
