@@ -135,7 +135,7 @@ def _fill(data_dir: Path) -> None:
             )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     root = tmp_path_factory.mktemp("console")
     tokens = root / "tokens.toml"
@@ -151,7 +151,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     stop(srv)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     where = os.environ.get("EVENTVAULT_SCREENSHOTS")
     path = Path(where) if where else tmp_path_factory.mktemp("screenshots")
@@ -159,14 +159,14 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def timings(shots: Path) -> Iterator[dict[str, float]]:
     measured: dict[str, float] = {}
     yield measured
     (shots / "timings.json").write_text(json.dumps(measured, indent=2))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A persistent context on a fresh user-data directory of Debian's chromium."""
     if not Path(CHROMIUM).exists():
