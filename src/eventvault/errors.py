@@ -32,6 +32,7 @@ __all__ = [
     "MissingExtraError",
     "NotSupportedError",
     "ReadOnlyStoreError",
+    "RunNotFoundError",
     "StoreClosedError",
     "StoreError",
     "StoreNotFoundError",
@@ -85,6 +86,16 @@ class DuplicateEventError(ConflictError):
             f"event id {event_id} is already stored at position {position} with different "
             "content; ids must be unique per event (re-sending the same event is fine)"
         )
+
+
+class RunNotFoundError(EventVaultError, LookupError):
+    """No event carries this correlation id, so there is no run to compare
+    (``store.run`` answers None instead, like ``store.get``)."""
+
+    def __init__(self, correlation_id: str) -> None:
+        shown = correlation_id if len(correlation_id) <= 200 else correlation_id[:200] + "…"
+        super().__init__(f"no run {shown!r}: no event has this correlation id")
+        self.correlation_id = correlation_id
 
 
 class NotSupportedError(EventVaultError):

@@ -24,7 +24,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, ClassVar, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 from uuid import UUID
 
 import msgspec
@@ -58,6 +58,11 @@ from .retention_plan import (
 )
 from .sequencer import DEFAULT_MAX_EVENT_BYTES, Results
 from .timeutil import from_us, to_us
+
+if TYPE_CHECKING:  # (eventvault.runs imports this module)
+    from datetime import timedelta
+
+    from .runs import Outcomes, RunDiff, RunPage, RunTrace
 
 __all__ = ["MAX_BATCH", "EventStore", "ProgressCallback"]
 
@@ -401,6 +406,68 @@ class EventStore(ABC):
             if query.before is not None and last >= query.before - 1:
                 return
             self._wait(head, poll_interval)
+
+    # -- runs: the events of one correlation id (eventvault.runs) ---------------------
+
+    def runs(
+        self,
+        query: Query | None = None,
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+        outcomes: Outcomes | None = None,
+    ) -> RunPage:
+        """One page of runs, newest first (:func:`eventvault.runs.list_runs`): a run is
+        listed when one of its events matches ``query``; pass ``next_cursor`` on."""
+        from .runs import DEFAULT_OUTCOMES, list_runs
+
+        self._check_open()
+        chosen = DEFAULT_OUTCOMES if outcomes is None else outcomes
+        return list_runs(self, query, limit=limit, cursor=cursor, outcomes=chosen)
+
+    def run(
+        self,
+        correlation_id: str,
+        *,
+        max_events: int | None = None,
+        outcomes: Outcomes | None = None,
+    ) -> RunTrace | None:
+        """The run's events with its causal tree and actor lanes
+        (:func:`eventvault.runs.load_run`); None when no event has this correlation id
+        (like :meth:`get`). A run longer than ``max_events`` (default 10,000) comes
+        back with its first events and ``truncated=True``."""
+        from .runs import DEFAULT_MAX_EVENTS, DEFAULT_OUTCOMES, load_run
+
+        self._check_open()
+        return load_run(
+            self,
+            correlation_id,
+            max_events=DEFAULT_MAX_EVENTS if max_events is None else max_events,
+            outcomes=DEFAULT_OUTCOMES if outcomes is None else outcomes,
+        )
+
+    def diff(
+        self,
+        run_a: str,
+        run_b: str,
+        *,
+        timing_threshold: timedelta | None = None,
+        max_events: int | None = None,
+    ) -> RunDiff:
+        """How run ``run_b`` differs from run ``run_a`` (correlation ids), aligned by
+        their (actor, type) sequences (:func:`eventvault.runs.diff_runs`). Raises
+        :class:`~eventvault.errors.RunNotFoundError` when either run has no event."""
+        from .errors import RunNotFoundError
+        from .runs import DEFAULT_TIMING_THRESHOLD, diff_runs
+
+        traces = []
+        for name in (run_a, run_b):
+            trace = self.run(name, max_events=max_events)
+            if trace is None:
+                raise RunNotFoundError(name)
+            traces.append(trace)
+        threshold = DEFAULT_TIMING_THRESHOLD if timing_threshold is None else timing_threshold
+        return diff_runs(traces[0], traces[1], timing_threshold=threshold)
 
     def verify(self, *, progress: ProgressCallback | None = None) -> VerifyResult:
         """Recompute the hash chain from the first stored event to the head; report

@@ -40,6 +40,7 @@ from ..strict import check_names
 from ..timeutil import parse_duration
 from . import cloudevents as ce
 from .auth import Principal, TokenBook
+from .console import add_console
 from .holder import StoreHolder
 from .metrics import Metrics
 from .reads import Budget, json_page_chunks, read_pages
@@ -53,6 +54,7 @@ from .requests import (
     query_from_params,
     read_body,
 )
+from .runs_api import add_runs_routes
 from .sse import sse_stream
 from .startup import check_serving
 from .tails import Tails
@@ -299,14 +301,19 @@ def create_app(
         summary="An append-only, verifiable event store over HTTP.",
         version=_version(),
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc come from packaged files (server/console.py)
+        redoc_url=None,
         openapi_tags=[
             {"name": "events", "description": "Append and read events."},
+            {"name": "runs", "description": "Runs: the events sharing a correlation id."},
             {"name": "operations", "description": "Health, readiness, metrics."},
         ],
     )
     app.state.service = svc
     app.service = svc
     _routes(app, svc)
+    add_runs_routes(app, svc)
+    add_console(app, svc)
     _errors(app)
     app.add_middleware(_Edge, service=svc)
     app.fast_append = _fast_append(svc)
