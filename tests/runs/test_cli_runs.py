@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -194,3 +195,25 @@ def test_safe_escapes_controls_and_format_characters() -> None:
         safe("a\x1b[2Jb\rc\x9bd\u202ee\u2028f\x00") == "a\\x1b[2Jb\\x0dc\\x9bd\\u202ee\\u2028f\\x00"
     )
     assert safe(12) == "12"
+
+
+def test_runs_pages_continue_with_a_relative_since(here: Path) -> None:
+    """The next page of 'runs --since 2h' is the same listing: '2h' resolves against
+    the first page's instant (it was refused as 'filters changed')."""
+    first = cli(here, "runs", "--since", "2h", "--limit", "1", "--format", "json")
+    assert first.returncode == 0, first.stderr
+    page = json.loads(first.stdout)
+    assert len(page["runs"]) == 1
+    assert page["next_cursor"]
+    time.sleep(1.1)  # (so '2h' now resolves to another instant)
+    second = cli(
+        here, "runs", "--since", "2h", "--limit", "1", "--format", "json",
+        "--cursor", page["next_cursor"],
+    )  # fmt: skip
+    assert second.returncode == 0, second.stderr
+    names = [r["correlation_id"] for r in json.loads(second.stdout)["runs"]]
+    assert names
+    assert names[0] != page["runs"][0]["correlation_id"]
+    changed = cli(here, "runs", "--since", "3h", "--cursor", page["next_cursor"])
+    assert changed.returncode == 2
+    assert "filters changed" in changed.stderr

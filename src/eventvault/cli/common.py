@@ -253,12 +253,15 @@ def _query(
     since: str | None,
     until: str | None,
     cursor: str | None = None,
+    resolved_at: datetime | None = None,
     **extra: Any,
 ) -> Query:
     """The query the filter options describe. Relative times (``2h``) resolve against
     now — or, continuing from ``cursor``, against the instant the cursor's query
-    resolved them, so the same options name the same query on every page."""
-    resolved = (cursor_resolved_at(cursor) if cursor else None) or datetime.now(UTC)
+    resolved them (``resolved_at`` when the cursor is not an event cursor: a runs
+    listing's), so the same options name the same query on every page."""
+    resolved = resolved_at or (cursor_resolved_at(cursor) if cursor else None)
+    resolved = resolved or datetime.now(UTC)
     start = _time(since, "--since", resolved)
     end = _time(until, "--until", resolved)
     if start is not None and end is not None and start >= end:

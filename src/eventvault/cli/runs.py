@@ -12,7 +12,7 @@ from rich.text import Text
 
 from .. import errors
 from ..runs import DEFAULT_MAX_EVENTS, RunTrace, diff_runs, list_runs, load_run
-from ..runs.listing import MAX_RUNS_PAGE
+from ..runs.listing import MAX_RUNS_PAGE, runs_cursor_resolved_at
 from ..runs.loading import MAX_MAX_EVENTS
 from ..runs.render import (
     console_for,
@@ -92,7 +92,9 @@ def runs(ctx: Ctx, /, limit: int, cursor: str | None, fmt: str, **filters: Any) 
       eventvault runs --actor agent:coder --since 2h --format json
       eventvault runs --type 'deploy.*' --limit 10
     """
-    query = _query(**filters)
+    # A relative --since/--until resolves against the instant the first page did.
+    resolved = runs_cursor_resolved_at(cursor) if cursor else None
+    query = _query(**filters, resolved_at=resolved)
     with ctx.store() as store:
         page = list_runs(store, query, limit=limit, cursor=cursor)
     if fmt == "json":

@@ -28,6 +28,7 @@ import base64
 import binascii
 import hashlib
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 import msgspec
@@ -35,6 +36,7 @@ import msgspec
 from ..errors import ValidationError
 from ..model import MAX_LIMIT, Query, RecordedEvent
 from ..store import EventStore
+from ..timeutil import from_us, to_us
 from .model import RunPage, RunSummary
 from .outcomes import DEFAULT_OUTCOMES, Outcomes
 from .tree import summarise
@@ -144,6 +146,10 @@ class _Cursor(msgspec.Struct, array_like=True):
     before: int
     store: str
     filters: str
+    #: The instant the listing's relative times (``--since 2h``) were resolved
+    #: against (µs since the epoch), so the next page resolves them to the same
+    #: bounds; absent in cursors of listings without relative times.
+    resolved: int | None = None
 
 
 def _digest(query: Query) -> str:
@@ -152,18 +158,34 @@ def _digest(query: Query) -> str:
 
 
 def _encode(query: Query, head: int, before: int, store_id: str) -> str:
-    raw = msgspec.json.encode(_Cursor(1, head, before, store_id[:12], _digest(query)))
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+    resolved = None if query.resolved_at is None else to_us(query.resolved_at)
+    cur = _Cursor(1, head, before, store_id[:12], _digest(query), resolved)
+    return base64.urlsafe_b64encode(msgspec.json.encode(cur)).rstrip(b"=").decode("ascii")
 
 
-def _decode(cursor: str, query: Query, store_id: str) -> tuple[int, int]:
+def _parse(cursor: str) -> _Cursor:
     try:
         raw = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode("ascii"))
-        cur = msgspec.json.decode(raw, type=_Cursor)
+        return msgspec.json.decode(raw, type=_Cursor)
     except (binascii.Error, UnicodeError, ValueError, msgspec.DecodeError):
         raise ValidationError(
             "runs cursor is malformed (truncated, or not from a run listing)"
         ) from None
+
+
+def runs_cursor_resolved_at(cursor: str) -> datetime | None:
+    """The instant the listing a runs cursor came from resolved its relative times
+    against: resolve the same options (``--since 2h``) against it to continue the
+    same listing. (Malformed cursors are reported by :func:`list_runs`.)"""
+    try:
+        resolved = _parse(cursor).resolved
+        return None if resolved is None else from_us(resolved)
+    except (ValidationError, OverflowError, ValueError):
+        return None
+
+
+def _decode(cursor: str, query: Query, store_id: str) -> tuple[int, int]:
+    cur = _parse(cursor)
     if cur.version != 1 or cur.head < 0 or cur.before < 1:
         raise ValidationError("runs cursor is malformed (unknown version)")
     if cur.store != store_id[:12]:
