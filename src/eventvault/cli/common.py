@@ -43,6 +43,7 @@ EXIT_CODES: list[tuple[type[BaseException], int]] = [
     (errors.CorruptionError, EXIT_INTEGRITY),
     (errors.StoreNotFoundError, EXIT_NO_STORE),
     (errors.StoreError, EXIT_UNAVAILABLE),
+    (errors.AccessError, EXIT_CONFIG),
     (errors.NotSupportedError, EXIT_INPUT),
     (errors.EventVaultError, EXIT_INTERNAL),
 ]

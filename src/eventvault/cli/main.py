@@ -708,7 +708,8 @@ def retention_run(ctx: Ctx, /, every: str | None) -> None:
             return
         if not store.supports_retention:  # fail now, not once an hour forever
             raise errors.NotSupportedError(
-                f"retention is not available on the {store.backend_name} backend yet"
+                f"retention is not available on the {store.backend_name} backend "
+                f"{store.no_retention_because}"
             )
         try:
             interval = parse_duration(every) if every is not None else policy.check_interval
