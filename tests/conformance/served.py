@@ -18,7 +18,7 @@ from eventvault import EventStore
 class Served:
     """``backing`` served over HTTP at :attr:`url` until :meth:`stop`."""
 
-    def __init__(self, backing: EventStore, config: Any = None) -> None:
+    def __init__(self, backing: EventStore, config: Any = None, port: int = 0) -> None:
         import uvicorn
 
         from eventvault.server import create_app
@@ -26,7 +26,7 @@ class Served:
         self.app = create_app(backing, config, retention=False, close_store=False)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind(("127.0.0.1", port))
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         cfg = uvicorn.Config(
