@@ -88,6 +88,12 @@ def test_wrong_token_and_no_token_are_authentication_errors(server: Served) -> N
                 store.read()
     with HttpEventStore(server.url, token=ADMIN) as store:
         assert store.head() == 0
+        assert store.send([NewEvent(type="a"), NewEvent(type="b")]) == 2
+        assert store.verify_on_server().ok  # (the server's own walk: admin scope)
+    with HttpEventStore(server.url, token=WRITER) as store:
+        with pytest.raises(PermissionDeniedError, match="'admin' scope"):
+            store.verify_on_server()
+        assert store.verify().ok  # (the walk here needs only read)
 
 
 def test_a_server_that_is_down_is_unavailable_after_the_retries(tmp_path: Path) -> None:

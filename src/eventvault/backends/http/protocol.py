@@ -338,7 +338,9 @@ def error_from_answer(
     if status == 403:
         return errors.PermissionDeniedError(f"{base_url} refused the request: {err.message}")
     if err.type == "StoreClosedError":  # the server's store, not this client
-        return errors.StoreUnavailableError(f"{base_url}: the server's store is closed")
+        return errors.StoreUnavailableError(
+            f"{base_url}: the server's store is closed ({err.message})"
+        )
     if err.type in _STORE_ERRORS:
         cls = _STORE_ERRORS[err.type]
         if status >= 500 and not issubclass(cls, errors.StoreError):

@@ -172,7 +172,7 @@ class HttpEventStore(EventStore):
         self._check_open()
         if not batch:
             raise errors.ValidationError("append needs at least one event")
-        return len(self._send(append_call(batch, ExpectedRevision.ANY, records=False)))
+        return self._send(append_call(batch, ExpectedRevision.ANY, records=False)).written
 
     def _import(self, imp: Import) -> list[RecordedEvent]:
         raise errors.NotSupportedError(
