@@ -4,12 +4,14 @@ tasks, with the same typed errors."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from eventvault import ExpectedRevision, NewEvent, Query
+from eventvault import ExpectedRevision, MemoryEventStore, NewEvent, Query
 from eventvault.backends.file import FileEventStore
 from eventvault.backends.http import AsyncHttpEventStore
 from eventvault.errors import (
@@ -113,3 +115,28 @@ def test_a_server_that_is_down_and_a_closed_client_are_typed() -> None:
             await store.head()
 
     asyncio.run(main())
+
+
+class _SlowStore(MemoryEventStore):
+    """Each append takes 0.5 s (outside any lock: the server runs 64 at once)."""
+
+    def append(self, *args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.5)
+        return super().append(*args, **kwargs)
+
+
+def test_more_tasks_than_connections_queue_for_the_pool_without_timing_out() -> None:
+    """200 appends at once over 64 connections to a slow server: the last wait ~1.5 s
+    for a connection, longer than the 1 s timeout — which bounds each request, not
+    the wait in the queue (a pool timeout failed them)."""
+    srv = Served(_SlowStore())
+
+    async def main() -> None:
+        async with AsyncHttpEventStore(srv.url, timeout=1.0, retries=0) as store:
+            await asyncio.gather(*(store.append(NewEvent(type="t")) for _ in range(200)))
+            assert await store.head() == 200
+
+    try:
+        asyncio.run(main())
+    finally:
+        srv.stop()

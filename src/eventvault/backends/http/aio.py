@@ -43,7 +43,7 @@ from .protocol import (
     stats_call,
     verify_call,
 )
-from .store import _LONG_POLL, client_options, transport_failure
+from .store import _LONG_POLL, client_options, request_timeout, transport_failure
 
 __all__ = ["AsyncHttpEventStore"]
 
@@ -94,7 +94,7 @@ class AsyncHttpEventStore:
                     params=list(call.params),
                     content=call.body,
                     headers=dict(call.headers),
-                    timeout=httpx.Timeout(self.timeout + call.extra_time),
+                    timeout=request_timeout(self.timeout + call.extra_time),
                 )
             except httpx.TransportError as exc:
                 error, retryable = connection_error(

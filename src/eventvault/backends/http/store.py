@@ -68,11 +68,18 @@ def client_options(
             raise errors.ConfigError(f"store.http.ca_file {ca_file!r}: {exc}") from None
     return {
         "headers": headers,
-        "timeout": httpx.Timeout(timeout),
+        "timeout": request_timeout(timeout),
         "verify": verify,
         "limits": httpx.Limits(max_connections=64, max_keepalive_connections=32),
         "follow_redirects": False,
     }
+
+
+def request_timeout(seconds: float) -> httpx.Timeout:
+    """``seconds`` to connect, to send, and between bytes of the answer — but no limit
+    on waiting for a pooled connection: many tasks at once queue for the pool (each
+    request's own limits bound how long a connection stays taken)."""
+    return httpx.Timeout(seconds, pool=None)
 
 
 def transport_failure(exc: httpx.TransportError) -> str:
@@ -120,7 +127,7 @@ class HttpEventStore(EventStore):
         attempt = 0
         while True:
             attempt += 1
-            timeout = httpx.Timeout(self.timeout + call.extra_time)
+            timeout = request_timeout(self.timeout + call.extra_time)
             try:
                 answer = self._client.request(
                     call.method,
