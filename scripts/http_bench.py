@@ -9,7 +9,8 @@ Starts ``eventvault serve`` on a scratch file store (fsync = always), then:
    the delay is measured from just before each POST is sent (so it includes the
    append itself) to the moment the subscriber has the event.
 
-Needs ``autocannon`` (``npm install -g autocannon``) and the server extra.
+Needs ``autocannon`` (``npm install -g autocannon``, or ``npx`` fetches it) and the
+server extra.
 
     python scripts/http_bench.py [--seconds 20] [--workers 1] [--runs 3]
 """
@@ -60,9 +61,13 @@ def start(root: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("the server did not start")
 
 
+#: autocannon from PATH, or through npx (which fetches it once).
+AUTOCANNON = ["autocannon"] if shutil.which("autocannon") else ["npx", "-y", "autocannon"]
+
+
 def autocannon(url: str, body: Path, connections: int, seconds: int) -> dict[str, float]:
     out = subprocess.run(
-        ["autocannon", "--json", "-c", str(connections), "-d", str(seconds), "-m", "POST",
+        [*AUTOCANNON, "--json", "-c", str(connections), "-d", str(seconds), "-m", "POST",
          "-H", "content-type=application/json", "-i", str(body), f"{url}/v1/events"],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
@@ -121,8 +126,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--runs", type=int, default=1)
     args = ap.parse_args()
-    if shutil.which("autocannon") is None:
-        raise SystemExit("autocannon not found: npm install -g autocannon")
+    if shutil.which("autocannon") is None and shutil.which("npx") is None:
+        raise SystemExit("autocannon not found: npm install -g autocannon (or install npx)")
     results: list[dict[str, dict[str, float]]] = []
     for run in range(args.runs):
         root = Path(tempfile.mkdtemp(prefix="eventvault-http-bench-"))

@@ -37,6 +37,7 @@ __all__ = [
     "FileConfig",
     "PostgresConfig",
     "EventStoreDBConfig",
+    "HttpConfig",
     "RetentionConfig",
     "ServerConfig",
     "StoreConfig",
@@ -84,6 +85,17 @@ class MemoryConfig(_Section):
     pass
 
 
+class HttpConfig(_Section):
+    """A store behind ``eventvault serve`` (``backend = "http"``)."""
+
+    url: str | None = None  # required with backend = "http", e.g. https://ev.example:8730
+    token: str | None = None  # a bearer token; keep it out of the file: "${EVENTVAULT_TOKEN}"
+    timeout: str = "30s"  # connect / read / write, each
+    retries: int = 3  # extra attempts, only where safe (see eventvault.backends.http)
+    ca_file: str | None = None  # a PEM bundle to trust instead of the system's
+    verify_tls: bool = True
+
+
 class StoreConfig(_Section):
     backend: str = "file"
     max_event_bytes: int = 1024 * 1024
@@ -91,6 +103,7 @@ class StoreConfig(_Section):
     postgres: PostgresConfig = msgspec.field(default_factory=PostgresConfig)
     eventstoredb: EventStoreDBConfig = msgspec.field(default_factory=EventStoreDBConfig)
     memory: MemoryConfig = msgspec.field(default_factory=MemoryConfig)
+    http: HttpConfig = msgspec.field(default_factory=HttpConfig)
 
 
 class RetentionRule(_Section):
@@ -159,6 +172,8 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "EVENTVAULT_POSTGRES_DSN": ("store", "postgres", "dsn"),
     "EVENTVAULT_POSTGRES_SCHEMA": ("store", "postgres", "schema"),
     "EVENTVAULT_EVENTSTOREDB_URI": ("store", "eventstoredb", "uri"),
+    "EVENTVAULT_URL": ("store", "http", "url"),
+    "EVENTVAULT_TOKEN": ("store", "http", "token"),
 }
 
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -347,6 +362,7 @@ _INTEGERS: dict[str, tuple[int, int]] = {
     "store.file.dir_mode": (0, 0o7777),
     "store.postgres.pool_min": (1, 10_000),
     "store.postgres.pool_max": (1, 10_000),
+    "store.http.retries": (0, 100),
     "server.port": (1, 65_535),
     "server.max_body_bytes": (1024, 2**40),
     "server.max_head_bytes": (1024, 2**31 - 1),
@@ -363,6 +379,7 @@ _DURATIONS: dict[str, timedelta] = {
     "store.postgres.connect_timeout": _DAY,
     "store.postgres.statement_timeout": timedelta(milliseconds=2**31 - 1),
     "store.eventstoredb.timeout": _DAY,
+    "store.http.timeout": _DAY,
     "server.heartbeat": _DAY,
     "server.header_timeout": _DAY,
     "server.body_timeout": _DAY,
@@ -477,5 +494,10 @@ def load_config(
     if not data_path.is_absolute():
         data_path = base / data_path
     file_cfg = msgspec.structs.replace(cfg.store.file, path=str(data_path))
-    store = msgspec.structs.replace(cfg.store, file=file_cfg)
+    http_cfg = cfg.store.http
+    if http_cfg.ca_file:  # (relative to the file, like store.file.path)
+        ca_path = Path(http_cfg.ca_file).expanduser()
+        ca_path = ca_path if ca_path.is_absolute() else base / ca_path
+        http_cfg = msgspec.structs.replace(http_cfg, ca_file=str(ca_path))
+    store = msgspec.structs.replace(cfg.store, file=file_cfg, http=http_cfg)
     return msgspec.structs.replace(cfg, store=store, source=origin)

@@ -10,10 +10,14 @@ to one condition. The hierarchy::
     │   ├── WrongExpectedRevisionError   optimistic-concurrency check failed
     │   └── DuplicateEventError          an id already stored with different content
     ├── NotSupportedError            the backend cannot do this
+    ├── AccessError                  a server refused the caller (the http backend)
+    │   ├── AuthenticationError          no token, or a token it does not know (401)
+    │   └── PermissionDeniedError        the token lacks a scope (403; names it)
     ├── MissingExtraError            an optional dependency is not installed (also ImportError)
     └── StoreError                   the store itself
         ├── StoreUnavailableError    I/O failure, disk full, server unreachable
-        │   └── ReadOnlyStoreError   a write to a store opened read-only
+        │   ├── ReadOnlyStoreError   a write to a store opened read-only
+        │   └── BufferFullError      a producer's buffer is full (the server is not taking events)
         ├── StoreNotFoundError       no store where the configuration points (reading)
         ├── CorruptionError          stored data fails its checks (names file/position)
         └── StoreClosedError         the store was used after close()
@@ -24,6 +28,10 @@ Every error leaves the store as it was: a failed append writes nothing.
 from __future__ import annotations
 
 __all__ = [
+    "AccessError",
+    "AuthenticationError",
+    "BufferFullError",
+    "PermissionDeniedError",
     "ConfigError",
     "ConflictError",
     "CorruptionError",
@@ -102,6 +110,18 @@ class NotSupportedError(EventVaultError):
     """The backend cannot perform this operation."""
 
 
+class AccessError(EventVaultError):
+    """A server refused the caller: see the two subclasses. Nothing was written."""
+
+
+class AuthenticationError(AccessError):
+    """The server does not know the caller: no token was sent, or a wrong one (401)."""
+
+
+class PermissionDeniedError(AccessError):
+    """The caller's token lacks the scope this needs (403); the message names it."""
+
+
 class MissingExtraError(EventVaultError, ImportError):
     """An optional dependency is missing; the message says which pip install fixes it."""
 
@@ -135,6 +155,11 @@ class ReadOnlyStoreError(StoreUnavailableError):
     backup, a read-only mount, another user's store); nothing was written."""
 
 
+class BufferFullError(StoreUnavailableError):
+    """A producer's buffer holds as many events as it may (its ``max_buffer``) because
+    the server has not taken them for a while; this event was not accepted."""
+
+
 class CorruptionError(StoreError):
     """Stored data fails its integrity checks."""
 
@@ -147,6 +172,10 @@ class StoreClosedError(StoreError):
 
 
 for _cls in (
+    AccessError,
+    AuthenticationError,
+    BufferFullError,
+    PermissionDeniedError,
     ConfigError,
     ConflictError,
     CorruptionError,

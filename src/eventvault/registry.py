@@ -24,6 +24,7 @@ _BACKENDS: dict[str, str] = {
     "file": "eventvault.backends.file:from_config",
     "postgres": "eventvault.backends.postgres:from_config",
     "eventstoredb": "eventvault.backends.eventstoredb:from_config",
+    "http": "eventvault.backends.http:from_config",
 }
 _FACTORIES: dict[str, Callable[[Config], EventStore]] = {}
 

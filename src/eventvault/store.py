@@ -192,6 +192,8 @@ class EventStore(ABC):
     backend_name: ClassVar[str] = "abstract"
     #: Whether this backend can apply retention (plan and apply raise otherwise).
     supports_retention: ClassVar[bool] = True
+    #: The end of "retention is not available on the X backend ..." when it is not.
+    no_retention_because: ClassVar[str] = "yet"
     #: Whether positions are assigned 1, 2, 3… (gaps then mean removed events).
     contiguous_positions: ClassVar[bool] = True
 
@@ -517,7 +519,8 @@ class EventStore(ABC):
         self._check_open()
         if not self.supports_retention:
             raise NotSupportedError(
-                f"retention is not available on the {self.backend_name} backend yet"
+                f"retention is not available on the {self.backend_name} backend "
+                f"{self.no_retention_because}"
             )
         policy = policy if policy is not None else self.retention_policy
         now = _aware(now)

@@ -29,6 +29,7 @@ class Place:
         self._request = request
         self.schema = f"t_{uuid.uuid4().hex[:12]}"
         self.standin: tuple[Any, Any, int] | None = None  # (gRPC server, servicer, port)
+        self.served: Any = None  # (http-*) the server in front of the backing store
 
     @property
     def dsn(self) -> str:
@@ -81,11 +82,29 @@ def _eventstoredb(place: Place) -> EventStore:
     return EventStoreDBEventStore(uri)
 
 
+def _http(backing: Callable[[Place], EventStore]) -> Callable[[Place], EventStore]:
+    """The http backend in front of a real server (uvicorn, in a thread) serving a
+    fresh ``backing`` store; each call is a new client of the same server."""
+
+    def make(place: Place) -> EventStore:
+        from eventvault.backends.http import HttpEventStore
+
+        from .served import Served
+
+        if place.served is None:
+            place.served = Served(backing(place))
+        return HttpEventStore(place.served.url, retries=2, timeout=30)
+
+    return make
+
+
 FACTORIES: dict[str, Callable[[Place], EventStore]] = {
     "memory": _memory,
     "file": _file,
     "postgres": _postgres,
     "eventstoredb": _eventstoredb,
+    "http-file": _http(_file),
+    "http-postgres": _http(_postgres),
 }
 
 
@@ -94,9 +113,21 @@ def _cleanup_eventstoredb(place: Place) -> None:
         place.standin[0].stop(None)
 
 
+def _cleanup_http(place: Place) -> None:
+    if place.served is not None:
+        place.served.stop()
+
+
+def _cleanup_http_postgres(place: Place) -> None:
+    _cleanup_http(place)
+    _cleanup_postgres(place)
+
+
 CLEANUP: dict[str, Callable[[Place], None]] = {
     "postgres": _cleanup_postgres,
     "eventstoredb": _cleanup_eventstoredb,
+    "http-file": _cleanup_http,
+    "http-postgres": _cleanup_http_postgres,
 }
 
 
@@ -196,6 +227,18 @@ def _tamper_eventstoredb(store: EventStore, position: int) -> EventStore:
     raise AssertionError(f"position {position} not found")
 
 
+def _tamper_behind(
+    inner: Callable[[EventStore, int], EventStore], place: Place
+) -> Callable[[EventStore, int], EventStore]:
+    """Tamper with the store behind the server; the client stays the same."""
+
+    def tamper(store: EventStore, position: int) -> EventStore:
+        place.served.swap(inner(place.served.backing, position))
+        return store
+
+    return tamper
+
+
 TAMPER: dict[str, Callable[[EventStore, int], EventStore]] = {
     "memory": _tamper_memory,
     "file": _tamper_file,
@@ -205,5 +248,7 @@ TAMPER: dict[str, Callable[[EventStore, int], EventStore]] = {
 
 
 @pytest.fixture
-def tamper(backend: str) -> Callable[[EventStore, int], EventStore]:
+def tamper(backend: str, place: Place) -> Callable[[EventStore, int], EventStore]:
+    if backend.startswith("http-"):
+        return _tamper_behind(TAMPER[backend.removeprefix("http-")], place)
     return TAMPER[backend]

@@ -39,6 +39,8 @@ def _retention_capable(request: pytest.FixtureRequest) -> None:
     }
     if backend == "eventstoredb" and name not in needs_no_retention:
         pytest.skip("eventstoredb: retention not implemented yet (docs/design/eventstoredb.md)")
+    if backend.startswith("http-") and name not in needs_no_retention:
+        pytest.skip("http: retention runs in the server ([retention] of its config), not a client")
 
 
 def policy(**kw: object) -> Policy:

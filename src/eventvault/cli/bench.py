@@ -29,7 +29,7 @@ from typing import Any
 
 import click
 
-from .common import PathArg
+from .common import Ctx, PathArg
 
 WORDS = [
     "agent",
@@ -648,6 +648,16 @@ def bench(
     def say(message: str) -> None:
         click.echo(message, err=True)
 
+    chosen = click.get_current_context().find_object(Ctx)
+    remote = os.environ.get("EVENTVAULT_BACKEND") == "http"  # (it would override ours)
+    if remote or (chosen is not None and (chosen.url or chosen.backend == "http")):
+        # (bench measures a scratch store it makes; it cannot make one on a server)
+        say(
+            "error: bench measures a scratch store of its own, so it needs a local backend "
+            "(--backend file|memory|postgres); for a server's throughput run "
+            "scripts/client_bench.py or scripts/http_bench.py against it"
+        )
+        sys.exit(2)
     if soak_for is not None:
         _soak(bench_backend, soak_for, soak_writers, work_dir, dsn, as_json, say)
         return

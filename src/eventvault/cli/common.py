@@ -43,6 +43,7 @@ EXIT_CODES: list[tuple[type[BaseException], int]] = [
     (errors.CorruptionError, EXIT_INTEGRITY),
     (errors.StoreNotFoundError, EXIT_NO_STORE),
     (errors.StoreError, EXIT_UNAVAILABLE),
+    (errors.AccessError, EXIT_CONFIG),
     (errors.NotSupportedError, EXIT_INPUT),
     (errors.EventVaultError, EXIT_INTERNAL),
 ]
@@ -82,14 +83,20 @@ class FileArg(click.File):
 class Ctx:
     """What the top-level options decided, handed to every command."""
 
-    def __init__(self, config: str | None, backend: str | None, quiet: bool) -> None:
+    def __init__(
+        self, config: str | None, backend: str | None, quiet: bool, url: str | None = None
+    ) -> None:
         self.config_path = config
         self.backend = backend
         self.quiet = quiet
+        self.url = url  # --url: the server of the http backend
         self.read_only = False  # --read-only (readers)
 
     def config(self) -> Config:
         env = dict(os.environ)
+        if self.url:
+            env["EVENTVAULT_URL"] = self.url
+            env.setdefault("EVENTVAULT_BACKEND", "http")  # (--url alone means a server)
         if self.backend:
             env["EVENTVAULT_BACKEND"] = self.backend
         cfg = load_config(self.config_path, env=env)

@@ -105,13 +105,21 @@ def _expected(value: str | None) -> int | ExpectedRevision | None:
     default=None,
     help="Override store.backend from the configuration.",
 )
+@click.option(
+    "--url",
+    metavar="URL",
+    default=None,
+    help="A server to use (`eventvault serve`): the http backend; token from EVENTVAULT_TOKEN.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or messages on stderr.")
 @click.version_option(package_name="eventvault")
 @click.pass_context
-def cli(ctx: click.Context, config: str | None, backend: str | None, quiet: bool) -> None:
+def cli(
+    ctx: click.Context, config: str | None, backend: str | None, url: str | None, quiet: bool
+) -> None:
     """eventvault: an append-only, verifiable event store.
 
-    The global options (--config, --backend, -q) may also follow the command:
+    The global options (--config, --backend, --url, -q) may also follow the command:
     'eventvault verify --config prod.toml'.
 
     \b
@@ -126,7 +134,7 @@ def cli(ctx: click.Context, config: str | None, backend: str | None, quiet: bool
     configured place (only init, append, import, serve create one),
     130 interrupted.
     """
-    ctx.obj = Ctx(config, backend, quiet)
+    ctx.obj = Ctx(config, backend, quiet, url)
 
 
 @cli.command()
@@ -849,7 +857,8 @@ def retention_run(ctx: Ctx, /, every: str | None) -> None:
             return
         if not store.supports_retention:  # fail now, not once an hour forever
             raise errors.NotSupportedError(
-                f"retention is not available on the {store.backend_name} backend yet"
+                f"retention is not available on the {store.backend_name} backend "
+                f"{store.no_retention_because}"
             )
         try:
             interval = parse_duration(every) if every is not None else policy.check_interval
@@ -906,6 +915,10 @@ def _accept_global_options(command: click.Command) -> None:
         click.Option(
             ["--backend"], type=click.Choice(backend_names()), expose_value=False,
             hidden=True, callback=_global_option("backend"),
+        ),
+        click.Option(
+            ["--url"], metavar="URL", expose_value=False, hidden=True,
+            callback=_global_option("url"),
         ),
         click.Option(
             ["--quiet", "-q"], is_flag=True, expose_value=False, hidden=True,

@@ -109,6 +109,11 @@ def serve(ctx: Ctx, /, host: str | None, port: int | None, workers: int, log_for
         raise errors.MissingExtraError("server", getattr(exc, "name", None) or "fastapi") from None
 
     config = ctx.config()
+    if config.backend == "http":  # (a server in front of a server: say so, do not proxy)
+        raise errors.NotSupportedError(
+            "serve needs a store of its own (file, postgres, ...): the http backend is a "
+            "client of another `eventvault serve`"
+        )
     bind_host = host or config.server.host
     bind_port = config.server.port if port is None else port
     tokens = check_serving(config, bind_host, workers=workers)

@@ -44,13 +44,16 @@ from .console import add_console
 from .holder import StoreHolder
 from .metrics import Metrics
 from .reads import Budget, json_page_chunks, read_pages
+from .remote import remote_routes
 from .requests import (
+    DEFAULTED_HEADER,
     HTTPError,
     error_response,
     events_from_body,
     expected_revision,
     from_store_error,
     json_response,
+    mark_defaulted,
     query_from_params,
     read_body,
 )
@@ -166,6 +169,9 @@ class Service:
             batch, _single = events_from_body(
                 request.headers.get("content-type", ""), request.headers, body
             )
+            marked = request.headers.get(DEFAULTED_HEADER)
+            if marked:
+                mark_defaulted(batch, marked)
             revision = expected_revision(expected)
             with self.holder.lease() as store:
                 result = await self.run(partial(store.append, batch, expected_revision=revision))
@@ -175,13 +181,16 @@ class Service:
         except errors.EventVaultError as exc:
             mapped = from_store_error(exc)
             m.append_requests.labels(mapped.kind).inc()
-            return error_response(mapped.status, mapped.kind, mapped.message)
+            return error_response(mapped.status, mapped.kind, mapped.message, None, mapped.details)
         m.append_latency.observe(time.perf_counter() - started)
         m.appends_ok.inc()
         written = len(batch) if result.written is None else result.written
         m.events_appended.inc(written)
         if written < len(batch):
             m.events_retried.inc(len(batch) - written)
+        if "return=representation" in request.headers.get("prefer", ""):  # (RFC 7240)
+            # The whole records and how many were new: what the http backend returns.
+            return json_response({"events": result.events, "written": written}, 201)
         out = Appended(
             [_written(e) for e in result.events], result.first_position, result.last_position
         )
@@ -314,6 +323,7 @@ def create_app(
     _routes(app, svc)
     add_runs_routes(app, svc)
     add_console(app, svc)
+    remote_routes(app, svc)
     _errors(app)
     app.add_middleware(_Edge, service=svc)
     app.fast_append = _fast_append(svc)
@@ -656,7 +666,7 @@ def _errors(app: FastAPI) -> None:
         mapped = from_store_error(exc)
         if mapped.status >= 500:
             log.error("%s: %s", mapped.kind, exc)
-        return error_response(mapped.status, mapped.kind, mapped.message)
+        return error_response(mapped.status, mapped.kind, mapped.message, None, mapped.details)
 
     @app.exception_handler(RequestValidationError)
     async def bad_params(_request: Request, exc: RequestValidationError) -> Response:

@@ -36,12 +36,21 @@ _events_decoder = msgspec.json.Decoder(NewEvent | list[NewEvent])
 class HTTPError(Exception):
     """An answer other than success, with a body a person can act on."""
 
-    def __init__(self, status: int, kind: str, message: str, headers: Mapping[str, str] = {}):
+    def __init__(
+        self,
+        status: int,
+        kind: str,
+        message: str,
+        headers: Mapping[str, str] = {},
+        details: Mapping[str, Any] | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.kind = kind
         self.message = message
         self.headers = dict(headers)
+        #: The error's fields a client rebuilds it from (``error.details`` in the body).
+        self.details = details
 
 
 #: Most specific first.
@@ -65,14 +74,32 @@ def json_response(
 
 
 def error_response(
-    status: int, kind: str, message: str, headers: Mapping[str, str] | None = None
+    status: int,
+    kind: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    details: Mapping[str, Any] | None = None,
 ) -> Response:
-    return json_response({"error": {"type": kind, "message": message}}, status, headers)
+    error: dict[str, Any] = {"type": kind, "message": message}
+    if details:
+        error["details"] = details
+    return json_response({"error": error}, status, headers)
+
+
+def _details(exc: errors.EventVaultError) -> dict[str, Any] | None:
+    """The fields of the errors that carry some (so a client raises the same error)."""
+    if isinstance(exc, errors.WrongExpectedRevisionError):
+        expected = exc.expected
+        shown = expected.value if isinstance(expected, ExpectedRevision) else expected
+        return {"stream": exc.stream, "expected": shown, "actual": exc.actual}
+    if isinstance(exc, errors.DuplicateEventError):
+        return {"event_id": str(exc.event_id), "position": exc.position}
+    return None
 
 
 def from_store_error(exc: errors.EventVaultError) -> HTTPError:
     status = next(code for cls, code in STATUS if isinstance(exc, cls))
-    return HTTPError(status, type(exc).__name__, str(exc))
+    return HTTPError(status, type(exc).__name__, str(exc), details=_details(exc))
 
 
 async def read_body(request: Request, limit: int, timeout: float) -> bytes:
@@ -157,6 +184,27 @@ def events_from_body(
         f"Content-Type {content_type!r}: send application/json, {ce.STRUCTURED_TYPE}, "
         f"{ce.BATCH_TYPE}, or a binary-mode CloudEvent (ce-* headers)",
     )
+
+
+#: Which events of a batch left ``occurred_at`` to their producer's library: "all",
+#: or their indexes (``0,3,4``). The times are sent (they are when the events
+#: happened); marked, a re-sent event with another such time is still the same event.
+DEFAULTED_HEADER = "eventvault-occurred-defaulted"
+
+
+def mark_defaulted(batch: list[NewEvent], value: str) -> None:
+    """Mark the events ``value`` (the :data:`DEFAULTED_HEADER`) names."""
+    if value == "all":
+        chosen: Any = batch
+    else:
+        try:
+            chosen = [batch[int(i)] for i in value.split(",") if i.isascii() and i.isdigit()]
+        except IndexError:
+            raise HTTPError(
+                400, "ValidationError", f"{DEFAULTED_HEADER} names an event the body lacks"
+            ) from None
+    for ev in chosen:
+        ev.__dict__["occurred_defaulted"] = True
 
 
 def expected_revision(value: str | None) -> int | ExpectedRevision | None:
