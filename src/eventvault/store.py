@@ -32,7 +32,13 @@ import msgspec
 from .boundary import translate
 from .chain import GENESIS, verify_chain
 from .cursor import decode_cursor, encode_cursor
-from .errors import EventVaultError, NotSupportedError, StoreClosedError, ValidationError
+from .errors import (
+    CorruptionError,
+    EventVaultError,
+    NotSupportedError,
+    StoreClosedError,
+    ValidationError,
+)
 from .groupcommit import Import
 from .model import (
     AppendResult,
@@ -484,9 +490,9 @@ class EventStore(ABC):
         last: list[RecordedEvent] = []  # the newest event walked
         at_head: list[str] = []  # the hash of the event at the kept head's position
 
-        def walk() -> Iterator[RecordedEvent]:
+        def walk(before: int | None = None) -> Iterator[RecordedEvent]:
             newest = None
-            for done, ev in enumerate(self.iter(Query(limit=5000)), 1):
+            for done, ev in enumerate(self.iter(Query(before=before, limit=5000)), 1):
                 yield ev
                 newest = ev
                 if kept is not None and ev.position == kept[0]:
@@ -496,13 +502,39 @@ class EventStore(ABC):
             if newest is not None:
                 last.append(newest)
 
-        result = verify_chain(
-            walk(),
-            start=GENESIS,
-            bridges=bridges.walker(),
-            receipts=bridges.receipts,
-            contiguous=self.contiguous_positions,
-        )
+        def chain(before: int | None = None) -> VerifyResult:
+            return verify_chain(
+                walk(before),
+                start=GENESIS,
+                bridges=bridges.walker(),
+                receipts=bridges.receipts,
+                contiguous=self.contiguous_positions,
+            )
+
+        try:
+            result = chain()
+        except CorruptionError as exc:
+            # A backend (or a server in front of one) refused to return a record it
+            # cannot show intact, naming its position: that is where the chain
+            # breaks. Verify what comes before it, then report it as the first bad.
+            bad = getattr(exc, "position", None)
+            if type(bad) is not int:
+                raise
+            last.clear()
+            prefix = chain(before=bad)
+            if not prefix.ok:
+                return prefix
+            return VerifyResult(
+                ok=False,
+                checked=prefix.checked,
+                head_hash=None,
+                first_bad_position=bad,
+                reason=str(exc),
+                checkpoint_position=prefix.checkpoint_position,
+                bridged=prefix.bridged,
+                receipts=prefix.receipts,
+                last_good_hash=prefix.head_hash,
+            )
         if result.ok and kept is not None:
             result = _check_kept_head(result, kept, at_head, last[0] if last else None)
         if progress is not None:

@@ -94,12 +94,25 @@ def _details(exc: errors.EventVaultError) -> dict[str, Any] | None:
         return {"stream": exc.stream, "expected": shown, "actual": exc.actual}
     if isinstance(exc, errors.DuplicateEventError):
         return {"event_id": str(exc.event_id), "position": exc.position}
+    position = getattr(exc, "position", None)
+    if isinstance(exc, errors.CorruptionError) and type(position) is int:
+        return {"position": position}  # (a damaged record: where the chain breaks)
     return None
+
+
+def _public_name(exc: errors.EventVaultError) -> str:
+    """The name of the nearest class of ``eventvault.errors`` (a backend's own
+    subclass, e.g. the file backend's DamagedRecordError, is sent as its public base,
+    so a client raises the same type)."""
+    for cls in type(exc).__mro__:
+        if cls.__module__ == errors.__name__:
+            return cls.__name__
+    return type(exc).__name__
 
 
 def from_store_error(exc: errors.EventVaultError) -> HTTPError:
     status = next(code for cls, code in STATUS if isinstance(exc, cls))
-    return HTTPError(status, type(exc).__name__, str(exc), details=_details(exc))
+    return HTTPError(status, _public_name(exc), str(exc), details=_details(exc))
 
 
 async def read_body(request: Request, limit: int, timeout: float) -> bytes:

@@ -311,6 +311,8 @@ def _typed(
         exc.__dict__.update(
             event_id=UUID(event_id) if event_id else None, position=details.get("position")
         )
+    elif cls is errors.CorruptionError and type(details.get("position")) is int:
+        exc.__dict__.update(position=details["position"])  # (verify reports it there)
     return exc
 
 
