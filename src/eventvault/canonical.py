@@ -37,6 +37,7 @@ __all__ = [
     "canonical_event_bytes_checked",
     "check_json_object",
     "check_unicode",
+    "encodes_as_utf8",
     "format_time",
     "freeze_json_object",
     "payload_bytes",
@@ -159,7 +160,7 @@ def _canon(value: Any, depth: int) -> Any:
     object where nothing needs normalising); :class:`_Refused` at a bad value."""
     kind = type(value)
     if kind is str:
-        if "\x00" in value or (not value.isascii() and not _utf8(value)):
+        if "\x00" in value or (not value.isascii() and not encodes_as_utf8(value)):
             raise _Refused
         return value
     if kind is int:
@@ -181,7 +182,11 @@ def _canon(value: Any, depth: int) -> Any:
     if kind is dict:
         out: dict[str, Any] | None = None
         for key, item in value.items():
-            if type(key) is not str or "\x00" in key or (not key.isascii() and not _utf8(key)):
+            if (
+                type(key) is not str
+                or "\x00" in key
+                or (not key.isascii() and not encodes_as_utf8(key))
+            ):
                 raise _Refused
             canon = _canon(item, depth + 1)
             if canon is not item:
@@ -211,7 +216,8 @@ def _canonical(value: Any, name: str) -> Any:
         raise ValidationError(f"{name} is not a JSON object fit for every backend") from None
 
 
-def _utf8(value: str) -> bool:
+def encodes_as_utf8(value: str) -> bool:
+    """Whether ``value`` can be written as UTF-8 (no unpaired surrogates)."""
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:

@@ -38,7 +38,7 @@ from typing import Any
 
 import msgspec
 
-from ..canonical import format_time
+from ..canonical import encodes_as_utf8, format_time
 from ..errors import ValidationError
 from ..model import NewEvent, RecordedEvent
 
@@ -98,14 +98,6 @@ _NAME = re.compile(r"[a-z0-9]{1,20}")
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
-def _encodable(value: str) -> bool:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _checked(attrs: Mapping[str, Any]) -> dict[str, Any]:
     """The context attributes, checked as the spec types them: names lowercase letters
     and digits (at most 20), values strings, integers or booleans; null means absent."""
@@ -128,7 +120,7 @@ def _checked(attrs: Mapping[str, Any]) -> dict[str, Any]:
             raise ValidationError(
                 f"CloudEvent attribute {name!r} must be a string, a 32-bit integer or a boolean"
             )
-        if isinstance(value, str) and (_CONTROLS.search(value) or not _encodable(value)):
+        if isinstance(value, str) and (_CONTROLS.search(value) or not encodes_as_utf8(value)):
             raise ValidationError(
                 f"CloudEvent attribute {name!r} holds control characters or unpaired surrogates"
             )
