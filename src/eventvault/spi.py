@@ -1,0 +1,212 @@
+"""The backend contract: what a storage engine provides to :class:`~eventvault.EventStore`.
+
+:class:`~eventvault.EventStore` is the façade users call. It validates input, keeps
+cursors and pages, runs the live tail loop, verifies the chain and runs the
+retention algorithm — the same for every backend. Behind it sits one
+:class:`Backend`: a handful of methods that store and find records. A backend that
+can do more says so by *type*, not by a flag:
+
+- :class:`Importing` — it takes records another store recorded (``eventvault copy``,
+  ``eventvault import``);
+- :class:`Retaining` — it can remove the events a retention plan names.
+
+``isinstance(store.backend, Retaining)`` is the question every caller asks; nothing
+else decides whether a capability is there.
+
+Every method here is called by the façade with its arguments already checked
+(events validated and bounded, queries well-formed, ``limit`` >= 1). A backend
+never needs to re-validate them, and must not raise anything but an
+``eventvault.errors`` type for a failure it knows about — the façade's error
+boundary translates the rest, with the backend's :meth:`Backend.translate_error`
+tried first.
+
+Status: this is the contract every built-in backend implements and that
+:mod:`eventvault.testing` checks. It is public; its names keep their meaning
+across minor releases.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import ClassVar
+from uuid import UUID
+
+from .errors import EventVaultError, NotSupportedError
+from .groupcommit import Import
+from .model import ExpectedRevision, NewEvent, Query, RecordedEvent, StoreStats
+from .retention import Policy
+from .retention_plan import EventHead, GroupEvents, GroupPlan, Run, plan_groups
+from .timeutil import from_us, to_us
+
+__all__ = ["Backend", "Importing", "ProgressCallback", "Retaining"]
+
+#: Called with (events done, events in all, or None when unknown).
+ProgressCallback = Callable[[int, int | None], None]
+
+_SCAN_PAGE = 5000
+
+
+class Backend(ABC):
+    """The storage engine behind one :class:`~eventvault.EventStore`.
+
+    Thread-safe: the façade calls these methods from any thread, concurrently.
+    """
+
+    #: The backend's registered name ("file", "postgres", …): in errors and stats.
+    name: ClassVar[str] = "abstract"
+    #: Whether positions are assigned 1, 2, 3… with no gap but removed events
+    #: (``verify`` then reports a gap nothing accounts for as damage).
+    contiguous_positions: ClassVar[bool] = True
+
+    @property
+    @abstractmethod
+    def store_id(self) -> str:
+        """A stable identifier of this store: the same every time it is opened, and
+        different from every other store's. Cursors are tied to it."""
+
+    @abstractmethod
+    def commit(
+        self, batch: list[NewEvent], expected: int | ExpectedRevision
+    ) -> list[RecordedEvent]:
+        """Store ``batch`` (one stream, 1 to ``MAX_BATCH`` events) atomically.
+
+        Returns one record per input event, in order. Atomic: after a crash at any
+        instant, either every event of the batch is stored or none is. Durable: once
+        this returns, the records survive a crash of the process (and, for backends
+        that promise it, of the machine). Stamping — ids, revisions, positions,
+        hashes, the idempotent retry of a batch already stored — is
+        :mod:`eventvault.sequencer`'s job; a backend calls it under its write lock
+        with its current head. ``expected`` is checked against the stream's last
+        revision as stored, inside the same atomic step.
+        """
+
+    @abstractmethod
+    def read(self, query: Query, limit: int) -> list[RecordedEvent]:
+        """Up to ``limit`` stored events matching ``query``, in its direction
+        (ascending positions, or descending when ``query.reverse``), starting after
+        ``query.after`` / before ``query.before``. Every event returned was stored by
+        a :meth:`commit` that returned (or is being returned): never a partial batch.
+        """
+
+    @abstractmethod
+    def get(self, event_id: UUID) -> RecordedEvent | None:
+        """The stored event with this id, or None."""
+
+    @abstractmethod
+    def head(self) -> int:
+        """The last position in use (0 for an empty store). Never goes back, even when
+        retention removes the newest events' neighbours."""
+
+    @abstractmethod
+    def stats(self) -> StoreStats:
+        """A summary of the store."""
+
+    @abstractmethod
+    def wait(self, head: int, timeout: float) -> None:
+        """Block until the head moves past ``head`` (possibly by another process's
+        append), or ``timeout`` seconds pass. Spurious returns are allowed; the caller
+        reads again either way."""
+
+    def head_state(self) -> tuple[int, str | None] | None:
+        """The head this backend keeps apart from the events — ``(position, hex hash)``
+        of the newest event, ``(0, None)`` when empty — or None when its head is
+        derived from the events themselves (nothing separate for ``verify`` to
+        check)."""
+        return None
+
+    def translate_error(self, exc: Exception, action: str) -> EventVaultError | None:
+        """The eventvault error the driver's ``exc`` (raised while doing ``action``)
+        stands for, or None when it is not the driver's (the façade's last-resort
+        translation then applies). The one place a backend maps its driver's errors."""
+        return None
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the backend's resources. Called once, by the façade."""
+
+
+class Importing(ABC):
+    """A backend that writes records another store recorded, as they are."""
+
+    @abstractmethod
+    def import_records(self, imp: Import) -> list[RecordedEvent]:
+        """Write ``imp.records`` with this store's positions and everything else kept
+        (ids, streams, revisions, times; hashes too unless ``imp.rechain``). Atomic and
+        durable like :meth:`Backend.commit`; a record whose id is already stored with
+        the same content is skipped, with different content refused."""
+
+
+class Retaining(ABC):
+    """A backend that can remove the events a retention plan names.
+
+    The retention algorithm (:mod:`eventvault.retention_apply`) is the façade's; the
+    backend provides the scans it plans from and the removal it applies. The
+    defaults here scan through :meth:`Backend.read`; backends with indexes override
+    them.
+    """
+
+    def retention_limit(self) -> int:
+        """The highest position retention may remove now (default: the head)."""
+        assert isinstance(self, Backend)
+        return self.head()
+
+    def group_events(self, policy: Policy) -> dict[int, GroupEvents]:
+        """Every stored event of each retention group of ``policy``, in position order."""
+        out: dict[int, tuple[list[int], list[int]]] = {}
+        memo: dict[tuple[str, str], int | None] = {}
+        for ev in self._scan(None):
+            key = (ev.type, ev.stream)
+            gid = memo[key] if key in memo else memo.setdefault(key, policy.group_of(*key))
+            if gid is not None:
+                positions, times = out.setdefault(gid, ([], []))
+                positions.append(ev.position)
+                times.append(to_us(ev.recorded_at))
+        return {gid: GroupEvents(p, t) for gid, (p, t) in out.items()}
+
+    def plan_groups(self, policy: Policy, now: datetime, limit: int) -> list[GroupPlan]:
+        """Cut every group of ``policy`` at ``now`` (nothing above position ``limit``)."""
+        return plan_groups(
+            policy, self.group_events(policy), now_us=to_us(now), limit=limit, to_time=from_us
+        )
+
+    def walk_heads(self, before: int) -> Iterator[EventHead]:
+        """Every stored event below position ``before``, in order — at least the fields
+        of :class:`~eventvault.retention_plan.EventHead` (the default yields whole
+        events)."""
+        return self._scan(before)
+
+    def whole(self, heads: list[EventHead]) -> list[RecordedEvent]:
+        """The whole events behind ``heads`` (from :meth:`walk_heads`), in order."""
+        whole = [h for h in heads if isinstance(h, RecordedEvent)]
+        if len(whole) != len(heads):  # walk_heads yields less: override this too
+            raise NotSupportedError(f"{type(self).__name__} must implement whole()")
+        return whole
+
+    def check_can_remove(self) -> None:  # noqa: B027 - optional hook
+        """Raise if removing would fail for a reason known in advance (checked before
+        any receipt is appended, so a refusal leaves the store untouched)."""
+
+    @abstractmethod
+    def remove_runs(
+        self,
+        runs: list[Run],
+        tails: dict[str, int],
+        receipts: list[RecordedEvent],
+        progress: ProgressCallback | None,
+    ) -> None:
+        """Remove every stored event inside ``runs``, **newest run first**, each run's
+        removal atomic (a crash leaves each run wholly there or wholly gone). ``tails``:
+        the last removed revision per stream, which the backend must keep so that
+        revisions never restart. ``receipts``: the stored receipts naming the runs
+        (``verify`` bridges the holes with them)."""
+
+    def _scan(self, before: int | None) -> Iterator[RecordedEvent]:
+        assert isinstance(self, Backend)
+        after = 0
+        while True:
+            page = self.read(Query(after=after, before=before, limit=_SCAN_PAGE), _SCAN_PAGE)
+            yield from page
+            if len(page) < _SCAN_PAGE:
+                return
+            after = page[-1].position
