@@ -37,6 +37,7 @@ from .groupcommit import Import
 from .model import MAX_LIMIT, Query, RecordedEvent
 from .retention import RECEIPT_TYPE
 from .retention_plan import GENESIS_HEX, Bridges
+from .spi import require_importing
 from .store import EventStore
 
 __all__ = ["Comparison", "CopyError", "CopyReport", "compare_stores", "copy_store"]
@@ -181,6 +182,8 @@ def copy_store(
         raise ValidationError(f"copy batch must be 1–{MAX_LIMIT}, got {batch}")
     if src is dst or (src.backend_name == dst.backend_name and src.store_id == dst.store_id):
         raise ValidationError("source and destination are the same store")
+    # (before anything is read: a destination that cannot take records says so now)
+    importing = require_importing(dst.backend)
     started = time.monotonic()
     query = query if query is not None else Query()
     if query.reverse:
@@ -196,7 +199,7 @@ def copy_store(
     stop = stop if stop is not None else threading.Event()
     copied = 0
     for page in _pages(src, query, after, batch, follow, stop, poll_interval):
-        dst._import(Import(page, rechain=rechain))
+        importing.import_records(Import(page, rechain=rechain))
         copied += len(page)
         done += len(page)
         if progress is not None:
@@ -242,7 +245,7 @@ def _pages(
             head = src.head()
             if query.before is not None and head >= query.before - 1:
                 return
-            src._wait(head, poll_interval)
+            src.backend.wait(head, poll_interval)
             if stop.is_set():
                 return
             pending = pool.submit(read, cursor)

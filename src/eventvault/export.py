@@ -33,6 +33,7 @@ from .chain import record_hash
 from .errors import ConflictError, CorruptionError, ValidationError
 from .groupcommit import Import
 from .model import MAX_LIMIT, NewEvent, Query, RecordedEvent, utcnow
+from .spi import require_importing
 from .store import EventStore
 
 __all__ = [
@@ -278,6 +279,7 @@ def import_store(
     seekable (it is read twice: checked whole, then written). ``checked``: what
     :func:`check_export` found, if the caller checked already."""
     started = time.monotonic()
+    importing = require_importing(store.backend)
     if checked is None:
         checked = check_export(handle, name, store)
     handle.seek(0)
@@ -289,7 +291,7 @@ def import_store(
 
     def flush() -> None:
         nonlocal imported
-        store._import(Import(page, rechain=rechain))
+        importing.import_records(Import(page, rechain=rechain))
         imported += len(page)
         if progress is not None:
             progress(done, checked.events)

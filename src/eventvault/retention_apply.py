@@ -39,6 +39,7 @@ from .retention_plan import (
     RunIndex,
     receipts_for,
 )
+from .spi import require_retaining
 
 if TYPE_CHECKING:
     from .store import EventStore, ProgressCallback
@@ -70,6 +71,7 @@ def _apply(
     started: float,
     finish: bool,
 ) -> RetentionReport:
+    retaining = require_retaining(store.backend)
     removes = plan.removes(policy)
     collector = RunCollector()
     total = plan.count
@@ -82,7 +84,7 @@ def _apply(
     links: list[_Link] = []
     chained_to: dict[int, str] = {}  # first position of each run -> the hash it chains to
     high = max([removes.max_cut, *(run.last for _, run in claims)])
-    for ev in store._walk_heads(high + 1):
+    for ev in retaining.walk_heads(high + 1):
         if claimed is not None and claimed(ev.position):
             pending.append(ev)
         goes = removes(ev)
@@ -107,7 +109,7 @@ def _apply(
     runs = [msgspec.structs.replace(r, before_hash=chained_to[r.first]) for r in collector.finish()]
     if not runs:  # someone else removed them meanwhile
         return RetentionReport(plan=plan, removed=0, runs=0, receipt_positions=[], seconds=0.0)
-    last = store._read(Query(reverse=True, limit=1), 1)
+    last = store.backend.read(Query(reverse=True, limit=1), 1)
     receipts = receipts_for(
         plan,
         runs,
@@ -117,16 +119,16 @@ def _apply(
     )
     # A removal that is bound to fail (e.g. a missing privilege) must fail before a
     # receipt announces it — or every scheduled run would append another one.
-    store._check_can_remove()
+    retaining.check_can_remove()
     # Intent first: once the receipts are durable, any prefix of the removal
     # leaves a store that verifies.
-    written = store._append(receipts, ExpectedRevision.ANY)
+    written = store.backend.commit(receipts, ExpectedRevision.ANY)
 
     def removal_progress(done: int, _total: int | None) -> None:
         if progress is not None:
             progress(total // 2 + done // 2, total)
 
-    store._remove_runs(runs, collector.tails, written, removal_progress)
+    retaining.remove_runs(runs, collector.tails, written, removal_progress)
     if progress is not None:
         progress(total, total)
     return RetentionReport(
@@ -183,13 +185,14 @@ def _finish_claims(
     for ev in going:
         if tails.get(ev.stream, -1) < ev.stream_revision:
             tails[ev.stream] = ev.stream_revision
-    store._check_can_remove()
+    retaining = require_retaining(store.backend)
+    retaining.check_can_remove()
 
     def finishing(done: int, _total: int | None) -> None:
         if progress is not None:
             progress(min(done, total), total)
 
-    store._remove_runs(runs, tails, list(owners.values()), finishing)
+    retaining.remove_runs(runs, tails, list(owners.values()), finishing)
     return len(going)
 
 
@@ -225,7 +228,7 @@ def _check_links(
     """Never launder damage: an event only goes once its own link in the chain checks
     out — to the stored event before it, or across a recorded hole (survivors are left
     to ``verify``). Records what each run's first event chains to. Empties ``links``."""
-    whole = store._whole([link.head for link in links])
+    whole = require_retaining(store.backend).whole([link.head for link in links])
     for ev, link in zip(whole, links, strict=True):
         to: str | None = link.prev_hash
         if record_hash(bytes.fromhex(link.prev_hash), ev).hex() != ev.hash:

@@ -33,6 +33,7 @@ from .config import RetentionConfig, RetentionRule
 from .model import NewEvent, Query
 from .registry import open_store
 from .retention import resolve_policy
+from .spi import Retaining
 
 __all__ = ["SoakReport", "run_soak"]
 
@@ -267,7 +268,7 @@ def run_soak(
                 )
                 say(f"  {now - started:6.0f} s: {samples[-1]['events']:,} events stored")
                 next_sample += sample_every
-            if store.supports_retention and now >= next_retention:
+            if isinstance(store.backend, Retaining) and now >= next_retention:
                 report = store.apply_retention(policy=policy)
                 removed += report.removed
                 runs += 1

@@ -20,6 +20,27 @@ never needs to re-validate them, and must not raise anything but an
 boundary translates the rest, with the backend's :meth:`Backend.translate_error`
 tried first.
 
+Writing a backend
+-----------------
+A backend is a class deriving from :class:`Backend` (and the capabilities it has),
+handed to the façade: ``EventStore(MyBackend(...))``. Its :meth:`Backend.commit`
+does not decide ids, revisions, positions, times or hashes itself: under its write
+lock it calls the sequencer with its current head —
+
+- :func:`stamp_batch` (one batch) or :func:`stamp_group` (several, group commit)
+  for :meth:`Backend.commit`, :func:`stamp_import` for
+  :meth:`Importing.import_records`;
+- they take a :class:`ChainHead` (``GENESIS`` as the hash of an empty store) and two
+  look-ups (a stream's last revision, a stored event by id), and return what to
+  write (``.new``), the records to return (``.results``, a :class:`Results` that
+  knows how many were written) and the new head;
+- the backend writes all of ``.new`` or none of it, then returns ``.results``.
+
+So every backend shares one definition of idempotency, expected revisions and the
+hash chain. Everything such a backend needs is importable from here (plus
+:mod:`eventvault.model` and :mod:`eventvault.errors`); the built-in backends
+(:mod:`eventvault.backends.memory` is the shortest) are examples.
+
 Status: this is the contract every built-in backend implements and that
 :mod:`eventvault.testing` checks. It is public; its names keep their meaning
 across minor releases.
@@ -28,19 +49,53 @@ across minor releases.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import ClassVar
 from uuid import UUID
 
+from .chain import GENESIS
 from .errors import EventVaultError, NotSupportedError
 from .groupcommit import Import
 from .model import ExpectedRevision, NewEvent, Query, RecordedEvent, StoreStats
 from .retention import Policy
-from .retention_plan import EventHead, GroupEvents, GroupPlan, Run, plan_groups
+from .retention_plan import EventHead, GroupEvents, GroupPlan, Run, RunIndex, plan_groups
+from .sequencer import (
+    DEFAULT_MAX_EVENT_BYTES,
+    ChainHead,
+    Results,
+    StampedBatch,
+    StampedGroup,
+    stamp_batch,
+    stamp_group,
+    stamp_import,
+)
 from .timeutil import from_us, to_us
 
-__all__ = ["Backend", "Importing", "ProgressCallback", "Retaining"]
+__all__ = [
+    "DEFAULT_MAX_EVENT_BYTES",
+    "GENESIS",
+    "Backend",
+    "ChainHead",
+    "EventHead",
+    "GroupEvents",
+    "GroupPlan",
+    "Import",
+    "Importing",
+    "ProgressCallback",
+    "Results",
+    "Retaining",
+    "Run",
+    "RunIndex",
+    "StampedBatch",
+    "StampedGroup",
+    "lacking",
+    "require_importing",
+    "require_retaining",
+    "stamp_batch",
+    "stamp_group",
+    "stamp_import",
+]
 
 #: Called with (events done, events in all, or None when unknown).
 ProgressCallback = Callable[[int, int | None], None]
@@ -57,8 +112,16 @@ class Backend(ABC):
     #: The backend's registered name ("file", "postgres", …): in errors and stats.
     name: ClassVar[str] = "abstract"
     #: Whether positions are assigned 1, 2, 3… with no gap but removed events
-    #: (``verify`` then reports a gap nothing accounts for as damage).
-    contiguous_positions: ClassVar[bool] = True
+    #: (``verify`` then reports a gap nothing accounts for as damage). A backend
+    #: that only knows once connected may make it a property.
+    contiguous_positions: bool = True
+    #: The largest event (canonical JSON bytes) :meth:`commit` takes: pass it to the
+    #: sequencer, which refuses larger ones. Retention sizes its receipts by it.
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    #: Why this backend lacks a capability, by capability type (:class:`Importing`,
+    #: :class:`Retaining`): the end of the :class:`~eventvault.errors.NotSupportedError`
+    #: message callers raise (see :func:`lacking`). Absent: a generic reason.
+    lacks: ClassVar[Mapping[type, str]] = {}
 
     @property
     @abstractmethod
@@ -123,7 +186,9 @@ class Backend(ABC):
         return None
 
     def close(self) -> None:  # noqa: B027 - optional hook
-        """Release the backend's resources. Called once, by the façade."""
+        """Release the backend's resources. Called once, by the façade, after which
+        no other method is called — except that a :meth:`wait` in progress must
+        return promptly."""
 
 
 class Importing(ABC):
@@ -210,3 +275,32 @@ class Retaining(ABC):
             if len(page) < _SCAN_PAGE:
                 return
             after = page[-1].position
+
+
+def lacking(backend: Backend, capability: type) -> str | None:
+    """The message saying ``backend`` is not a ``capability`` (:class:`Importing`,
+    :class:`Retaining`), or None when it is one."""
+    if isinstance(backend, capability):
+        return None
+    why = backend.lacks.get(capability)
+    if capability is Importing:
+        return f"the {backend.name} backend cannot take copied events" + (f" {why}" if why else "")
+    if capability is Retaining:
+        return f"retention is not available on the {backend.name} backend {why or 'yet'}"
+    return f"the {backend.name} backend is not {capability.__name__}" + (f" {why}" if why else "")
+
+
+def require_importing(backend: Backend) -> Importing:
+    """``backend`` as an :class:`Importing`, or :class:`~eventvault.errors.NotSupportedError`
+    saying why it is not one (:attr:`Backend.lacks`)."""
+    if not isinstance(backend, Importing):
+        raise NotSupportedError(str(lacking(backend, Importing)))
+    return backend
+
+
+def require_retaining(backend: Backend) -> Retaining:
+    """``backend`` as a :class:`Retaining`, or :class:`~eventvault.errors.NotSupportedError`
+    saying why it is not one (:attr:`Backend.lacks`)."""
+    if not isinstance(backend, Retaining):
+        raise NotSupportedError(str(lacking(backend, Retaining)))
+    return backend

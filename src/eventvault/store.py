@@ -1,14 +1,16 @@
-"""The store interface every backend implements.
+"""The store users call: one façade over one backend.
 
 :class:`EventStore` holds what is the same for every backend — argument checks,
-cursors, paging, the live tail loop, chain verification — and leaves a handful of
-small abstract methods to the backend. A backend is one module that subclasses
-it and registers itself (see :mod:`eventvault.registry`).
+cursors, paging, the live tail loop, chain verification, the retention algorithm
+— and calls one :class:`~eventvault.spi.Backend` (the contract in
+:mod:`eventvault.spi`) to store and find records. Each built-in backend also has
+a thin subclass (``FileEventStore(path)``, ``MemoryEventStore()``, …) that builds
+its backend and keeps that backend's own public methods.
 
 The contract's error promise is kept here, at its edge: no public method of any
 store raises anything but an ``eventvault.errors`` type. A backend translates its
-driver's errors in one place (:meth:`EventStore._translate_error`); whatever still
-escapes — a bug, ``MemoryError``, an ``OSError`` from an unexpected path — is
+driver's errors in one place (:meth:`~eventvault.spi.Backend.translate_error`);
+whatever still escapes — a bug, ``MemoryError``, an ``OSError`` from an unexpected path — is
 translated by :func:`eventvault.boundary.translate` as a last resort, with the
 original as ``__cause__``. Every public method, the base class's and any a
 backend adds, is wrapped once (:meth:`EventStore.__init_subclass__`).
@@ -20,11 +22,10 @@ import functools
 import inspect
 import threading
 import time
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 from uuid import UUID
 
 import msgspec
@@ -35,11 +36,9 @@ from .cursor import decode_cursor, encode_cursor
 from .errors import (
     CorruptionError,
     EventVaultError,
-    NotSupportedError,
     StoreClosedError,
     ValidationError,
 )
-from .groupcommit import Import
 from .model import (
     AppendResult,
     ExpectedRevision,
@@ -52,18 +51,9 @@ from .model import (
 )
 from .retention import RECEIPT_TYPE, Policy
 from .retention_apply import apply_plan
-from .retention_plan import (
-    Bridges,
-    EventHead,
-    GroupEvents,
-    GroupPlan,
-    RetentionPlan,
-    RetentionReport,
-    Run,
-    plan_groups,
-)
-from .sequencer import DEFAULT_MAX_EVENT_BYTES, Results
-from .timeutil import from_us, to_us
+from .retention_plan import Bridges, RetentionPlan, RetentionReport
+from .sequencer import Results
+from .spi import Backend, ProgressCallback, require_retaining
 
 if TYPE_CHECKING:  # (eventvault.runs imports this module)
     from datetime import timedelta
@@ -74,9 +64,6 @@ __all__ = ["MAX_BATCH", "EventStore", "ProgressCallback"]
 
 #: Largest batch one append takes (larger ones: split them; each part is atomic).
 MAX_BATCH = 100_000
-
-#: Called with (events done, events in all, or None when unknown).
-ProgressCallback = Callable[[int, int | None], None]
 
 #: Event types the store itself writes (retention receipts); producers cannot.
 RESERVED_TYPE_PREFIX = "eventvault."
@@ -94,7 +81,7 @@ def _boundary(fn: _F) -> _F:
     def _typed(store: EventStore, exc: Exception) -> EventVaultError:
         if isinstance(exc, EventVaultError):
             return exc
-        own = store._translate_error(exc, action)
+        own = store.backend.translate_error(exc, action)
         return own if own is not None else translate(exc, action)
 
     wrapper: Callable[..., Any]
@@ -189,138 +176,51 @@ def _check_expected(
     return expected
 
 
-class EventStore(ABC):
-    """An append-only, ordered, verifiable log of events.
+class EventStore:
+    """An append-only, ordered, verifiable log of events, kept by ``backend``.
 
-    Thread-safe. Use as a context manager, or call :meth:`close`.
+    Thread-safe. Use as a context manager, or call :meth:`close` (which closes the
+    backend: the store owns it).
     """
-
-    backend_name: ClassVar[str] = "abstract"
-    #: Whether this backend can apply retention (plan and apply raise otherwise).
-    supports_retention: ClassVar[bool] = True
-    #: The end of "retention is not available on the X backend ..." when it is not.
-    no_retention_because: ClassVar[str] = "yet"
-    #: Whether positions are assigned 1, 2, 3… (gaps then mean removed events).
-    contiguous_positions: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        _guard_public_methods(cls)  # a backend's head(), stats(), ... too
+        _guard_public_methods(cls)  # a backend's own public methods (reindex, ...) too
 
-    def __init__(self, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
-        self.max_event_bytes = max_event_bytes
+    def __init__(self, backend: Backend) -> None:
+        if not isinstance(backend, Backend):
+            raise TypeError(f"EventStore needs an eventvault.spi.Backend, got {backend!r}")
+        self._backend = backend
         #: The policy ``plan_retention``/``apply_retention`` use when given none
         #: (``open_store`` sets it from the configuration; None: keep forever).
         self.retention_policy: Policy | None = None
         self._closed = False
 
-    # -- what a backend provides ----------------------------------------------------
+    @property
+    def backend(self) -> Backend:
+        """The storage engine behind this store. Ask it for a capability with
+        ``isinstance(store.backend, eventvault.spi.Retaining)`` (or ``Importing``)."""
+        return self._backend
 
     @property
-    @abstractmethod
+    def backend_name(self) -> str:
+        """The backend's registered name ("file", "postgres", …)."""
+        return self._backend.name
+
+    @property
+    def contiguous_positions(self) -> bool:
+        """Whether positions are assigned 1, 2, 3… (gaps then mean removed events)."""
+        return self._backend.contiguous_positions
+
+    @property
+    def max_event_bytes(self) -> int:
+        """The largest event (canonical JSON bytes) the backend takes."""
+        return self._backend.max_event_bytes
+
+    @property
     def store_id(self) -> str:
         """A stable identifier of this store (cursors are tied to it)."""
-
-    @abstractmethod
-    def _append(
-        self, batch: list[NewEvent], expected: int | ExpectedRevision
-    ) -> list[RecordedEvent]:
-        """Store ``batch`` atomically; return one record per input event, in order."""
-
-    def _import(self, imp: Import) -> list[RecordedEvent]:
-        """Write records another store recorded, as they are (see :class:`Import`);
-        atomic like :meth:`_append`. Used by :func:`eventvault.copy.copy_store`."""
-        raise NotSupportedError(f"the {self.backend_name} backend cannot take copied events")
-
-    @abstractmethod
-    def _read(self, query: Query, limit: int) -> list[RecordedEvent]:
-        """Up to ``limit`` events matching ``query``, in its direction."""
-
-    @abstractmethod
-    def _get(self, event_id: UUID) -> RecordedEvent | None:
-        """The stored event with this id, or None."""
-
-    @abstractmethod
-    def head(self) -> int:
-        """The last position in use (0 for an empty store)."""
-
-    @abstractmethod
-    def stats(self) -> StoreStats:
-        """A summary of the store."""
-
-    @abstractmethod
-    def _wait(self, head: int, timeout: float) -> None:
-        """Block until the head moves past ``head``, or ``timeout`` seconds pass."""
-
-    def _retention_limit(self) -> int:
-        """The highest position retention may remove now (default: the head)."""
-        return self.head()
-
-    def _group_events(self, policy: Policy) -> dict[int, GroupEvents]:
-        """Every stored event of each retention group, in position order.
-
-        The reference does it with one scan; backends with indexes do better.
-        """
-        out: dict[int, tuple[list[int], list[int]]] = {}
-        memo: dict[tuple[str, str], int | None] = {}
-        for ev in self.iter(Query(limit=5000)):
-            key = (ev.type, ev.stream)
-            gid = memo[key] if key in memo else memo.setdefault(key, policy.group_of(*key))
-            if gid is not None:
-                positions, times = out.setdefault(gid, ([], []))
-                positions.append(ev.position)
-                times.append(to_us(ev.recorded_at))
-        return {gid: GroupEvents(p, t) for gid, (p, t) in out.items()}
-
-    def _plan_groups(self, policy: Policy, now: datetime, limit: int) -> list[GroupPlan]:
-        """Cut every group of ``policy`` at ``now`` (nothing above ``limit``)."""
-        return plan_groups(
-            policy, self._group_events(policy), now_us=to_us(now), limit=limit, to_time=from_us
-        )
-
-    def _walk_heads(self, before: int) -> Iterator[EventHead]:
-        """Every stored event below position ``before``, in order — at least the
-        fields of :class:`EventHead` (the reference yields whole events)."""
-        return self.iter(Query(before=before, limit=5000))
-
-    def _whole(self, heads: list[EventHead]) -> list[RecordedEvent]:
-        """The whole events behind ``heads`` (from :meth:`_walk_heads`), in order."""
-        whole = [h for h in heads if isinstance(h, RecordedEvent)]
-        if len(whole) != len(heads):  # a backend's _walk_heads yields less: override this
-            raise NotSupportedError(f"{type(self).__name__} must implement _whole()")
-        return whole
-
-    def _check_can_remove(self) -> None:  # noqa: B027 - optional hook
-        """Raise if removing would fail for a reason known in advance (checked before
-        any receipt is appended)."""
-
-    def _remove_runs(
-        self,
-        runs: list[Run],
-        tails: dict[str, int],
-        receipts: list[RecordedEvent],
-        progress: ProgressCallback | None,
-    ) -> None:
-        """Remove every stored event inside ``runs``, **newest run first**, each step
-        atomic (see :mod:`eventvault.retention_plan`). ``tails``: the last removed
-        revision per stream, which the backend must keep so revisions never restart.
-        ``receipts``: the stored receipts that name the runs."""
-        raise NotSupportedError(f"the {self.backend_name} backend cannot remove events")
-
-    def _close(self) -> None:  # noqa: B027 - optional hook
-        """Release the backend's resources."""
-
-    def _head_state(self) -> tuple[int, str | None] | None:
-        """The head this backend keeps apart from the events — ``(position, hex
-        hash)`` of the newest event, ``(0, None)`` when empty — or None when its head
-        is derived from the events themselves (nothing separate to check)."""
-        return None
-
-    def _translate_error(self, exc: Exception, action: str) -> EventVaultError | None:
-        """The backend's one translation of its driver's errors: the eventvault error
-        ``exc`` (raised while doing ``action``) stands for, or None when it is not the
-        driver's (the last-resort translation then applies)."""
-        return None
+        return self._backend.store_id
 
     # -- the public API ------------------------------------------------------------
 
@@ -340,7 +240,7 @@ class EventStore(ABC):
         self._check_open()
         batch = _normalise_batch(events)
         expected = _check_expected(batch, expected_revision)
-        records = self._append(batch, expected)
+        records = self._backend.commit(batch, expected)
         # (A backend that does not say how many it wrote is taken to have written all.)
         written = records.written if isinstance(records, Results) else len(records)
         return AppendResult(events=records, written=written)
@@ -351,7 +251,7 @@ class EventStore(ABC):
         key = as_uuid(event_id)
         if key is None:
             raise ValidationError(f"{event_id!r} is not an event id (UUID)")
-        return self._get(key)
+        return self._backend.get(key)
 
     def read(self, query: Query | None = None, *, cursor: str | None = None) -> Page:
         """One page of events matching ``query``; pass ``page.next_cursor`` for the next."""
@@ -365,7 +265,7 @@ class EventStore(ABC):
             else:
                 bound = position if query.after is None else max(position, query.after)
                 query = msgspec.structs.replace(query, after=bound)
-        events = self._read(query, query.limit + 1)
+        events = self._backend.read(query, query.limit + 1)
         next_cursor = None
         if len(events) > query.limit:
             events = events[: query.limit]
@@ -403,7 +303,7 @@ class EventStore(ABC):
         batch = msgspec.structs.replace(query, limit=1000)
         while not self._closed and not (stop is not None and stop.is_set()):
             head = self.head()
-            events = self._read(msgspec.structs.replace(batch, after=last), 1000)
+            events = self._backend.read(msgspec.structs.replace(batch, after=last), 1000)
             if events:
                 yield from events
                 last = events[-1].position
@@ -413,7 +313,16 @@ class EventStore(ABC):
             last = max(last, head)
             if query.before is not None and last >= query.before - 1:
                 return
-            self._wait(head, poll_interval)
+            self._backend.wait(head, poll_interval)
+
+    def head(self) -> int:
+        """The last position in use (0 for an empty store)."""
+        return self._backend.head()
+
+    def stats(self) -> StoreStats:
+        """A summary of the store."""
+        self._check_open()
+        return self._backend.stats()
 
     # -- runs: the events of one correlation id (eventvault.runs) ---------------------
 
@@ -484,7 +393,7 @@ class EventStore(ABC):
         self._check_open()
         # The head the backend keeps, read first: the walk must reach it (appends
         # that commit meanwhile only add events after it).
-        kept = self._head_state()
+        kept = self._backend.head_state()
         bridges = Bridges(self.store_id).add_all(self.iter(Query(types=[RECEIPT_TYPE], limit=1000)))
         total = self.stats().events  # (not the head: positions may have gaps)
         last: list[RecordedEvent] = []  # the newest event walked
@@ -549,16 +458,12 @@ class EventStore(ABC):
         """What applying ``policy`` (default: :attr:`retention_policy`) at ``now``
         (default: the current time) would remove, per group. Removes nothing."""
         self._check_open()
-        if not self.supports_retention:
-            raise NotSupportedError(
-                f"retention is not available on the {self.backend_name} backend "
-                f"{self.no_retention_because}"
-            )
+        retaining = require_retaining(self._backend)
         policy = policy if policy is not None else self.retention_policy
         now = _aware(now)
         head = self.head()
-        limit = min(self._retention_limit(), head)
-        groups = self._plan_groups(policy, now, limit) if policy is not None else []
+        limit = min(retaining.retention_limit(), head)
+        groups = retaining.plan_groups(policy, now, limit) if policy is not None else []
         return RetentionPlan(
             store_id=self.store_id,
             backend=self.backend_name,
@@ -603,7 +508,7 @@ class EventStore(ABC):
         """Release resources. Safe to call twice."""
         if not self._closed:
             self._closed = True
-            self._close()
+            self._backend.close()
 
     @property
     def closed(self) -> bool:

@@ -19,22 +19,27 @@ from uuid import UUID
 
 import msgspec
 
-from ..chain import GENESIS
 from ..config import Config
-from ..groupcommit import Import
 from ..model import ExpectedRevision, NewEvent, Query, RecordedEvent, StoreStats
-from ..retention_plan import Run, RunIndex
-from ..sequencer import (
+from ..spi import (
     DEFAULT_MAX_EVENT_BYTES,
+    GENESIS,
+    Backend,
     ChainHead,
+    Import,
+    Importing,
+    ProgressCallback,
     Results,
+    Retaining,
+    Run,
+    RunIndex,
     StampedBatch,
     stamp_batch,
     stamp_import,
 )
-from ..store import EventStore, ProgressCallback
+from ..store import EventStore
 
-__all__ = ["MemoryEventStore"]
+__all__ = ["MemoryBackend", "MemoryEventStore"]
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
@@ -47,13 +52,14 @@ def _detached(rec: RecordedEvent) -> RecordedEvent:
     return _replace(rec, data=_decode(_encode(rec.data)), metadata=_decode(_encode(rec.metadata)))
 
 
-class MemoryEventStore(EventStore):
+class MemoryBackend(Backend, Importing, Retaining):
     """All events in memory. Thread-safe."""
 
-    backend_name = "memory"
+    name = "memory"
 
     def __init__(self, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
-        super().__init__(max_event_bytes=max_event_bytes)
+        self.max_event_bytes = max_event_bytes
+        self._closed = False
         self._events: list[RecordedEvent] = []
         self._positions: list[int] = []
         self._by_id: dict[UUID, RecordedEvent] = {}
@@ -67,7 +73,7 @@ class MemoryEventStore(EventStore):
     def store_id(self) -> str:
         return self._id
 
-    def _append(
+    def commit(
         self, batch: list[NewEvent], expected: int | ExpectedRevision
     ) -> list[RecordedEvent]:
         with self._lock:
@@ -82,7 +88,7 @@ class MemoryEventStore(EventStore):
                 )
             )
 
-    def _import(self, imp: Import) -> list[RecordedEvent]:
+    def import_records(self, imp: Import) -> list[RecordedEvent]:
         with self._lock:
             return self._write(
                 stamp_import(imp, self._head, revision_of=self._revisions.get, find=self._by_id.get)
@@ -106,7 +112,7 @@ class MemoryEventStore(EventStore):
             len(stamped.new),
         )
 
-    def _read(self, query: Query, limit: int) -> list[RecordedEvent]:
+    def read(self, query: Query, limit: int) -> list[RecordedEvent]:
         with self._lock:
             events = self._events
             lo = 0 if query.after is None else bisect.bisect_right(self._positions, query.after)
@@ -125,7 +131,7 @@ class MemoryEventStore(EventStore):
                     break
         return out
 
-    def _remove_runs(
+    def remove_runs(
         self,
         runs: list[Run],
         tails: dict[str, int],
@@ -148,25 +154,24 @@ class MemoryEventStore(EventStore):
         if progress is not None:
             progress(removed, removed)
 
-    def _get(self, event_id: UUID) -> RecordedEvent | None:
+    def get(self, event_id: UUID) -> RecordedEvent | None:
         rec = self._by_id.get(event_id)
         return None if rec is None else _detached(rec)
 
     def head(self) -> int:
         return self._head.position
 
-    def _head_state(self) -> tuple[int, str | None] | None:
+    def head_state(self) -> tuple[int, str | None] | None:
         with self._lock:
             head = self._head
         return (head.position, head.hash.hex() if head.position else None)
 
     def stats(self) -> StoreStats:
-        self._check_open()
         with self._lock:
             events = self._events
             details: dict[str, Any] = {}
             return StoreStats(
-                backend=self.backend_name,
+                backend=self.name,
                 events=len(events),
                 head_position=self._head.position,
                 first_position=events[0].position if events else None,
@@ -177,14 +182,28 @@ class MemoryEventStore(EventStore):
                 details=details,
             )
 
-    def _wait(self, head: int, timeout: float) -> None:
+    def wait(self, head: int, timeout: float) -> None:
         with self._appended:
             if self._head.position <= head and not self._closed:
                 self._appended.wait(timeout)
 
-    def _close(self) -> None:
+    def close(self) -> None:
         with self._appended:
+            self._closed = True
             self._appended.notify_all()
+
+
+class MemoryEventStore(EventStore):
+    """An :class:`~eventvault.EventStore` over a fresh :class:`MemoryBackend`."""
+
+    def __init__(self, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        super().__init__(MemoryBackend(max_event_bytes=max_event_bytes))
+
+    @property
+    def backend(self) -> MemoryBackend:
+        backend = self._backend
+        assert isinstance(backend, MemoryBackend)
+        return backend
 
 
 def from_config(config: Config, *, create: bool = True) -> MemoryEventStore:

@@ -40,6 +40,7 @@ from ..model import (
     parse_expected_revision,
 )
 from ..registry import backend_names, open_store
+from ..spi import require_retaining
 from ..store import EventStore
 from .common import (
     EXIT_INTEGRITY,
@@ -855,11 +856,7 @@ def retention_run(ctx: Ctx, /, every: str | None) -> None:
         policy = _policy_or_say(ctx, store)
         if policy is None:
             return
-        if not store.supports_retention:  # fail now, not once an hour forever
-            raise errors.NotSupportedError(
-                f"retention is not available on the {store.backend_name} backend "
-                f"{store.no_retention_because}"
-            )
+        require_retaining(store.backend)  # fail now, not once an hour forever
         try:
             interval = parse_duration(every) if every is not None else policy.check_interval
         except ValueError as exc:

@@ -18,6 +18,7 @@ import msgspec
 from .. import errors
 from ..config import Config
 from ..registry import open_store
+from ..spi import Retaining
 from ..timeutil import parse_duration
 from .common import Ctx, _handle_errors, pass_ctx
 
@@ -194,7 +195,7 @@ def _serve_workers(
     def start_retention(cfg: Config) -> None:
         store = open_store(cfg)
         policy = store.retention_policy
-        if policy is None or cfg.retention is None or not store.supports_retention:
+        if policy is None or cfg.retention is None or not isinstance(store.backend, Retaining):
             store.close()
             return
         sched = RetentionScheduler(store, policy, parse_duration(cfg.retention.check_interval))

@@ -35,6 +35,7 @@ from ..config import Config
 from ..model import MAX_POSITION, Query, RecordedEvent
 from ..retention_plan import RetentionReport
 from ..retention_schedule import RetentionScheduler
+from ..spi import Retaining
 from ..store import EventStore, as_uuid
 from ..strict import check_names
 from ..timeutil import parse_duration
@@ -203,7 +204,7 @@ class Service:
         policy = store.retention_policy
         if policy is None or self.config.retention is None:
             return
-        if not store.supports_retention:
+        if not isinstance(store.backend, Retaining):
             log.warning(
                 "retention: the %s backend cannot apply it; not scheduled", store.backend_name
             )

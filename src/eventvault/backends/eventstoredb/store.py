@@ -32,25 +32,28 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID
 
 import msgspec
 
-from ...chain import GENESIS
 from ...errors import (
     ConfigError,
     MissingExtraError,
     StoreUnavailableError,
 )
-from ...groupcommit import Import
 from ...model import ExpectedRevision, NewEvent, Query, RecordedEvent, StoreStats
-from ...sequencer import (
+from ...spi import (
     DEFAULT_MAX_EVENT_BYTES,
+    GENESIS,
+    Backend,
     ChainHead,
+    Import,
+    Importing,
     Results,
+    Retaining,
     StampedBatch,
     stamp_batch,
     stamp_import,
@@ -68,7 +71,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingExtraError("eventstoredb", exc.name or "kurrentdbclient") from exc
 
-__all__ = ["EventStoreDBEventStore"]
+__all__ = ["EventStoreDBBackend", "EventStoreDBEventStore"]
 
 
 def _client_error(exc: KurrentDBClientError, action: str, uri: str) -> StoreUnavailableError:
@@ -102,13 +105,15 @@ _decode_meta = msgspec.json.Decoder(_Meta).decode
 _decode_data = msgspec.json.Decoder(dict[str, Any]).decode
 
 
-class EventStoreDBEventStore(EventStore):
-    """Events in one EventStoreDB / KurrentDB stream. Thread-safe."""
+class EventStoreDBBackend(Backend, Importing):
+    """Events in one EventStoreDB / KurrentDB stream. Thread-safe.
 
-    backend_name = "eventstoredb"
-    #: Not yet: events live in one log stream, and EventStoreDB can only truncate a
-    #: stream's prefix ($tb), which cannot skip the receipts it must keep.
-    supports_retention = False
+    Not :class:`~eventvault.spi.Retaining` yet: events live in one log stream, and
+    EventStoreDB can only truncate a stream's prefix ($tb), which cannot skip the
+    receipts it must keep."""
+
+    name = "eventstoredb"
+    lacks: ClassVar[Mapping[type, str]] = {Retaining: "yet"}
     contiguous_positions = False  # commit positions are byte offsets
 
     def __init__(
@@ -119,7 +124,8 @@ class EventStoreDBEventStore(EventStore):
         timeout: float = 10.0,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
-        super().__init__(max_event_bytes=max_event_bytes)
+        self.max_event_bytes = max_event_bytes
+        self._closed = False
         self.uri = uri
         self.log_stream = log_stream
         self._meta_stream = f"{log_stream}.meta"
@@ -155,7 +161,7 @@ class EventStoreDBEventStore(EventStore):
         except KurrentDBClientError as exc:
             raise _client_error(exc, action, self.uri) from exc
 
-    def _translate_error(self, exc: Exception, action: str) -> StoreUnavailableError | None:
+    def translate_error(self, exc: Exception, action: str) -> StoreUnavailableError | None:
         if isinstance(exc, KurrentDBClientError):
             return _client_error(exc, action, self.uri)
         return None
@@ -269,10 +275,10 @@ class EventStoreDBEventStore(EventStore):
         found = self._read_log(rev, limit=1)
         return self._record(found[0]) if found else None
 
-    def _append(
+    def commit(
         self, batch: list[NewEvent], expected: int | ExpectedRevision
     ) -> list[RecordedEvent]:
-        return self._commit(
+        return self._append_stamped(
             lambda: stamp_batch(
                 batch,
                 expected,
@@ -283,12 +289,12 @@ class EventStoreDBEventStore(EventStore):
             )
         )
 
-    def _import(self, imp: Import) -> list[RecordedEvent]:
-        return self._commit(
+    def import_records(self, imp: Import) -> list[RecordedEvent]:
+        return self._append_stamped(
             lambda: stamp_import(imp, self._head, revision_of=self._revisions.get, find=self._find)
         )
 
-    def _commit(self, stamp: Callable[[], StampedBatch]) -> list[RecordedEvent]:
+    def _append_stamped(self, stamp: Callable[[], StampedBatch]) -> list[RecordedEvent]:
         """Append what ``stamp()`` decides on top of the log we know, with the log's
         current version as the compare-and-set; re-stamp if another writer moved it."""
         with self._lock:
@@ -321,7 +327,7 @@ class EventStoreDBEventStore(EventStore):
                 )
         raise StoreUnavailableError("appending: the log kept moving under us (50 attempts)")
 
-    def _read(self, query: Query, limit: int) -> list[RecordedEvent]:
+    def read(self, query: Query, limit: int) -> list[RecordedEvent]:
         with self._lock:
             self._catch_up()
             positions = self._positions
@@ -396,7 +402,7 @@ class EventStoreDBEventStore(EventStore):
                 return out
             seen = at = page[-1].commit_position
 
-    def _get(self, event_id: UUID) -> RecordedEvent | None:
+    def get(self, event_id: UUID) -> RecordedEvent | None:
         with self._lock:
             self._catch_up()
             return self._find(event_id)
@@ -408,13 +414,12 @@ class EventStoreDBEventStore(EventStore):
             return self._head.position
 
     def stats(self) -> StoreStats:
-        self._check_open()
         with self._lock:
             self._catch_up()
             n = len(self._positions)
             first = self._read_log(0, limit=1) if n else ()
             return StoreStats(
-                backend=self.backend_name,
+                backend=self.name,
                 events=n,
                 head_position=self._head.position,
                 first_position=self._positions[0] if n else None,
@@ -446,7 +451,7 @@ class EventStoreDBEventStore(EventStore):
                 log.info("live-tail subscription restarting after: %s", exc)
                 time.sleep(0.5)
 
-    def _wait(self, head: int, timeout: float) -> None:
+    def wait(self, head: int, timeout: float) -> None:
         if self._listener is None:
             with self._notified:
                 if self._listener is None:
@@ -460,8 +465,9 @@ class EventStoreDBEventStore(EventStore):
                 # re-reads the log, which is the source of truth.
                 self._notified.wait(timeout)
 
-    def _close(self) -> None:
+    def close(self) -> None:
         with self._notified:
+            self._closed = True
             self._notified.notify_all()
         if self._subscription is not None:
             with contextlib.suppress(Exception):
@@ -469,6 +475,39 @@ class EventStoreDBEventStore(EventStore):
         self._client.close()
         if self._listener is not None:
             self._listener.join(timeout=2)
+
+
+class EventStoreDBEventStore(EventStore):
+    """An :class:`~eventvault.EventStore` over an :class:`EventStoreDBBackend`
+    (arguments: those of :class:`EventStoreDBBackend`)."""
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        log_stream: str = "eventvault",
+        timeout: float = 10.0,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    ) -> None:
+        super().__init__(
+            EventStoreDBBackend(
+                uri, log_stream=log_stream, timeout=timeout, max_event_bytes=max_event_bytes
+            )
+        )
+
+    @property
+    def backend(self) -> EventStoreDBBackend:
+        backend = self._backend
+        assert isinstance(backend, EventStoreDBBackend)
+        return backend
+
+    @property
+    def uri(self) -> str:
+        return self.backend.uri
+
+    @property
+    def log_stream(self) -> str:
+        return self.backend.log_stream
 
 
 def from_config(config: Any) -> EventStoreDBEventStore:

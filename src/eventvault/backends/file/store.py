@@ -9,7 +9,8 @@ Layout of a store directory::
     index/00000000000000000001.idx     derived, rebuildable (sealed segments only)
     retention.json                     what retention removal must not lose (see compaction.py)
 
-This module is the façade; the parts live beside it:
+This module holds :class:`FileBackend` (the :mod:`eventvault.spi` contract) and
+:class:`FileEventStore`, the store over it; the parts live beside it:
 
 * :mod:`.segment` — one segment: file, descriptor, identity, index;
 * :mod:`.segments` — the ordered set of them and how a process's view of it stays
@@ -44,6 +45,7 @@ import contextlib
 import logging
 import os
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -57,7 +59,7 @@ from ...errors import (
     StoreUnavailableError,
     ValidationError,
 )
-from ...groupcommit import Import, Request
+from ...groupcommit import Request
 from ...model import (
     ExpectedRevision,
     NewEvent,
@@ -67,9 +69,17 @@ from ...model import (
     VerifyResult,
 )
 from ...retention import Policy
-from ...retention_plan import GroupEvents, Run
-from ...sequencer import DEFAULT_MAX_EVENT_BYTES
-from ...store import EventStore, ProgressCallback
+from ...spi import (
+    DEFAULT_MAX_EVENT_BYTES,
+    Backend,
+    GroupEvents,
+    Import,
+    Importing,
+    ProgressCallback,
+    Retaining,
+    Run,
+)
+from ...store import EventStore
 from . import readonly, removal
 from .fsio import atomic_write, backend_errors, dir_lock, fsync_dir
 from .index import from_us
@@ -78,7 +88,7 @@ from .segments import SegmentSet
 from .shared import Shared
 from .writing import Fsync, WritePath
 
-__all__ = ["FileEventStore"]
+__all__ = ["FileBackend", "FileEventStore"]
 
 log = logging.getLogger("eventvault.file")
 
@@ -97,10 +107,10 @@ class _Meta(msgspec.Struct):
     created_at: datetime
 
 
-class FileEventStore(EventStore):
+class FileBackend(Backend, Importing, Retaining):
     """Events in JSONL segment files under one directory. Thread- and process-safe."""
 
-    backend_name = "file"
+    name = "file"
 
     def __init__(
         self,
@@ -118,7 +128,8 @@ class FileEventStore(EventStore):
         """``read_only``: True opens for reading only; None (the default) does so
         when the store's files cannot be written (:func:`.readonly.writable`);
         False insists on writing."""
-        super().__init__(max_event_bytes=max_event_bytes)
+        self.max_event_bytes = max_event_bytes
+        self._closed = False
         if fsync not in ("always", "interval", "never"):
             raise ValidationError(f"fsync must be always, interval or never, got {fsync!r}")
         self.path = Path(path)
@@ -243,20 +254,20 @@ class FileEventStore(EventStore):
     def store_id(self) -> str:
         return self._store_id
 
-    def _append(
+    def commit(
         self, batch: list[NewEvent], expected: int | ExpectedRevision
     ) -> list[RecordedEvent]:
         return self._writer("append").group.submit(batch, expected)
 
-    def _import(self, imp: Import) -> list[RecordedEvent]:
+    def import_records(self, imp: Import) -> list[RecordedEvent]:
         writes = self._writer("import events")
         return writes.group.submit_request(Request([], ExpectedRevision.ANY, imported=imp))
 
-    def _read(self, query: Query, limit: int) -> list[RecordedEvent]:
+    def read(self, query: Query, limit: int) -> list[RecordedEvent]:
         with backend_errors("reading the store"):
             return self._reads.read(query, limit)
 
-    def _get(self, event_id: UUID) -> RecordedEvent | None:
+    def get(self, event_id: UUID) -> RecordedEvent | None:
         with backend_errors("reading the store"):
             return self._reads.get(event_id)
 
@@ -267,7 +278,6 @@ class FileEventStore(EventStore):
             return self._s.segs.head.position
 
     def stats(self) -> StoreStats:
-        self._check_open()
         with backend_errors("reading the store"), self._s.lock:
             self._s.refresh()
             segs = self._s.segs
@@ -283,7 +293,7 @@ class FileEventStore(EventStore):
                     oldest = from_us(index.times[0])
                 events += index.count
             return StoreStats(
-                backend=self.backend_name,
+                backend=self.name,
                 events=events,
                 head_position=segs.head.position,
                 first_position=first,
@@ -307,7 +317,7 @@ class FileEventStore(EventStore):
                 },
             )
 
-    def _wait(self, head: int, timeout: float) -> None:
+    def wait(self, head: int, timeout: float) -> None:
         # Other processes do not notify us: poll the files while waiting.
         remaining = timeout
         step = 0.05
@@ -324,7 +334,6 @@ class FileEventStore(EventStore):
 
     def reindex(self) -> int:
         """Rebuild every sealed segment's index from its segment; returns how many."""
-        self._check_open()
         self._writer("rebuild the indexes").flush_index_writes()
         with backend_errors("rebuilding the indexes"), self._s.lock:
             self._s.refresh()
@@ -338,12 +347,13 @@ class FileEventStore(EventStore):
             self._s.segs.forget_caches()
             return len(sealed)
 
-    def verify(self, *, progress: ProgressCallback | None = None) -> VerifyResult:
-        """The chain walk of every backend, plus every batch's checksum: the first
-        position where either fails is reported."""
+    def checked(self, verify: Callable[[], VerifyResult]) -> VerifyResult:
+        """The result of ``verify`` (the façade's chain walk over this backend), with
+        every batch's checksum checked as it reads: the first position where either
+        fails is reported."""
         with backend_errors("verifying the store"):
             with self._reads.collecting() as damaged:
-                result = super().verify(progress=progress)
+                result = verify()
             if not damaged:
                 return result
             bad = min(damaged, key=lambda e: e.position)
@@ -363,18 +373,18 @@ class FileEventStore(EventStore):
 
     # -- retention ------------------------------------------------------------------------
 
-    def _retention_limit(self) -> int:
+    def retention_limit(self) -> int:
         with backend_errors("planning retention"):
             return removal.retention_limit(self._s)
 
-    def _group_events(self, policy: Policy) -> dict[int, GroupEvents]:
+    def group_events(self, policy: Policy) -> dict[int, GroupEvents]:
         with backend_errors("planning retention"):
             return removal.group_events(self._s, policy)
 
-    def _check_can_remove(self) -> None:
-        self._writer("apply retention")  # (before the base class appends a receipt)
+    def check_can_remove(self) -> None:
+        self._writer("apply retention")  # (before the façade appends a receipt)
 
-    def _remove_runs(
+    def remove_runs(
         self,
         runs: list[Run],
         tails: dict[str, int],
@@ -385,7 +395,8 @@ class FileEventStore(EventStore):
         with backend_errors("applying retention"):
             removal.remove_runs(self._s, runs, tails, receipts, progress)
 
-    def _close(self) -> None:
+    def close(self) -> None:
+        self._closed = True
         if self._writes is not None:
             self._writes.close()
         with self._s.lock:
@@ -400,3 +411,75 @@ class FileEventStore(EventStore):
                     if seg.on_disk() and seg.length() == index.size:
                         index.write(seg.idx_path, self._file_mode)
             self._s.segs.close()
+
+
+class FileEventStore(EventStore):
+    """An :class:`~eventvault.EventStore` over a :class:`FileBackend` at ``path``
+    (arguments: those of :class:`FileBackend`)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        create: bool = True,
+        fsync: Fsync = "always",
+        fsync_interval: float = 0.2,
+        segment_max_bytes: int = 64 * 1024 * 1024,
+        file_mode: int = 0o600,
+        dir_mode: int = 0o700,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        read_only: bool | None = None,
+    ) -> None:
+        super().__init__(
+            FileBackend(
+                path,
+                create=create,
+                fsync=fsync,
+                fsync_interval=fsync_interval,
+                segment_max_bytes=segment_max_bytes,
+                file_mode=file_mode,
+                dir_mode=dir_mode,
+                max_event_bytes=max_event_bytes,
+                read_only=read_only,
+            )
+        )
+
+    @property
+    def backend(self) -> FileBackend:
+        backend = self._backend
+        assert isinstance(backend, FileBackend)
+        return backend
+
+    @property
+    def path(self) -> Path:
+        """The store's directory."""
+        return self.backend.path
+
+    @property
+    def read_only(self) -> bool:
+        """Whether the store was opened for reading only (see the module docstring)."""
+        return self.backend.read_only
+
+    @property
+    def notices(self) -> list[str]:
+        """What a person should know about how the store was opened."""
+        return self.backend.notices
+
+    @property
+    def fsync(self) -> Fsync:
+        return self.backend.fsync
+
+    @property
+    def segment_max_bytes(self) -> int:
+        return self.backend.segment_max_bytes
+
+    def reindex(self) -> int:
+        """Rebuild every sealed segment's index from its segment; returns how many."""
+        self._check_open()
+        return self.backend.reindex()
+
+    def verify(self, *, progress: ProgressCallback | None = None) -> VerifyResult:
+        """The chain walk of every backend, plus every batch's checksum: the first
+        position where either fails is reported."""
+        self._check_open()
+        return self.backend.checked(lambda: EventStore.verify(self, progress=progress))

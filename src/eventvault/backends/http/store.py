@@ -1,12 +1,13 @@
 """``HttpEventStore``: a store behind ``eventvault serve``, with the store's own API.
 
-Every method maps onto the service's HTTP API through :mod:`.protocol` (shared
-with the asyncio client); httpx keeps the connections alive between calls.
-Reading, paging, the live tail and verification are the base class's own
-algorithms over that API, so their promises (no gap, no duplicate, cursors tied
-to the query and the store) are the same as for a local store: the cursors are
-the server's store's own, and ``verify`` recomputes the hash chain here, from the
-events the server sends — it does not take the server's word for it.
+:class:`HttpBackend` maps every method of the backend contract onto the
+service's HTTP API through :mod:`.protocol` (shared with the asyncio client);
+httpx keeps the connections alive between calls. Reading, paging, the live tail
+and verification are the façade's own algorithms over that API, so their
+promises (no gap, no duplicate, cursors tied to the query and the store) are the
+same as for a local store: the cursors are the server's store's own, and
+``verify`` recomputes the hash chain here, from the events the server sends —
+it does not take the server's word for it.
 
 What the client cannot do is said, not skipped: retention runs in the server
 (its ``[retention]`` configuration), and a copy goes into the server's store
@@ -18,16 +19,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
 import httpx
 
 from ... import errors
-from ...groupcommit import Import
 from ...model import ExpectedRevision, NewEvent, Page, Query, RecordedEvent, StoreStats
-from ...sequencer import Results
+from ...spi import Backend, Importing, Results, Retaining
 from ...store import EventStore
 from .protocol import (
     Call,
@@ -43,7 +43,7 @@ from .protocol import (
     verify_call,
 )
 
-__all__ = ["HttpEventStore", "client_options"]
+__all__ = ["HttpBackend", "HttpEventStore", "client_options"]
 
 T = TypeVar("T")
 
@@ -91,15 +91,24 @@ def transport_failure(exc: httpx.TransportError) -> str:
     return "connect"
 
 
-class HttpEventStore(EventStore):
-    """A client of ``eventvault serve`` at ``url`` (``token``: a bearer token)."""
+class HttpBackend(Backend):
+    """A client of ``eventvault serve`` at ``url`` (``token``: a bearer token).
 
-    backend_name = "http"
-    supports_retention = False
-    no_retention_because = (
-        "from a client: the server applies it on its schedule ([retention] in the "
-        "configuration of `eventvault serve`)"
-    )
+    Neither :class:`~eventvault.spi.Importing` nor :class:`~eventvault.spi.Retaining`
+    (see :attr:`lacks`): both are the server's store's to do, on its host."""
+
+    name = "http"
+    lacks: ClassVar[Mapping[type, str]] = {
+        Importing: (
+            "(they keep the source's hashes and times, which only the store itself may "
+            "write): run `eventvault copy` on the server's host, into the store "
+            "`eventvault serve` serves"
+        ),
+        Retaining: (
+            "from a client: the server applies it on its schedule ([retention] in the "
+            "configuration of `eventvault serve`)"
+        ),
+    }
 
     def __init__(
         self,
@@ -111,7 +120,6 @@ class HttpEventStore(EventStore):
         ca_file: str | None = None,
         verify_tls: bool = True,
     ) -> None:
-        super().__init__()
         self.url = check_url(url, "url")
         self.timeout = timeout
         self.retry = RetryPolicy(retries)
@@ -120,6 +128,7 @@ class HttpEventStore(EventStore):
         )
         self._about: Head | None = None
         self._lock = threading.Lock()
+        self._closed = False
 
     # -- the transport ------------------------------------------------------------------
 
@@ -154,13 +163,17 @@ class HttpEventStore(EventStore):
                 continue
             return call.parse(self.url, answer.status_code, answer.headers, answer.content)
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise errors.StoreClosedError
+
     def about(self) -> Head:
         """The server's store: its id, backend and head (asked once, then cached)."""
         if self._about is None:
             self._about = self._send(head_call())
         return self._about
 
-    # -- what a backend provides -----------------------------------------------------------
+    # -- the backend contract ----------------------------------------------------------------
 
     @property
     def store_id(self) -> str:
@@ -170,35 +183,21 @@ class HttpEventStore(EventStore):
     def contiguous_positions(self) -> bool:  # type: ignore[override]
         return self.about().backend != "eventstoredb"
 
-    def _append(self, batch: list[NewEvent], expected: int | ExpectedRevision) -> Results:
+    def commit(self, batch: list[NewEvent], expected: int | ExpectedRevision) -> Results:
         return self._send(append_call(batch, expected))
 
     def send(self, batch: list[NewEvent]) -> int:
-        """Append ``batch`` (checked like :meth:`append`, any revision) and return only
-        how many events it holds — the lean answer, for producers that need no records."""
-        self._check_open()
-        if not batch:
-            raise errors.ValidationError("append needs at least one event")
+        """Append ``batch`` (any revision) and return only how many events it holds."""
         return self._send(append_call(batch, ExpectedRevision.ANY, records=False)).written
 
-    def _import(self, imp: Import) -> list[RecordedEvent]:
-        raise errors.NotSupportedError(
-            "the http backend cannot take copied events (they keep the source's hashes and "
-            "times, which only the store itself may write): run `eventvault copy` on the "
-            "server's host, into the store `eventvault serve` serves"
-        )
-
-    def read(self, query: Query | None = None, *, cursor: str | None = None) -> Page:
-        """One page, as the server's store pages it (its cursors are those of the
-        store behind the server)."""
-        self._check_open()
-        query = query if query is not None else Query()
+    def read_page(self, query: Query, cursor: str | None) -> Page:
+        """One page, as the server's store pages it."""
         return self._send(read_call(query, query.limit, cursor))
 
-    def _read(self, query: Query, limit: int) -> list[RecordedEvent]:
+    def read(self, query: Query, limit: int) -> list[RecordedEvent]:
         return self._send(read_call(query, min(limit, 10_000))).events
 
-    def _get(self, event_id: UUID) -> RecordedEvent | None:
+    def get(self, event_id: UUID) -> RecordedEvent | None:
         return self._send(get_call(event_id))
 
     def head(self) -> int:
@@ -209,14 +208,85 @@ class HttpEventStore(EventStore):
         self._check_open()
         return self._send(stats_call())
 
-    def _wait(self, head: int, timeout: float) -> None:
+    def wait(self, head: int, timeout: float) -> None:
         self._send(head_call(head, min(timeout, _LONG_POLL)))
+
+    def verify_on_server(self) -> Any:
+        """The server's own verification (``POST /v1/verify``, admin scope)."""
+        return self._send(verify_call())
+
+    def close(self) -> None:
+        self._closed = True
+        self._client.close()
+
+
+class HttpEventStore(EventStore):
+    """A client of ``eventvault serve`` at ``url`` (``token``: a bearer token): an
+    :class:`~eventvault.EventStore` over an :class:`HttpBackend`."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        timeout: float = 30.0,
+        retries: int = 3,
+        ca_file: str | None = None,
+        verify_tls: bool = True,
+    ) -> None:
+        super().__init__(
+            HttpBackend(
+                url,
+                token=token,
+                timeout=timeout,
+                retries=retries,
+                ca_file=ca_file,
+                verify_tls=verify_tls,
+            )
+        )
+
+    @property
+    def backend(self) -> HttpBackend:
+        backend = self._backend
+        assert isinstance(backend, HttpBackend)
+        return backend
+
+    @property
+    def url(self) -> str:
+        return self.backend.url
+
+    @property
+    def timeout(self) -> float:
+        return self.backend.timeout
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return self.backend.retry
+
+    def about(self) -> Head:
+        """The server's store: its id, backend and head (asked once, then cached)."""
+        return self.backend.about()
+
+    def send(self, batch: list[NewEvent]) -> int:
+        """Append ``batch`` (checked like :meth:`append`, any revision) and return only
+        how many events it holds — the lean answer, for producers that need no records."""
+        self._check_open()
+        if not batch:
+            raise errors.ValidationError("append needs at least one event")
+        return self.backend.send(batch)
+
+    def read(self, query: Query | None = None, *, cursor: str | None = None) -> Page:
+        """One page, as the server's store pages it (its cursors are those of the
+        store behind the server)."""
+        self._check_open()
+        query = query if query is not None else Query()
+        return self.backend.read_page(query, cursor)
 
     def verify_on_server(self) -> Any:
         """The server's own verification (``POST /v1/verify``, admin scope) — cheaper
         than :meth:`verify`, which fetches every event and checks the chain here."""
         self._check_open()
-        return self._send(verify_call())
+        return self.backend.verify_on_server()
 
     def subscribe(
         self,
@@ -251,6 +321,3 @@ class HttpEventStore(EventStore):
                     stop.wait(pause)
                 else:
                     time.sleep(pause)
-
-    def _close(self) -> None:
-        self._client.close()

@@ -65,12 +65,23 @@ from ...errors import (
     StoreNotFoundError,
     StoreUnavailableError,
 )
-from ...groupcommit import GroupCommit, Import, Request
+from ...groupcommit import GroupCommit, Request
 from ...model import ExpectedRevision, NewEvent, Query, RecordedEvent, StoreStats
 from ...retention import Policy
-from ...retention_plan import EventHead, GroupPlan, Run
-from ...sequencer import DEFAULT_MAX_EVENT_BYTES, ChainHead, stamp_group
-from ...store import EventStore, ProgressCallback
+from ...spi import (
+    DEFAULT_MAX_EVENT_BYTES,
+    Backend,
+    ChainHead,
+    EventHead,
+    GroupPlan,
+    Import,
+    Importing,
+    ProgressCallback,
+    Retaining,
+    Run,
+    stamp_group,
+)
+from ...store import EventStore
 
 try:
     import psycopg
@@ -83,7 +94,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from . import retention as _retention
 from .schema import SCHEMA_VERSION, channel_name, migrate, schema_version
 
-__all__ = ["PostgresEventStore"]
+__all__ = ["PostgresBackend", "PostgresEventStore"]
 
 log = logging.getLogger("eventvault.postgres")
 
@@ -253,10 +264,10 @@ def _db_errors(action: str) -> Iterator[None]:
         raise typed from exc
 
 
-class PostgresEventStore(EventStore):
+class PostgresBackend(Backend, Importing, Retaining):
     """Events in a PostgreSQL schema. Thread- and process-safe."""
 
-    backend_name = "postgres"
+    name = "postgres"
 
     def __init__(
         self,
@@ -270,7 +281,8 @@ class PostgresEventStore(EventStore):
         create_schema: bool = True,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
-        super().__init__(max_event_bytes=max_event_bytes)
+        self.max_event_bytes = max_event_bytes
+        self._closed = False
         try:
             psycopg.conninfo.conninfo_to_dict(dsn)
         except psycopg.ProgrammingError:
@@ -343,7 +355,7 @@ class PostgresEventStore(EventStore):
         #: Events one retention transaction removes at most.
         self.retention_batch = _retention.BATCH
 
-    def _translate_error(self, exc: Exception, action: str) -> EventVaultError | None:
+    def translate_error(self, exc: Exception, action: str) -> EventVaultError | None:
         return _translate(exc, action)
 
     def _safe_dsn(self) -> str:
@@ -369,12 +381,12 @@ class PostgresEventStore(EventStore):
 
     # -- appending -------------------------------------------------------------------
 
-    def _append(
+    def commit(
         self, batch: list[NewEvent], expected: int | ExpectedRevision
     ) -> list[RecordedEvent]:
         return self._group.submit(batch, expected)
 
-    def _import(self, imp: Import) -> list[RecordedEvent]:
+    def import_records(self, imp: Import) -> list[RecordedEvent]:
         return self._group.submit_request(Request([], ExpectedRevision.ANY, imported=imp))
 
     def _writer(self) -> psycopg.Connection[tuple[Any, ...]]:
@@ -394,7 +406,8 @@ class PostgresEventStore(EventStore):
         return conn
 
     def _commit(self, group: list[Request]) -> None:
-        """Write every request of ``group`` in one transaction (the leader's job)."""
+        """Write every request of ``group`` in one transaction (the group commit
+        leader's job; :meth:`commit` queues a request for it)."""
         try:
             with _db_errors("appending"):
                 try:
@@ -576,7 +589,7 @@ class PostgresEventStore(EventStore):
 
     # -- reading ---------------------------------------------------------------------------
 
-    def _read(self, query: Query, limit: int) -> list[RecordedEvent]:
+    def read(self, query: Query, limit: int) -> list[RecordedEvent]:
         """One SELECT, shaped so the planner can walk an index in position order.
 
         ``ORDER BY position LIMIT n`` with ``col = ANY(array)`` tempts PostgreSQL to
@@ -674,7 +687,7 @@ class PostgresEventStore(EventStore):
                 with self._pool.connection() as conn:
                     return conn.execute(statement, params).fetchall()
 
-    def _get(self, event_id: UUID) -> RecordedEvent | None:
+    def get(self, event_id: UUID) -> RecordedEvent | None:
         rows = self._query("reading", self._sql["by_id"], (event_id,))
         return _record(rows[0]) if rows else None
 
@@ -682,7 +695,7 @@ class PostgresEventStore(EventStore):
         rows = self._query("reading the head", self._sql["head"])
         return int(rows[0][0]) if rows else 0
 
-    def _head_state(self) -> tuple[int, str | None] | None:
+    def head_state(self) -> tuple[int, str | None] | None:
         rows = self._query("reading the head", self._q("SELECT position, hash FROM {s}.head"))
         if not rows:
             raise CorruptionError(f"schema {self.schema!r} has no head row (was it deleted?)")
@@ -690,7 +703,6 @@ class PostgresEventStore(EventStore):
         return (int(position), digest)
 
     def stats(self) -> StoreStats:
-        self._check_open()
         (row,) = self._query(
             "reading stats",
             self._q(
@@ -702,7 +714,7 @@ class PostgresEventStore(EventStore):
             (self.schema,),
         )
         return StoreStats(
-            backend=self.backend_name,
+            backend=self.name,
             events=row[1],
             head_position=row[0],
             first_position=row[2],
@@ -715,12 +727,12 @@ class PostgresEventStore(EventStore):
 
     # -- retention ---------------------------------------------------------------------------
 
-    def _plan_groups(self, policy: Policy, now: datetime, limit: int) -> list[GroupPlan]:
+    def plan_groups(self, policy: Policy, now: datetime, limit: int) -> list[GroupPlan]:
         return _retention.plan_groups(self._s, self._query, policy, now, limit)
 
-    def _walk_heads(self, before: int) -> Iterator[EventHead]:
+    def walk_heads(self, before: int) -> Iterator[EventHead]:
         # Only the five columns retention needs, a position range at a time: far less
-        # to ship than whole events (_whole fetches the ones that go). Ranges, not
+        # to ship than whole events (whole() fetches the ones that go). Ranges, not
         # "LIMIT n": right after a bulk load the planner's stale row estimates turn
         # "position > x ORDER BY position LIMIT n" into a sort of the whole table.
         page = self._q(
@@ -741,7 +753,7 @@ class PostgresEventStore(EventStore):
                 return
             after = nxt - 1
 
-    def _whole(self, heads: list[EventHead]) -> list[RecordedEvent]:
+    def whole(self, heads: list[EventHead]) -> list[RecordedEvent]:
         if not heads:
             return []
         rows = self._query(
@@ -756,7 +768,7 @@ class PostgresEventStore(EventStore):
             raise StoreError("applying retention: events changed while being read")
         return whole
 
-    def _check_can_remove(self) -> None:
+    def check_can_remove(self) -> None:
         function = '"{}".retention_delete'.format(self.schema.replace('"', '""'))
         rows = self._query(
             "checking the retention privilege",
@@ -784,7 +796,7 @@ class PostgresEventStore(EventStore):
                 "role (see the README's roles)"
             )
 
-    def _remove_runs(
+    def remove_runs(
         self,
         runs: list[Run],
         tails: dict[str, int],
@@ -822,7 +834,7 @@ class PostgresEventStore(EventStore):
                 log.info("live-tail listener reconnecting after: %s", exc)
                 threading.Event().wait(0.5)
 
-    def _wait(self, head: int, timeout: float) -> None:
+    def wait(self, head: int, timeout: float) -> None:
         if self._listener is None:
             with self._notified:
                 if self._listener is None:
@@ -836,8 +848,9 @@ class PostgresEventStore(EventStore):
                 # re-reads the table, which is the source of truth.
                 self._notified.wait(timeout)
 
-    def _close(self) -> None:
+    def close(self) -> None:
         with self._notified:
+            self._closed = True
             self._notified.notify_all()
         self._group.drain()
         if self._writer_conn is not None:
@@ -845,6 +858,59 @@ class PostgresEventStore(EventStore):
         self._pool.close()
         if self._listener is not None:
             self._listener.join(timeout=2)
+
+
+class PostgresEventStore(EventStore):
+    """An :class:`~eventvault.EventStore` over a :class:`PostgresBackend` (arguments:
+    those of :class:`PostgresBackend`)."""
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str = "eventvault",
+        pool_min: int = 1,
+        pool_max: int = 10,
+        connect_timeout: float = 10.0,
+        statement_timeout: float = 30.0,
+        create_schema: bool = True,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    ) -> None:
+        super().__init__(
+            PostgresBackend(
+                dsn,
+                schema=schema,
+                pool_min=pool_min,
+                pool_max=pool_max,
+                connect_timeout=connect_timeout,
+                statement_timeout=statement_timeout,
+                create_schema=create_schema,
+                max_event_bytes=max_event_bytes,
+            )
+        )
+
+    @property
+    def backend(self) -> PostgresBackend:
+        backend = self._backend
+        assert isinstance(backend, PostgresBackend)
+        return backend
+
+    @property
+    def dsn(self) -> str:
+        return self.backend.dsn
+
+    @property
+    def schema(self) -> str:
+        return self.backend.schema
+
+    @property
+    def retention_batch(self) -> int:
+        """Events one retention transaction removes at most."""
+        return self.backend.retention_batch
+
+    @retention_batch.setter
+    def retention_batch(self, value: int) -> None:
+        self.backend.retention_batch = value
 
 
 def drop_schema(dsn: str, schema: str) -> None:
