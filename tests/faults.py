@@ -1,14 +1,15 @@
 """A fault-injecting harness for stores (a test utility; meant to become public as
 ``eventvault.testing`` once its shape has settled).
 
-:class:`FaultInjector` makes one method of a live store raise — an ``OSError``, a
-bug's ``RuntimeError``, anything — on every call while a ``with`` block runs, then
-puts the method back. It patches the *instance*, so other stores are untouched,
-and it knows the one method a store captures at construction (group commit's
-commit function).
+:class:`FaultInjector` makes one method of a live store's backend
+(``store.backend``, the :mod:`eventvault.spi` object behind the façade) raise — an
+``OSError``, a bug's ``RuntimeError``, anything — on every call while a ``with``
+block runs, then puts the method back. It patches the *instance*, so other stores
+are untouched, and it knows the one method a backend captures at construction
+(group commit's commit function).
 
-``methods()`` lists what can be faulted: every private method the backend's class
-(and :class:`eventvault.EventStore`) defines, minus those that only run in
+``methods()`` lists what can be faulted: every method the backend's class defines
+(the contract's and its own private ones), minus those that only run in
 background threads or at construction/close.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+from abc import ABC
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -28,14 +30,14 @@ __all__ = ["Fault", "FaultInjector"]
 #: build SQL text, and the error translation itself.
 SKIP = frozenset(
     {
-        "_close",
+        "close",
         "_check_open",
         "_configure",
         "_listen",
         "_q",
         "_safe_dsn",
         "_sync_loop",
-        "_translate_error",
+        "translate_error",
     }
 )
 
@@ -51,26 +53,22 @@ class Fault:
 class FaultInjector:
     def __init__(self, store: EventStore) -> None:
         self.store = store
+        self.backend = store.backend
 
     def methods(self) -> list[str]:
         names: set[str] = set()
-        for cls in type(self.store).__mro__:
-            if cls is object:
+        for cls in type(self.backend).__mro__:
+            if cls in (object, ABC):
                 continue
             for name, value in vars(cls).items():
-                if (
-                    name.startswith("_")
-                    and not name.startswith("__")
-                    and inspect.isfunction(value)
-                    and name not in SKIP
-                ):
+                if not name.startswith("__") and inspect.isfunction(value) and name not in SKIP:
                     names.add(name)
         return sorted(names)
 
     @contextlib.contextmanager
     def raising(self, name: str, make: Callable[[], BaseException]) -> Iterator[Fault]:
-        """While the block runs, every call of ``store.<name>`` raises ``make()``."""
-        store = self.store
+        """While the block runs, every call of ``store.backend.<name>`` raises ``make()``."""
+        store = self.backend
         fault = Fault(name)
         original = getattr(store, name)
 

@@ -182,8 +182,6 @@ def copy_store(
         raise ValidationError(f"copy batch must be 1–{MAX_LIMIT}, got {batch}")
     if src is dst or (src.backend_name == dst.backend_name and src.store_id == dst.store_id):
         raise ValidationError("source and destination are the same store")
-    # (before anything is read: a destination that cannot take records says so now)
-    importing = require_importing(dst.backend)
     started = time.monotonic()
     query = query if query is not None else Query()
     if query.reverse:
@@ -199,7 +197,8 @@ def copy_store(
     stop = stop if stop is not None else threading.Event()
     copied = 0
     for page in _pages(src, query, after, batch, follow, stop, poll_interval):
-        importing.import_records(Import(page, rechain=rechain))
+        # (a destination that cannot take records says so with its first page)
+        require_importing(dst.backend).import_records(Import(page, rechain=rechain))
         copied += len(page)
         done += len(page)
         if progress is not None:

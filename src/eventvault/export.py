@@ -279,7 +279,6 @@ def import_store(
     seekable (it is read twice: checked whole, then written). ``checked``: what
     :func:`check_export` found, if the caller checked already."""
     started = time.monotonic()
-    importing = require_importing(store.backend)
     if checked is None:
         checked = check_export(handle, name, store)
     handle.seek(0)
@@ -291,7 +290,7 @@ def import_store(
 
     def flush() -> None:
         nonlocal imported
-        importing.import_records(Import(page, rechain=rechain))
+        require_importing(store.backend).import_records(Import(page, rechain=rechain))
         imported += len(page)
         if progress is not None:
             progress(done, checked.events)

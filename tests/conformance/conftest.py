@@ -164,9 +164,9 @@ def store(make_store: StoreFactory) -> EventStore:
 
 def _tamper_memory(store: EventStore, position: int) -> EventStore:
     assert isinstance(store, MemoryEventStore)
-    i = store._positions.index(position)
-    old = store._events[i]
-    store._events[i] = msgspec.structs.replace(old, data={**old.data, "v": "tampered"})
+    i = store.backend._positions.index(position)
+    old = store.backend._events[i]
+    store.backend._events[i] = msgspec.structs.replace(old, data={**old.data, "v": "tampered"})
     return store
 
 

@@ -12,6 +12,7 @@ from eventvault import EventStore, MemoryEventStore, NewEvent, Query
 from eventvault.copy import CopyError, CopyReport, compare_stores, copy_store
 from eventvault.errors import DuplicateEventError, NotSupportedError
 from eventvault.groupcommit import Import
+from eventvault.spi import Importing, require_importing
 
 from .conftest import StoreFactory
 from .helpers import count, mixed
@@ -63,8 +64,9 @@ def test_a_destination_without_import_says_so_and_stays_untouched(store: EventSt
     assert count(store) == 0
     store.append(NewEvent(type="was.here"))
     before = _everything(store)
+    assert not isinstance(store.backend, Importing)
     with pytest.raises(NotSupportedError, match="cannot take copied events"):
-        store._import(Import(list(_source(3).iter())))
+        require_importing(store.backend)
     assert _everything(store) == before
 
 
@@ -101,7 +103,7 @@ def test_copy_out_of(store: EventStore) -> None:
 def test_resume_continues_after_what_is_there_and_never_duplicates(store: EventStore) -> None:
     src = _source(200)
     first = list(src.iter(Query(limit=1000)))[:77]
-    store._import(Import(first))  # what an interrupted copy leaves
+    store.backend.import_records(Import(first))  # what an interrupted copy leaves
     report = copy_store(src, store, batch=50)
     assert report.resumed_after == first[-1].position
     assert report.copied == 123
@@ -114,9 +116,9 @@ def test_resume_continues_after_what_is_there_and_never_duplicates(store: EventS
     assert again.comparison.ok
     # Re-sending an imported batch (an unknown commit outcome) writes nothing twice,
     # small or large (PostgreSQL takes large ones by COPY, trusting UNIQUE first).
-    store._import(Import(first[-5:]))
+    store.backend.import_records(Import(first[-5:]))
     everything = list(src.iter(Query(limit=1000)))
-    again_all = store._import(Import(everything))
+    again_all = store.backend.import_records(Import(everything))
     assert [e.id for e in again_all] == [e.id for e in everything]
     assert count(store) == 200
 
@@ -133,9 +135,9 @@ def test_an_id_with_other_content_is_refused_untouched(store: EventStore) -> Non
     src = _source(10)
     rec = next(iter(src.iter(Query(limit=1))))
     forged = msgspec.structs.replace(rec, data={"v": "other"})
-    store._import(Import([rec]))
+    store.backend.import_records(Import([rec]))
     with pytest.raises(DuplicateEventError):
-        store._import(Import([forged]))
+        store.backend.import_records(Import([forged]))
     assert count(store) == 1
 
 
@@ -195,13 +197,39 @@ def test_compare_names_the_first_difference(store: EventStore) -> None:
 
 
 def test_memory_store_without_import_support_says_so() -> None:
-    from eventvault.store import EventStore
+    from eventvault.backends.memory import MemoryBackend
+    from eventvault.spi import Backend
 
-    class Bare(MemoryEventStore):
-        _import = EventStore._import
+    class Bare(Backend):  # the memory backend's core, without Importing
+        name = "bare"
 
-    with pytest.raises(NotSupportedError, match="cannot take copied events"):
-        copy_store(_source(3), Bare())
+        def __init__(self) -> None:
+            self.inner = MemoryBackend()
+
+        @property
+        def store_id(self) -> str:
+            return self.inner.store_id
+
+        def commit(self, batch, expected):  # type: ignore[no-untyped-def]
+            return self.inner.commit(batch, expected)
+
+        def read(self, query, limit):  # type: ignore[no-untyped-def]
+            return self.inner.read(query, limit)
+
+        def get(self, event_id):  # type: ignore[no-untyped-def]
+            return self.inner.get(event_id)
+
+        def head(self) -> int:
+            return self.inner.head()
+
+        def stats(self):  # type: ignore[no-untyped-def]
+            return self.inner.stats()
+
+        def wait(self, head: int, timeout: float) -> None:
+            self.inner.wait(head, timeout)
+
+    with pytest.raises(NotSupportedError, match="the bare backend cannot take copied events"):
+        copy_store(_source(3), EventStore(Bare()))
 
 
 def test_same_store_is_refused(make_store: StoreFactory) -> None:

@@ -119,16 +119,16 @@ def test_the_original_is_the_cause_and_io_is_unavailable(make_store: StoreFactor
     store.append(NewEvent(type="t"))
     injector = FaultInjector(store)
     with (
-        injector.raising("_read", KINDS["OSError"]),
+        injector.raising("read", KINDS["OSError"]),
         pytest.raises(StoreUnavailableError, match="injected I/O error") as info,
     ):
         store.read()
     assert isinstance(info.value.__cause__, OSError)
     with (
-        injector.raising("_read", KINDS["RuntimeError"]),
+        injector.raising("read", KINDS["RuntimeError"]),
         pytest.raises(StoreError, match="unexpected RuntimeError: injected bug") as bug,
     ):
         list(store.iter())
     assert isinstance(bug.value.__cause__, RuntimeError)
-    with injector.raising("_read", KINDS["RuntimeError"]), pytest.raises(StoreError):
+    with injector.raising("read", KINDS["RuntimeError"]), pytest.raises(StoreError):
         next(iter(store.subscribe(poll_interval=0.01)))

@@ -63,7 +63,7 @@ def test_a_copy_resumes_after_the_source_removed_the_destinations_newest_events(
 ) -> None:
     src = source(tmp_path, 300)
     with src:
-        dst._import(Import(src.read(Query(limit=100)).events))  # an interrupted copy
+        dst.backend.import_records(Import(src.read(Query(limit=100)).events))  # an interrupted copy
         assert keep_newest(src, 100) >= 150  # removes the destination's newest (100)
         assert src.get(dst.read(Query(reverse=True, limit=1)).events[0].id) is None
         report = copy_store(src, dst)
@@ -142,12 +142,12 @@ def test_an_event_missing_without_a_hole_is_still_a_difference(
 ) -> None:
     src = source(tmp_path, 30)
     with src:
-        dst._import(Import(src.read(Query(limit=30)).events))
+        dst.backend.import_records(Import(src.read(Query(limit=30)).events))
         assert compare_stores(src, dst).ok
         other = FileEventStore(tmp_path / "other")
         with other:
             events = src.read(Query(limit=30)).events
-            other._import(Import(events[:10] + events[11:], rechain=False))
+            other.backend.import_records(Import(events[:10] + events[11:], rechain=False))
             result = compare_stores(src, other)
             assert not result.ok
             assert result.removed_by_retention == 0
@@ -171,7 +171,7 @@ def test_a_copy_resumes_at_the_newest_event_the_source_still_holds(
             )
         copied = src.read(Query(limit=100)).events
         assert copied[-1].type == "debug.x"
-        dst._import(Import(copied))
+        dst.backend.import_records(Import(copied))
         policy = resolve_policy(
             RetentionConfig(rules=[RetentionRule(types=["debug.*"], max_count=10)])
         )
@@ -207,7 +207,7 @@ def test_the_cli_resumes_and_says_what_only_the_destination_holds(tmp_path: Path
     with open_store(src_cfg) as src, open_store(dst_cfg) as dst:
         for i in range(0, 300, 10):
             src.append([NewEvent(type="task.done", data={"i": i + k}) for k in range(10)])
-        dst._import(Import(src.read(Query(limit=100)).events))
+        dst.backend.import_records(Import(src.read(Query(limit=100)).events))
         keep_newest(src, 100)
     proc = subprocess.run(
         [

@@ -28,13 +28,13 @@ def pair(postgres_dsn: str) -> Iterator[tuple[PostgresEventStore, PostgresEventS
 
 def count_slow(store: PostgresEventStore, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []
-    original = store._commit_in
+    original = store.backend._commit_in
 
     def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
         calls.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(store, "_commit_in", spy)
+    monkeypatch.setattr(store.backend, "_commit_in", spy)
     return calls
 
 

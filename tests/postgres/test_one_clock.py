@@ -101,13 +101,13 @@ def test_the_fast_path_is_still_taken_with_an_honest_clock(
 ) -> None:
     a, _ = pair
     slow: list[int] = []
-    original = a._commit_in
+    original = a.backend._commit_in
 
     def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
         slow.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(a, "_commit_in", spy)
+    monkeypatch.setattr(a.backend, "_commit_in", spy)
     for _ in range(20):
         a.append(NewEvent(type="t"))
     assert len(slow) == 1

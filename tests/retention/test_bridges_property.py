@@ -19,14 +19,16 @@ TYPES = ["a.x", "b.x", "c.x"]
 
 
 def interrupted_after(store: MemoryEventStore, m: int) -> Any:
-    """A _remove_runs that dies after removing the ``m`` newest events of the runs."""
+    """A remove_runs that dies after removing the ``m`` newest events of the runs."""
 
     def remove(runs: list[Run], tails: Any, receipts: Any, progress: Any) -> None:
         inside = RunIndex(runs)
-        doomed = sorted((e.position for e in store._events if inside(e.position)), reverse=True)
+        doomed = sorted(
+            (e.position for e in store.backend._events if inside(e.position)), reverse=True
+        )
         gone = set(doomed[:m])
-        store._events = [e for e in store._events if e.position not in gone]
-        store._positions = [e.position for e in store._events]
+        store.backend._events = [e for e in store.backend._events if e.position not in gone]
+        store.backend._positions = [e.position for e in store.backend._events]
 
     return remove
 
@@ -55,11 +57,11 @@ def test_retention_histories_verify_and_unrecorded_holes_are_caught(
             )
         )
         if crash_after < 25:
-            store._remove_runs = interrupted_after(store, crash_after)  # type: ignore[method-assign]
+            store.backend.remove_runs = interrupted_after(store, crash_after)  # type: ignore[method-assign]
         try:
             store.apply_retention(policy=policy)
         finally:
-            store.__dict__.pop("_remove_runs", None)
+            store.backend.__dict__.pop("remove_runs", None)
         if more:
             store.append(NewEvent(type=rule_type))
         result = store.verify()
@@ -67,11 +69,11 @@ def test_retention_histories_verify_and_unrecorded_holes_are_caught(
     # Now delete one survivor behind the store's back.
     receipts = list(store.iter(Query(types=[RECEIPT_TYPE])))
     spans = [(r[0], r[1]) for rec in receipts for r in rec.data["runs"]]
-    survivors = [e for e in store._events[:-1] if e.type != RECEIPT_TYPE]
+    survivors = [e for e in store.backend._events[:-1] if e.type != RECEIPT_TYPE]
     if not survivors:
         return
     target = survivors[victim % len(survivors)]
-    stored = {e.position for e in store._events}
+    stored = {e.position for e in store.backend._events}
     in_a_run = any(first <= target.position <= last for first, last in spans)
     # Removal goes newest first: a state where the target is the newest stored event
     # left of some run is exactly one an interrupted apply produces.
@@ -82,11 +84,11 @@ def test_retention_histories_verify_and_unrecorded_holes_are_caught(
     # A copy numbers positions 1, 2, 3…: only the hash rule holds there. It must be
     # just as strict; it may fail to bridge a rare out-of-order remnant.
     copy = MemoryEventStore()
-    copy._import(Import([e for e in store._events if e is not target]))
+    copy.backend.import_records(Import([e for e in store.backend._events if e is not target]))
     copy_ok = copy.verify().ok
     hypothesis.event(f"copy of the intact store verifies: {_copy_verifies(store)}")
-    store._events = [e for e in store._events if e is not target]
-    store._positions = [e.position for e in store._events]
+    store.backend._events = [e for e in store.backend._events if e is not target]
+    store.backend._positions = [e.position for e in store.backend._events]
     ok = store.verify().ok
     hypothesis.event(f"in_a_run={in_a_run} as_if_interrupted={as_if_interrupted}")
     if not in_a_run:
@@ -100,5 +102,5 @@ def test_retention_histories_verify_and_unrecorded_holes_are_caught(
 
 def _copy_verifies(store: MemoryEventStore) -> bool:
     copy = MemoryEventStore()
-    copy._import(Import(list(store._events)))
+    copy.backend.import_records(Import(list(store.backend._events)))
     return copy.verify().ok

@@ -41,8 +41,8 @@ def test_a_hole_no_receipt_covers_is_reported_as_such() -> None:
     store.apply_retention(policy=DEBUG, now=later)  # removes 2, 4, 6, 8, 10
     assert store.verify().ok
     # Someone removes survivor 5 behind the store's back.
-    i = store._positions.index(5)
-    del store._events[i], store._positions[i]
+    i = store.backend._positions.index(5)
+    del store.backend._events[i], store.backend._positions[i]
     result = store.verify()
     assert not result.ok
     assert result.first_bad_position == 7
@@ -54,8 +54,8 @@ def test_retention_refuses_to_launder_a_broken_chain() -> None:
     """Someone deleted survivor 5; retention would remove 6 (debug) next to it, which
     would turn the damage into a recorded hole. It refuses and removes nothing."""
     store = filled()
-    i = store._positions.index(5)
-    del store._events[i], store._positions[i]
+    i = store.backend._positions.index(5)
+    del store.backend._events[i], store.backend._positions[i]
     later = datetime.now(UTC) + timedelta(hours=2)
     with pytest.raises(CorruptionError, match="broken at position 6"):
         store.apply_retention(policy=DEBUG, now=later)
