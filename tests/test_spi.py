@@ -1,0 +1,143 @@
+"""The backend contract (:mod:`eventvault.spi`): required methods are enforced by
+type, capabilities are types, and a store over a backend without one says so."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from eventvault import EventStore, MemoryEventStore, NewEvent, Query
+from eventvault.backends.memory import MemoryBackend
+from eventvault.config import RetentionConfig
+from eventvault.copy import copy_store
+from eventvault.errors import NotSupportedError, ValidationError
+from eventvault.model import ExpectedRevision, RecordedEvent, StoreStats
+from eventvault.retention import resolve_policy
+from eventvault.spi import Backend, Importing, Retaining, lacking
+
+
+class Core(Backend):
+    """The memory backend's required methods only: neither Importing nor Retaining."""
+
+    name = "core"
+
+    def __init__(self) -> None:
+        self.inner = MemoryBackend()
+        self.closed = 0
+
+    @property
+    def store_id(self) -> str:
+        return self.inner.store_id
+
+    def commit(
+        self, batch: list[NewEvent], expected: int | ExpectedRevision
+    ) -> list[RecordedEvent]:
+        return self.inner.commit(batch, expected)
+
+    def read(self, query: Query, limit: int) -> list[RecordedEvent]:
+        return self.inner.read(query, limit)
+
+    def get(self, event_id: UUID) -> RecordedEvent | None:
+        return self.inner.get(event_id)
+
+    def head(self) -> int:
+        return self.inner.head()
+
+    def stats(self) -> StoreStats:
+        return self.inner.stats()
+
+    def wait(self, head: int, timeout: float) -> None:
+        self.inner.wait(head, timeout)
+
+    def close(self) -> None:
+        self.closed += 1
+        self.inner.close()
+
+
+def test_a_backend_missing_a_required_method_cannot_be_made() -> None:
+    class NoWait(Backend):  # everything but wait()
+        name = "nowait"
+        store_id = "x"  # type: ignore[assignment]
+        commit = read = get = head = stats = Core.commit  # type: ignore[assignment]
+
+    with pytest.raises(TypeError, match="wait"):
+        NoWait()  # type: ignore[abstract]
+
+
+def test_a_retaining_backend_must_remove() -> None:
+    class Half(Core, Retaining):  # Retaining, but without remove_runs()
+        pass
+
+    with pytest.raises(TypeError, match="remove_runs"):
+        Half()  # type: ignore[abstract]
+
+
+def test_the_facade_needs_a_backend() -> None:
+    with pytest.raises(TypeError, match="Backend"):
+        EventStore(object())  # type: ignore[arg-type]
+
+
+def test_a_store_over_the_core_is_a_whole_store() -> None:
+    backend = Core()
+    store = EventStore(backend)
+    assert store.backend is backend
+    assert store.backend_name == "core"
+    assert store.contiguous_positions
+    first = store.append([NewEvent(type="a"), NewEvent(type="b")])
+    assert first.written == 2
+    assert store.get(first.events[0].id) == first.events[0]
+    page = store.read(Query(limit=1))
+    assert [e.type for e in page.events] == ["a"]
+    assert page.next_cursor is not None
+    assert [e.type for e in store.read(Query(limit=1), cursor=page.next_cursor).events] == ["b"]
+    assert store.head() == 2
+    assert store.stats().events == 2
+    assert store.verify().ok
+    with pytest.raises(ValidationError):
+        store.append([])  # the façade validates before the backend sees anything
+    store.close()
+    store.close()
+    assert backend.closed == 1  # the façade closes its backend once
+
+
+def test_capabilities_are_types() -> None:
+    memory = MemoryEventStore()
+    assert isinstance(memory.backend, Importing)
+    assert isinstance(memory.backend, Retaining)
+    assert not isinstance(Core(), Importing | Retaining)
+    assert lacking(memory.backend, Importing) is None
+    assert lacking(Core(), Importing) == "the core backend cannot take copied events"
+
+
+def test_copy_into_a_backend_that_is_not_importing_says_so() -> None:
+    src = MemoryEventStore()
+    src.append([NewEvent(type="t") for _ in range(3)])
+    dst = EventStore(Core())
+    with pytest.raises(NotSupportedError, match="^the core backend cannot take copied events$"):
+        copy_store(src, dst)
+    assert dst.head() == 0
+
+
+def test_retention_on_a_backend_that_is_not_retaining_says_so() -> None:
+    policy = resolve_policy(RetentionConfig(max_count=1))
+    store = EventStore(Core())
+    store.append(NewEvent(type="t"))
+    message = "^retention is not available on the core backend yet$"
+    with pytest.raises(NotSupportedError, match=message):
+        store.plan_retention(policy)
+    with pytest.raises(NotSupportedError, match=message):
+        store.apply_retention(policy=policy)
+
+
+def test_a_backend_says_why_it_lacks_a_capability() -> None:
+    class Explained(Core):
+        lacks: Any = {Retaining: "because it is a test", Importing: "(it is a test)"}
+
+    store = EventStore(Explained())
+    with pytest.raises(NotSupportedError, match="core backend because it is a test$"):
+        store.plan_retention(resolve_policy(RetentionConfig(max_count=1)))
+    assert lacking(store.backend, Importing) == (
+        "the core backend cannot take copied events (it is a test)"
+    )
