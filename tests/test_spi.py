@@ -3,7 +3,8 @@ type, capabilities are types, and a store over a backend without one says so."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import ClassVar
 from uuid import UUID
 
 import pytest
@@ -115,7 +116,7 @@ def test_copy_into_a_backend_that_is_not_importing_says_so() -> None:
     src = MemoryEventStore()
     src.append([NewEvent(type="t") for _ in range(3)])
     dst = EventStore(Core())
-    with pytest.raises(NotSupportedError, match="^the core backend cannot take copied events$"):
+    with pytest.raises(NotSupportedError, match=r"^the core backend cannot take copied events$"):
         copy_store(src, dst)
     assert dst.head() == 0
 
@@ -124,7 +125,7 @@ def test_retention_on_a_backend_that_is_not_retaining_says_so() -> None:
     policy = resolve_policy(RetentionConfig(max_count=1))
     store = EventStore(Core())
     store.append(NewEvent(type="t"))
-    message = "^retention is not available on the core backend yet$"
+    message = r"^retention is not available on the core backend yet$"
     with pytest.raises(NotSupportedError, match=message):
         store.plan_retention(policy)
     with pytest.raises(NotSupportedError, match=message):
@@ -133,10 +134,13 @@ def test_retention_on_a_backend_that_is_not_retaining_says_so() -> None:
 
 def test_a_backend_says_why_it_lacks_a_capability() -> None:
     class Explained(Core):
-        lacks: Any = {Retaining: "because it is a test", Importing: "(it is a test)"}
+        lacks: ClassVar[Mapping[type, str]] = {
+            Retaining: "because it is a test",
+            Importing: "(it is a test)",
+        }
 
     store = EventStore(Explained())
-    with pytest.raises(NotSupportedError, match="core backend because it is a test$"):
+    with pytest.raises(NotSupportedError, match=r"core backend because it is a test$"):
         store.plan_retention(resolve_policy(RetentionConfig(max_count=1)))
     assert lacking(store.backend, Importing) == (
         "the core backend cannot take copied events (it is a test)"

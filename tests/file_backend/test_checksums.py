@@ -60,7 +60,8 @@ def test_a_reader_ignores_a_torn_batch_until_a_writer_cuts_it(tmp_path: Path) ->
         batch = s.read(Query(limit=5)).events  # a whole batch, as stored
     torn = bytearray(b"".join(_line(e) for e in batch))
     torn[10:30] = b"\0" * 20
-    with FileEventStore(tmp_path) as s, s.backend._writes.lock.held():  # a live writer holds the lock
+    # (a live writer holds the lock)
+    with FileEventStore(tmp_path) as s, s.backend._writes.lock.held():
         with seg.open("ab") as fh:
             fh.write(bytes(torn) + b',"c":1}\n')
         other = FileEventStore(tmp_path)
