@@ -10,10 +10,12 @@ its backend and keeps that backend's own public methods.
 The contract's error promise is kept here, at its edge: no public method of any
 store raises anything but an ``eventvault.errors`` type. A backend translates its
 driver's errors in one place (:meth:`~eventvault.spi.Backend.translate_error`);
-whatever still escapes — a bug, ``MemoryError``, an ``OSError`` from an unexpected path — is
-translated by :func:`eventvault.boundary.translate` as a last resort, with the
-original as ``__cause__``. Every public method, the base class's and any a
-backend adds, is wrapped once (:meth:`EventStore.__init_subclass__`).
+whatever still escapes — a bug, ``MemoryError``, an ``OSError`` from an unexpected
+path — is translated by :func:`eventvault.boundary.translate` as a last resort,
+with the original as ``__cause__``. Every public method, the façade's and any a
+subclass adds, is wrapped once (:meth:`EventStore.__init_subclass__`). Callers
+that use the backend directly (``copy_store``, the server's long poll) get the
+backend's own errors.
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ def _boundary(fn: _F) -> _F:
     def _typed(store: EventStore, exc: Exception) -> EventVaultError:
         if isinstance(exc, EventVaultError):
             return exc
-        own = store.backend.translate_error(exc, action)
+        own = store._backend.translate_error(exc, action)
         return own if own is not None else translate(exc, action)
 
     wrapper: Callable[..., Any]
