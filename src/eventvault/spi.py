@@ -11,7 +11,9 @@ can do more says so by *type*, not by a flag:
 - :class:`Retaining` — it can remove the events a retention plan names.
 
 ``isinstance(store.backend, Retaining)`` is the question every caller asks; nothing
-else decides whether a capability is there.
+else decides whether a capability is there. A backend may say why it lacks one
+(:attr:`Backend.lacks`); :func:`require_importing` / :func:`require_retaining`
+raise :class:`~eventvault.errors.NotSupportedError` with that reason.
 
 Every method here is called by the façade with its arguments already checked
 (events validated and bounded, queries well-formed, ``limit`` >= 1). A backend
