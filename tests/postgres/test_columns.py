@@ -12,7 +12,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from eventvault import NewEvent, Query, RecordedEvent
 from eventvault.backends.memory import MemoryEventStore
