@@ -22,21 +22,15 @@ from psycopg import sql
 from ...model import RecordedEvent
 from ...retention import RECEIPT_TYPE, Policy
 from ...retention_plan import GroupPlan, Run
+from .columns import ROW_BYTES
 
 __all__ = ["BATCH", "group_expression", "plan_groups", "removal_batches"]
 
 #: Events one ``retention_delete`` call removes at most (one transaction).
 BATCH = 5000
 
-#: Bytes a row frees, near enough: its columns as stored, plus fixed-size ones and
-#: the tuple header. (``pg_column_size(e.*)`` is within 3% but costs twice as much:
-#: it builds the whole row.)
-_ROW_BYTES = (
-    "(pg_column_size(data) + pg_column_size(metadata) + pg_column_size(type) "
-    "+ pg_column_size(stream) + coalesce(pg_column_size(actor), 0) "
-    "+ coalesce(pg_column_size(correlation_id), 0) + coalesce(pg_column_size(causation_id), 0) "
-    "+ coalesce(pg_column_size(source), 0) + pg_column_size(hash) + 72)"
-)
+#: Bytes a row frees, near enough (derived from the columns: see :mod:`.columns`).
+_ROW_BYTES = ROW_BYTES
 
 Query = Callable[[str, Any, Sequence[Any]], list[tuple[Any, ...]]]
 

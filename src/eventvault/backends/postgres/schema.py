@@ -14,27 +14,18 @@ from typing import Any, LiteralString
 import psycopg
 from psycopg import sql
 
+from .columns import table_ddl
+
 __all__ = ["SCHEMA_VERSION", "channel_name", "migrate", "schema_version"]
 
-#: Text columns are COLLATE "C": byte order equals code-point order (what the other
-#: backends use) and ``LIKE 'prefix%'`` can use the btree indexes.
-_V1: LiteralString = """
+#: The events table's columns come from :mod:`.columns` (the ``since=1`` ones: this
+#: text must never change, schemas created long ago have applied it).
+_V1: LiteralString = (
+    """
 CREATE TABLE IF NOT EXISTS {schema}.events (
-    position        bigint      PRIMARY KEY,
-    id              uuid        NOT NULL UNIQUE,
-    stream          text        COLLATE "C" NOT NULL,
-    stream_revision bigint      NOT NULL,
-    type            text        COLLATE "C" NOT NULL,
-    actor           text        COLLATE "C",
-    correlation_id  text        COLLATE "C",
-    causation_id    text,
-    source          text,
-    occurred_at     timestamptz NOT NULL,
-    recorded_at     timestamptz NOT NULL,
-    data            jsonb       NOT NULL,
-    metadata        jsonb       NOT NULL,
-    hash            text        NOT NULL,
-    -- The database enforces optimistic concurrency: two writers can never both
+"""
+    + table_ddl(1)
+    + """    -- The database enforces optimistic concurrency: two writers can never both
     -- store revision N of a stream.
     CONSTRAINT events_stream_revision UNIQUE (stream, stream_revision)
 );
@@ -71,6 +62,7 @@ DROP TRIGGER IF EXISTS events_no_truncate ON {schema}.events;
 CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON {schema}.events
     FOR EACH STATEMENT EXECUTE FUNCTION {schema}.events_append_only();
 """
+)
 
 #: Retention: the one controlled exception to append-only. Rows leave only through
 #: ``retention_delete``, only inside runs a stored receipt names, never receipts.

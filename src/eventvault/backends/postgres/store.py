@@ -91,6 +91,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingExtraError("postgres", exc.name or "psycopg") from exc
 
+from . import columns as _columns
 from . import retention as _retention
 from .schema import SCHEMA_VERSION, channel_name, migrate, schema_version
 
@@ -98,11 +99,6 @@ __all__ = ["PostgresBackend", "PostgresEventStore"]
 
 log = logging.getLogger("eventvault.postgres")
 
-COLUMNS: LiteralString = (
-    "position, stream_revision, recorded_at, id, type, stream, actor, correlation_id, "
-    "causation_id, source, occurred_at, data, metadata, hash"
-)
-_encode = msgspec.json.Encoder().encode
 _MAX_POSITION = 2**63 - 1
 #: How far a ``recorded_at`` stamped by the one-round-trip path may be from the
 #: database's clock (see "One clock" above); beyond it, the locking path stamps.
@@ -113,13 +109,15 @@ CLOCK_TOLERANCE = timedelta(milliseconds=500)
 _COPY_FROM = 64
 #: Streams whose last revision the writer remembers between commits.
 _REVISION_CACHE = 100_000
-_INSERT_COLUMNS: LiteralString = (
-    "position, id, stream, stream_revision, type, actor, correlation_id, causation_id, "
-    "source, occurred_at, recorded_at, data, metadata, hash"
-)
+#: What ``{columns}`` and ``{unnest}`` stand for in statements (see :meth:`_q`): every
+#: column of ``events`` and their array casts, in table order (:mod:`.columns`).
+_COLUMN_SQL: dict[str, sql.Composable] = {
+    "columns": _columns.frozen(_columns.column_list()),
+    "unnest": _columns.frozen(_columns.unnest_casts()),
+}
 _STATEMENTS: dict[str, LiteralString] = {
     "lock_head": "SELECT position, hash, recorded_at, clock_timestamp() FROM {s}.head FOR UPDATE",
-    "by_ids": f"SELECT {COLUMNS} FROM {{s}}.events WHERE id = ANY(%s)",
+    "by_ids": "SELECT {columns} FROM {s}.events WHERE id = ANY(%s)",
     # One backward probe of (stream, stream_revision) per stream: O(1), not O(length).
     # (stream_tails: the last revision of streams retention emptied.)
     "revisions": (
@@ -130,16 +128,13 @@ _STATEMENTS: dict[str, LiteralString] = {
         "LEFT JOIN {s}.stream_tails t ON t.stream = s.stream "
         "WHERE r.stream_revision IS NOT NULL OR t.revision IS NOT NULL"
     ),
-    "copy": f"COPY {{s}}.events ({_INSERT_COLUMNS}) FROM STDIN",
+    "copy": "COPY {s}.events ({columns}) FROM STDIN",
     "move_head": (
         "WITH upd AS (UPDATE {s}.head SET position = %s, hash = %s, recorded_at = %s) "
         "SELECT pg_notify(%s, %s::text)"
     ),
     "insert_move_head": (
-        f"WITH ins AS (INSERT INTO {{s}}.events ({_INSERT_COLUMNS}) SELECT * FROM "
-        "unnest(%s::bigint[], %s::uuid[], %s::text[], %s::bigint[], %s::text[], %s::text[], "
-        "%s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[], "
-        "%s::jsonb[], %s::jsonb[], %s::text[])), "
+        "WITH ins AS (INSERT INTO {s}.events ({columns}) SELECT * FROM {unnest}), "
         "upd AS (UPDATE {s}.head SET position = %s, hash = %s, recorded_at = %s) "
         "SELECT pg_notify(%s, %s::text)"
     ),
@@ -157,13 +152,11 @@ _STATEMENTS: dict[str, LiteralString] = {
         "(SELECT 1 FROM {s}.events e WHERE e.stream = u.stream UNION ALL "
         "SELECT 1 FROM {s}.stream_tails t WHERE t.stream = u.stream LIMIT 1) AS hit) "
         "RETURNING 1), "
-        f"ins AS (INSERT INTO {{s}}.events ({_INSERT_COLUMNS}) SELECT * FROM "
-        "unnest(%s::bigint[], %s::uuid[], %s::text[], %s::bigint[], %s::text[], %s::text[], "
-        "%s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[], "
-        "%s::jsonb[], %s::jsonb[], %s::text[]) WHERE EXISTS (SELECT 1 FROM upd)) "
+        "ins AS (INSERT INTO {s}.events ({columns}) SELECT * FROM {unnest} "
+        "WHERE EXISTS (SELECT 1 FROM upd)) "
         "SELECT count(*) FROM upd, LATERAL (SELECT pg_notify(%s, %s::text)) AS notified"
     ),
-    "by_id": f"SELECT {COLUMNS} FROM {{s}}.events WHERE id = %s",
+    "by_id": "SELECT {columns} FROM {s}.events WHERE id = %s",
     "head": "SELECT position FROM {s}.head",
     "store_id": "SELECT store_id FROM {s}.head",
 }
@@ -177,43 +170,10 @@ class _Head(NamedTuple):
     hash: str
 
 
-def _row(r: RecordedEvent) -> tuple[Any, ...]:
-    """A stored event in the column order of ``_INSERT_COLUMNS``."""
-    return (
-        r.position,
-        r.id,
-        r.stream,
-        r.stream_revision,
-        r.type,
-        r.actor,
-        r.correlation_id,
-        r.causation_id,
-        r.source,
-        r.occurred_at,
-        r.recorded_at,
-        _encode(r.data).decode(),
-        _encode(r.metadata).decode(),
-        r.hash,
-    )
-
-
-def _record(row: Sequence[Any]) -> RecordedEvent:
-    return RecordedEvent(
-        position=row[0],
-        stream_revision=row[1],
-        recorded_at=row[2],
-        id=row[3],
-        type=row[4],
-        stream=row[5],
-        actor=row[6],
-        correlation_id=row[7],
-        causation_id=row[8],
-        source=row[9],
-        occurred_at=row[10],
-        data=row[11],
-        metadata=row[12],
-        hash=row[13],
-    )
+#: A stored event in table order (the values of ``{columns}``), and back: generated
+#: from :mod:`.columns`. (Module globals, looked up per call: tests replace ``_row``.)
+_row = _columns.to_row
+_record = _columns.from_row
 
 
 class _Recheck(Exception):
@@ -372,8 +332,9 @@ class PostgresBackend(Backend, Importing, Retaining):
         set_json_loads(msgspec.json.decode, conn)
 
     def _q(self, text: LiteralString) -> sql.Composed:
-        """A statement with ``{s}`` standing for the (quoted) schema name."""
-        return sql.SQL(text).format(s=self._s)
+        """A statement with ``{s}`` standing for the (quoted) schema name, ``{columns}``
+        for every column of ``events`` and ``{unnest}`` for their array casts."""
+        return sql.SQL(text).format(s=self._s, **_COLUMN_SQL)
 
     @property
     def store_id(self) -> str:
@@ -647,7 +608,7 @@ class PostgresBackend(Backend, Importing, Retaining):
             else:
                 common.append((sql.SQL("{} = ANY(%s)").format(ident), [values]))
         order = sql.SQL("DESC" if query.reverse else "ASC")
-        select = self._q(f"SELECT {COLUMNS} FROM {{s}}.events")
+        select = self._q("SELECT {columns} FROM {s}.events")
 
         def branch(extra: list[tuple[sql.Composable, list[Any]]]) -> tuple[sql.Composed, list[Any]]:
             conds = common + extra
@@ -735,10 +696,9 @@ class PostgresBackend(Backend, Importing, Retaining):
         # to ship than whole events (whole() fetches the ones that go). Ranges, not
         # "LIMIT n": right after a bulk load the planner's stale row estimates turn
         # "position > x ORDER BY position LIMIT n" into a sort of the whole table.
-        page = self._q(
-            "SELECT position, type, stream, stream_revision, hash FROM {s}.events "
-            "WHERE position > %s AND position < %s ORDER BY position"
-        )
+        page = sql.SQL(
+            "SELECT {} FROM {}.events WHERE position > %s AND position < %s ORDER BY position"
+        ).format(_columns.column_list(_Head._fields), self._s)
         skip = self._q("SELECT min(position) FROM {s}.events WHERE position > %s")
         after, span = 0, 20_000
         while after < before - 1:
@@ -758,9 +718,7 @@ class PostgresBackend(Backend, Importing, Retaining):
             return []
         rows = self._query(
             "applying retention",
-            self._q(
-                f"SELECT {COLUMNS} FROM {{s}}.events WHERE position = ANY(%s) ORDER BY position"
-            ),
+            self._q("SELECT {columns} FROM {s}.events WHERE position = ANY(%s) ORDER BY position"),
             ([h.position for h in heads],),
         )
         whole = [_record(row) for row in rows]
