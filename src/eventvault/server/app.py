@@ -269,26 +269,20 @@ def _routes(app: FastAPI, svc: Service) -> None:
         kind = "cloudevents" if format_ == "cloudevents" else "event"
         encode = to_cloudevent if kind == "cloudevents" else _plain
         release = svc.tails.admit(principal.name)  # (429 / 503 beyond the caps)
-        lease = svc.holder.lease()
-        store = lease.__enter__()
-        m.subscribers.inc()
-
-        def closed() -> None:  # once, however the response ends
-            m.subscribers.dec()
-            release()
-            lease.__exit__(None, None, None)
-
         try:
             if start is None:  # from now: what the store's fan-out has reached
-                start = (await svc.tails.hub(store, partial(svc.run, store.head))).last
+                with svc.holder.lease() as store:
+                    start = (await svc.tails.hub(store, partial(svc.run, store.head))).last
+                first = store
+            else:
+                first = None
         except BaseException:
-            closed()
+            release()
             raise
-        body = sse_stream(svc.tails, store, query, start, run=svc.run, heartbeat=svc.heartbeat,
-                          shutdown=svc.shutdown, kind=kind, encode=encode)  # fmt: skip
+        body = _tail(svc, query, start, first, kind, encode, release)
         return _Closing(
             body,
-            closed,
+            release,
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -358,14 +352,49 @@ def _routes(app: FastAPI, svc: Service) -> None:
         return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
 
 
+async def _tail(
+    svc: Service,
+    query: Query,
+    start: int,
+    first: EventStore | None,
+    kind: str,
+    encode: Callable[[RecordedEvent], Any],
+    release: Callable[[], None],
+) -> AsyncIterator[bytes]:
+    """One live tail's frames. Its store lease is taken here, inside the stream, and
+    given back when the stream ends: a response that never ran (cancelled before its
+    first step) holds none, and so cannot keep a store a reload retired open."""
+    try:
+        with svc.holder.lease() as store:
+            if first is not None and store is not first:
+                # A reload came between the route and the stream: "from now" is the
+                # new store's now (a position of the old one means nothing here).
+                start = (await svc.tails.hub(store, partial(svc.run, store.head))).last
+            svc.metrics.subscribers.inc()
+            try:
+                frames = sse_stream(svc.tails, store, query, start, run=svc.run,
+                                    heartbeat=svc.heartbeat, shutdown=svc.shutdown, kind=kind,
+                                    encode=encode)  # fmt: skip
+                try:
+                    async for chunk in frames:
+                        yield chunk
+                finally:
+                    await frames.aclose()
+            finally:
+                svc.metrics.subscribers.dec()
+    finally:
+        release()
+
+
 class _Closing(StreamingResponse):
     """A streamed response (a live tail, a large read): ``closed`` runs once it ends,
-    however it ends (client gone, shutdown, error — or never started), so its cap
-    slot and store lease are given back at once."""
+    however it ends (client gone, shutdown, error) — or, if it never ran at all (its
+    task cancelled before the first step), once it is dropped — so its cap slot and
+    store lease are given back. (``closed`` must be safe to call more than once.)"""
 
     def __init__(self, body: AsyncIterator[bytes], closed: Callable[[], None], **kw: Any):
         super().__init__(body, **kw)
-        self._closed = closed
+        self._closed = weakref.finalize(self, closed)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
