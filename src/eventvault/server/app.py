@@ -3,6 +3,11 @@
 Every storage call runs in a worker thread (a thread pool) — the event loop
 never waits on a disk or a database — and many concurrent appends meet in the
 backend's group commit, so they share fsyncs and transactions.
+
+Here: :func:`create_app` and the read, tail and operations routes. What the routes
+share is :class:`~.service.Service`; ``POST /v1/events`` is :mod:`.appending` (a
+plain route, first in the router); the app's own middleware is :mod:`.edge`.
+Every route runs inside the middleware stack, so one a user adds sees them all.
 """
 
 from __future__ import annotations
