@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import gc
 import logging
 import os
 import signal
 import socket
-import sys
 from typing import Any
 
 import click
-import msgspec
 
 from .. import errors
 from ..config import Config
@@ -23,53 +20,6 @@ from ..timeutil import parse_duration
 from .common import Ctx, _handle_errors, pass_ctx
 
 log = logging.getLogger("eventvault.server")
-
-_RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
-
-
-_encode = msgspec.json.Encoder(enc_hook=str).encode  # (4x json.dumps: one line per request)
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message and any extra fields."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for key, value in record.__dict__.items():
-            if key not in _RESERVED and not key.startswith("_"):
-                out[key] = value
-        if record.exc_info:
-            out["exception"] = self.formatException(record.exc_info)
-        return _encode(out).decode()
-
-
-def setup_logging(fmt: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        formatter: logging.Formatter = JsonFormatter()
-        formatter.converter = __import__("time").gmtime
-    else:
-        formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    handler.setFormatter(formatter)
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
-    for noisy in ("uvicorn.access", "psycopg.pool"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-def tune_gc() -> None:
-    """Requests allocate many short-lived containers; with the default gen-0 threshold
-    (700) the collector took ~15% of the CPU under load. What start-up built is
-    frozen out of collections."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
 
 
 @click.command("serve")
@@ -104,6 +54,7 @@ def serve(ctx: Ctx, /, host: str | None, port: int | None, workers: int, log_for
         import uvicorn
 
         from ..server import create_app
+        from ..server.process import limit_heads, setup_logging, tune_gc
         from ..server.protocol import HeadDeadlineProtocol
         from ..server.startup import check_serving
     except ImportError as exc:
@@ -120,9 +71,7 @@ def serve(ctx: Ctx, /, host: str | None, port: int | None, workers: int, log_for
     tokens = check_serving(config, bind_host, workers=workers)
     setup_logging(log_format)
     srv = config.server
-    HeadDeadlineProtocol.header_timeout = parse_duration(srv.header_timeout).total_seconds()
-    HeadDeadlineProtocol.max_head_bytes = srv.max_head_bytes
-    HeadDeadlineProtocol.max_headers = srv.max_headers
+    limit_heads(srv)
     options: dict[str, Any] = {
         "host": bind_host,
         "port": bind_port,

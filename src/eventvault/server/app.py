@@ -3,21 +3,22 @@
 Every storage call runs in a worker thread (a thread pool) — the event loop
 never waits on a disk or a database — and many concurrent appends meet in the
 backend's group commit, so they share fsyncs and transactions.
+
+Here: :func:`create_app` and the read, tail and operations routes. What the routes
+share is :class:`~.service.Service`; ``POST /v1/events`` is :mod:`.appending` (a
+plain route, first in the router); the app's own middleware is :mod:`.edge`.
+Every route runs inside the middleware stack, so one a user adds sees them all.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from concurrent.futures import ThreadPoolExecutor
+import weakref
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
 from functools import partial
 from typing import Any
-from uuid import UUID
 
 import anyio
 import msgspec
@@ -33,40 +34,30 @@ from starlette.responses import Response, StreamingResponse
 from .. import errors
 from ..config import Config
 from ..model import MAX_POSITION, Query, RecordedEvent
-from ..retention_plan import RetentionReport
-from ..retention_schedule import RetentionScheduler
-from ..spi import Retaining
 from ..store import EventStore, as_uuid
 from ..strict import check_names
-from ..timeutil import parse_duration
-from . import cloudevents as ce
-from .auth import Principal, TokenBook
+from .appending import append_route, describe_append
+from .auth import TokenBook
+from .cloudevents import BATCH_TYPE, STRUCTURED_TYPE, to_cloudevent
 from .console import add_console
+from .edge import AccessLog, DocsGate
 from .holder import StoreHolder
-from .metrics import Metrics
 from .reads import Budget, json_page_chunks, read_pages
 from .remote import remote_routes
 from .requests import (
-    DEFAULTED_HEADER,
     HTTPError,
     error_response,
-    events_from_body,
-    expected_revision,
     from_store_error,
     json_response,
-    mark_defaulted,
     query_from_params,
-    read_body,
 )
 from .runs_api import add_runs_routes
+from .service import Service
 from .sse import sse_stream
-from .startup import check_serving
-from .tails import Tails
 
 __all__ = ["Service", "create_app"]
 
 log = logging.getLogger("eventvault.server")
-access_log = logging.getLogger("eventvault.access")
 
 NDJSON = "application/x-ndjson"
 _record = msgspec.json.Encoder()
@@ -74,199 +65,6 @@ _record = msgspec.json.Encoder()
 
 def _plain(ev: RecordedEvent) -> RecordedEvent:
     return ev
-
-
-class Written(msgspec.Struct, frozen=True, gc=False):
-    """What an append answers per event."""
-
-    id: UUID
-    position: int
-    stream: str
-    stream_revision: int
-    recorded_at: datetime
-    hash: str
-
-
-class Appended(msgspec.Struct, frozen=True, gc=False):
-    events: list[Written]
-    first_position: int
-    last_position: int
-
-
-def _written(ev: RecordedEvent) -> Written:
-    return Written(ev.id, ev.position, ev.stream, ev.stream_revision, ev.recorded_at, ev.hash)
-
-
-class _Shutdown(threading.Event):
-    """Set when the service stops; setting it also ends every live tail at once."""
-
-    def __init__(self, on_set: Callable[[], None]) -> None:
-        super().__init__()
-        self._on_set = on_set
-
-    def set(self) -> None:
-        super().set()
-        self._on_set()
-
-
-class Service:
-    """What the app's routes share: the store (swappable), tokens, metrics, settings."""
-
-    def __init__(self, holder: StoreHolder, config: Config, tokens: TokenBook, host: str) -> None:
-        self.holder = holder
-        self.host = host  # where the server listens: a reload is checked against it
-        self.config = config
-        self.tokens = tokens
-        self.metrics = Metrics()
-        srv = config.server
-        self.tails = Tails(total=srv.max_subscribers, per_token=srv.max_subscribers_per_token)
-        self.shutdown = _Shutdown(self.tails.close)
-        # Worker threads for storage calls (many at once: they meet in group commit).
-        self.executor = ThreadPoolExecutor(64, thread_name_prefix="eventvault-io")
-        self.scheduler: RetentionScheduler | None = None
-        srv = config.server
-        self.max_body = srv.max_body_bytes
-        self.body_timeout = parse_duration(srv.body_timeout).total_seconds()
-        self.heartbeat = parse_duration(srv.heartbeat).total_seconds()
-        self.max_response = srv.max_response_bytes
-
-    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
-
-    def authorize(self, request: Request, scope: str) -> Principal:
-        principal = self.tokens.who(request.headers.get("authorization"))
-        if principal is None:
-            raise HTTPError(
-                401,
-                "Unauthorized",
-                "send 'Authorization: Bearer <token>' with a token from server.tokens",
-                {"WWW-Authenticate": 'Bearer realm="eventvault"'},
-            )
-        request.state.principal = principal.name
-        if not principal.may(scope):
-            raise HTTPError(403, "Forbidden", f"token {principal.name!r} lacks the {scope!r} scope")
-        return principal
-
-    def anonymous(self, endpoint: str) -> bool:
-        """Whether ``endpoint`` answers without a token (``server.anonymous``)."""
-        return endpoint in self.config.server.anonymous
-
-    def gate(self, request: Request, endpoint: str, scope: str = "read") -> Principal | None:
-        """The caller of an operations endpoint: None when it came without a token to an
-        endpoint open to anonymous callers; otherwise as :meth:`authorize`."""
-        if self.anonymous(endpoint) and not request.headers.get("authorization"):
-            return self.tokens.who(None)  # (LOCAL when no tokens are configured)
-        return self.authorize(request, scope)
-
-    # -- appending -------------------------------------------------------------------
-
-    async def append(self, request: Request, expected: str | None) -> Response:
-        """POST /v1/events (also reached by :class:`_Edge`'s fast path)."""
-        m = self.metrics
-        try:
-            self.authorize(request, "append")
-            body = await read_body(request, self.max_body, self.body_timeout)
-            started = time.perf_counter()
-            batch, _single = events_from_body(
-                request.headers.get("content-type", ""), request.headers, body
-            )
-            marked = request.headers.get(DEFAULTED_HEADER)
-            if marked:
-                mark_defaulted(batch, marked)
-            revision = expected_revision(expected)
-            with self.holder.lease() as store:
-                result = await self.run(partial(store.append, batch, expected_revision=revision))
-        except HTTPError as exc:
-            m.append_requests.labels(exc.kind).inc()
-            return error_response(exc.status, exc.kind, exc.message, exc.headers)
-        except errors.EventVaultError as exc:
-            mapped = from_store_error(exc)
-            m.append_requests.labels(mapped.kind).inc()
-            return error_response(mapped.status, mapped.kind, mapped.message, None, mapped.details)
-        m.append_latency.observe(time.perf_counter() - started)
-        m.appends_ok.inc()
-        written = len(batch) if result.written is None else result.written
-        m.events_appended.inc(written)
-        if written < len(batch):
-            m.events_retried.inc(len(batch) - written)
-        if "return=representation" in request.headers.get("prefer", ""):  # (RFC 7240)
-            # The whole records and how many were new: what the http backend returns.
-            return json_response({"events": result.events, "written": written}, 201)
-        out = Appended(
-            [_written(e) for e in result.events], result.first_position, result.last_position
-        )
-        return json_response(out, 201)
-
-    # -- retention -------------------------------------------------------------------
-
-    def start_retention(self) -> None:
-        store = self.holder.current
-        policy = store.retention_policy
-        if policy is None or self.config.retention is None:
-            return
-        if not isinstance(store.backend, Retaining):
-            log.warning(
-                "retention: the %s backend cannot apply it; not scheduled", store.backend_name
-            )
-            return
-        every = parse_duration(self.config.retention.check_interval)
-        self.scheduler = RetentionScheduler(store, policy, every, on_report=self._retention_ran)
-        self.scheduler.start()
-        log.info("retention: applied every %s", self.config.retention.check_interval)
-
-    def stop_retention(self) -> None:
-        if self.scheduler is not None:
-            self.scheduler.stop()
-            self.scheduler = None
-
-    def _retention_ran(self, report: RetentionReport) -> None:
-        self.metrics.retention_runs.labels("ok").inc()
-        self.metrics.events_removed.inc(report.removed)
-
-    # -- reload ----------------------------------------------------------------------
-
-    def reload(self, load: Callable[[], Config], opener: Callable[[Config], EventStore]) -> bool:
-        """Swap in a new configuration's store and tokens (SIGHUP). A bad configuration
-        (or an unreachable backend) keeps the old one, and so does one that start-up
-        would refuse (:func:`check_serving`: e.g. no tokens on a public bind); the
-        reason is logged and counted (``eventvault_config_reloads{outcome}``)."""
-        try:
-            config = load()
-        except Exception as exc:  # keep serving, say why
-            self.metrics.reloads.labels("failed").inc()
-            log.error("reload failed, keeping the current configuration: %s", exc)  # noqa: TRY400
-            return False
-        try:
-            tokens = check_serving(config, self.host)
-        except errors.ConfigError as exc:
-            self.metrics.reloads.labels("refused").inc()
-            log.error("reload refused, keeping the current configuration: %s", exc)  # noqa: TRY400
-            return False
-        try:
-            store = opener(config)
-        except Exception as exc:  # keep serving, say why
-            self.metrics.reloads.labels("failed").inc()
-            log.error("reload failed, keeping the current configuration: %s", exc)  # noqa: TRY400
-            return False
-        if (config.server.host, config.server.port) != (
-            self.config.server.host,
-            self.config.server.port,
-        ):
-            log.warning("reload: server.host/port changes need a restart; still listening")
-        self.stop_retention()
-        old = self.holder.current
-        self.tokens = tokens
-        self.config = config
-        self.holder.swap(store, config)
-        self.start_retention()
-        self.metrics.reloads.labels("ok").inc()
-        log.info(
-            "reloaded %s: %s backend (was %s); in-flight requests finish on the old one",
-            config.source,
-            store.backend_name,
-            old.backend_name,
-        )
-        return True
 
 
 def create_app(
@@ -295,6 +93,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         svc.shutdown.clear()
+        svc.open_executor()
         if retention:
             svc.start_retention()
         try:
@@ -302,10 +101,12 @@ def create_app(
         finally:
             svc.shutdown.set()
             svc.stop_retention()
+            # The worker threads go first (what they run finishes), then the store.
+            await to_thread.run_sync(svc.close_executor)
             if close_store:
                 await to_thread.run_sync(svc.holder.close)
 
-    app = _App(
+    app = FastAPI(
         dependencies=[Depends(_known_params_only)],
         title="eventvault",
         summary="An append-only, verifiable event store over HTTP.",
@@ -320,14 +121,16 @@ def create_app(
         ],
     )
     app.state.service = svc
-    app.service = svc
+    app.service = svc  # type: ignore[attr-defined]  # (the old spelling, kept for callers)
+    # First of all routes: the hottest one is matched at once (appending.py).
+    app.router.routes.insert(0, append_route(svc))
     _routes(app, svc)
     add_runs_routes(app, svc)
     add_console(app, svc)
     remote_routes(app, svc)
     _errors(app)
-    app.add_middleware(_Edge, service=svc)
-    app.fast_append = _fast_append(svc)
+    app.add_middleware(DocsGate, service=svc)
+    app.add_middleware(AccessLog, service=svc)  # (outermost of ours: logs every answer)
     _schemas(app)
     return app
 
@@ -354,58 +157,9 @@ def _version() -> str:
 
 # -- routes -------------------------------------------------------------------------
 
-_EVENT_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "oneOf": [
-                        {"$ref": "#/components/schemas/NewEvent"},
-                        {
-                            "type": "array",
-                            "items": {"$ref": "#/components/schemas/NewEvent"},
-                            "minItems": 1,
-                        },
-                    ]
-                }
-            },
-            ce.STRUCTURED_TYPE: {"schema": {"$ref": "#/components/schemas/CloudEvent"}},
-            ce.BATCH_TYPE: {
-                "schema": {"type": "array", "items": {"$ref": "#/components/schemas/CloudEvent"}}
-            },
-        },
-    },
-    "responses": {
-        "201": {"description": "Stored (durably): positions and hashes, in input order."},
-        "400": {"description": "Invalid event(s); nothing was stored."},
-        "409": {"description": "Wrong expected revision, or an id reused with other content."},
-        "413": {"description": "Body over server.max_body_bytes."},
-        "415": {"description": "Unsupported Content-Type."},
-    },
-}
-
 
 def _routes(app: FastAPI, svc: Service) -> None:
     m = svc.metrics
-
-    @app.post(
-        "/v1/events",
-        tags=["events"],
-        status_code=201,
-        summary="Append one event, an atomic batch, or CloudEvents (structured, batch, binary)",
-        openapi_extra=_EVENT_BODY,
-    )
-    async def append(
-        request: Request,
-        expected_revision_: str | None = Param(
-            None,
-            alias="expected_revision",
-            description="A revision number, any, no_stream or stream_exists (all events "
-            "must then share one stream).",
-        ),
-    ) -> Response:
-        return await svc.append(request, expected_revision_)
 
     @app.get("/v1/events", tags=["events"], summary="Read events: filters, cursor, order")
     async def read(
@@ -432,9 +186,7 @@ def _routes(app: FastAPI, svc: Service) -> None:
         svc.authorize(request, "read")
         query = query_from_params(request.query_params)
         accept = request.headers.get("accept", "")
-        encode: Callable[[RecordedEvent], Any] = (
-            ce.to_cloudevent if ce.BATCH_TYPE in accept else _plain
-        )
+        encode: Callable[[RecordedEvent], Any] = to_cloudevent if BATCH_TYPE in accept else _plain
         if NDJSON in accept:
             return _ndjson(svc, query, cursor, encode)
         started = time.perf_counter()
@@ -462,7 +214,7 @@ def _routes(app: FastAPI, svc: Service) -> None:
                         if size >= svc.max_response:
                             break
                 joined = b",".join(p[1:-1] for p in parts if len(p) > 2)
-                return Response(b"[" + joined + b"]", media_type=ce.BATCH_TYPE,
+                return Response(b"[" + joined + b"]", media_type=BATCH_TYPE,
                                 headers={"X-Next-Cursor": cursor_out or ""})  # fmt: skip
             if not more:
                 tail = b',"next_cursor":' + _record.encode(page.next_cursor) + b"}"
@@ -520,28 +272,22 @@ def _routes(app: FastAPI, svc: Service) -> None:
         if start is not None and start < 0:
             raise errors.ValidationError(f"after / Last-Event-ID must be >= 0, got {start}")
         kind = "cloudevents" if format_ == "cloudevents" else "event"
-        encode = ce.to_cloudevent if kind == "cloudevents" else _plain
+        encode = to_cloudevent if kind == "cloudevents" else _plain
         release = svc.tails.admit(principal.name)  # (429 / 503 beyond the caps)
-        lease = svc.holder.lease()
-        store = lease.__enter__()
-        m.subscribers.inc()
-
-        def closed() -> None:  # once, however the response ends
-            m.subscribers.dec()
-            release()
-            lease.__exit__(None, None, None)
-
         try:
             if start is None:  # from now: what the store's fan-out has reached
-                start = (await svc.tails.hub(store, partial(svc.run, store.head))).last
+                with svc.holder.lease() as store:
+                    start = (await svc.tails.hub(store, partial(svc.run, store.head))).last
+                first = store
+            else:
+                first = None
         except BaseException:
-            closed()
+            release()
             raise
-        body = sse_stream(svc.tails, store, query, start, run=svc.run, heartbeat=svc.heartbeat,
-                          shutdown=svc.shutdown, kind=kind, encode=encode)  # fmt: skip
+        body = _tail(svc, query, start, first, kind, encode, release)
         return _Closing(
             body,
-            closed,
+            release,
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -558,8 +304,8 @@ def _routes(app: FastAPI, svc: Service) -> None:
         m.query_latency.observe(time.perf_counter() - started)
         if ev is None:
             raise HTTPError(404, "NotFound", f"no event {event_id}")
-        if ce.STRUCTURED_TYPE in request.headers.get("accept", ""):
-            return Response(_record.encode(ce.to_cloudevent(ev)), media_type=ce.STRUCTURED_TYPE)
+        if STRUCTURED_TYPE in request.headers.get("accept", ""):
+            return Response(_record.encode(to_cloudevent(ev)), media_type=STRUCTURED_TYPE)
         return json_response(ev)
 
     @app.get("/v1/stats", tags=["events"], summary="Counts, positions, times, size")
@@ -611,14 +357,49 @@ def _routes(app: FastAPI, svc: Service) -> None:
         return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
 
 
+async def _tail(
+    svc: Service,
+    query: Query,
+    start: int,
+    first: EventStore | None,
+    kind: str,
+    encode: Callable[[RecordedEvent], Any],
+    release: Callable[[], None],
+) -> AsyncIterator[bytes]:
+    """One live tail's frames. Its store lease is taken here, inside the stream, and
+    given back when the stream ends: a response that never ran (cancelled before its
+    first step) holds none, and so cannot keep a store a reload retired open."""
+    try:
+        with svc.holder.lease() as store:
+            if first is not None and store is not first:
+                # A reload came between the route and the stream: "from now" is the
+                # new store's now (a position of the old one means nothing here).
+                start = (await svc.tails.hub(store, partial(svc.run, store.head))).last
+            svc.metrics.subscribers.inc()
+            try:
+                frames = sse_stream(svc.tails, store, query, start, run=svc.run,
+                                    heartbeat=svc.heartbeat, shutdown=svc.shutdown, kind=kind,
+                                    encode=encode)  # fmt: skip
+                try:
+                    async for chunk in frames:
+                        yield chunk
+                finally:
+                    await frames.aclose()
+            finally:
+                svc.metrics.subscribers.dec()
+    finally:
+        release()
+
+
 class _Closing(StreamingResponse):
     """A streamed response (a live tail, a large read): ``closed`` runs once it ends,
-    however it ends (client gone, shutdown, error — or never started), so its cap
-    slot and store lease are given back at once."""
+    however it ends (client gone, shutdown, error) — or, if it never ran at all (its
+    task cancelled before the first step), once it is dropped — so its cap slot and
+    store lease are given back. (``closed`` must be safe to call more than once.)"""
 
     def __init__(self, body: AsyncIterator[bytes], closed: Callable[[], None], **kw: Any):
         super().__init__(body, **kw)
-        self._closed = closed
+        self._closed = weakref.finalize(self, closed)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
@@ -677,100 +458,6 @@ def _errors(app: FastAPI) -> None:
         return error_response(400, "ValidationError", "; ".join(parts) or "invalid request")
 
 
-#: The interactive documentation and the schema: ``server.anonymous`` "docs".
-_DOC_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
-
-
-class _App(FastAPI):
-    """FastAPI, with a fast path for the hottest route: ``POST /v1/events`` goes
-    straight to :meth:`Service.append` instead of through the framework's middleware,
-    routing and dependency layers (they took a third of the time of a 100-event
-    append, more of a single-event one). The FastAPI route stays, for the OpenAPI
-    document; both call the same method."""
-
-    fast_append: Any = None
-    service: Any = None
-
-    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"] in _DOC_PATHS and self.service is not None:
-            request = Request(scope, receive)
-            try:
-                self.service.gate(request, "docs")
-            except HTTPError as exc:
-                response = error_response(exc.status, exc.kind, exc.message, exc.headers)
-                await response(scope, receive, send)
-                return
-        if (
-            self.fast_append is not None
-            and scope["type"] == "http"
-            and scope["method"] == "POST"
-            and scope["path"] == "/v1/events"
-        ):
-            scope["app"] = self
-            await self.fast_append(scope, receive, send)
-            return
-        await super().__call__(scope, receive, send)
-
-
-class _Edge:
-    """Plain ASGI (so streams pass through): one structured access-log line per
-    request — never the token, only its name."""
-
-    def __init__(self, app: Callable[..., Awaitable[None]], service: Service) -> None:
-        self.app = app
-        self.service = service
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        target = self.app
-        if scope["type"] != "http" or not self.service.config.server.access_log:
-            await target(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def sending(message: dict[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await target(scope, receive, sending)
-        finally:
-            state = scope.get("state") or {}
-            client = scope.get("client")
-            access_log.info(
-                "%s %s %d",
-                scope["method"],
-                scope["path"],
-                status,
-                extra={
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": status,
-                    "ms": round((time.perf_counter() - started) * 1000, 2),
-                    "client": client[0] if client else None,
-                    "principal": state.get("principal"),
-                },
-            )
-
-
-def _fast_append(service: Service) -> Callable[..., Awaitable[None]]:
-    async def append(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        scope.setdefault("state", {})
-        request = Request(scope, receive)
-        try:
-            check_names("query parameter", request.query_params.keys(), ["expected_revision"])
-        except errors.ValidationError as exc:
-            response = error_response(400, "ValidationError", str(exc))
-        else:
-            expected = request.query_params.get("expected_revision")
-            response = await service.append(request, expected)
-        await response(scope, receive, send)
-
-    return _Edge(append, service)
-
-
 def _schemas(app: FastAPI) -> None:
     """The body schemas come from the msgspec structs the store itself validates with."""
     from ..model import NewEvent
@@ -803,6 +490,7 @@ def _schemas(app: FastAPI) -> None:
                 "actor": {"type": "string"},
             },
         }
+        describe_append(doc)
         app.openapi_schema = doc
         return doc
 

@@ -27,7 +27,7 @@ from starlette.responses import Response
 from .requests import HTTPError
 
 if TYPE_CHECKING:
-    from .app import Service
+    from .service import Service
 
 __all__ = ["CONSOLE_CSP", "add_console"]
 

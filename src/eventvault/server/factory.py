@@ -15,20 +15,15 @@ from fastapi import FastAPI
 from ..config import load_config
 from ..registry import open_store
 from .app import create_app
-from .protocol import HeadDeadlineProtocol
+from .process import limit_heads, setup_logging, tune_gc
 from .startup import check_serving
 
 
 def app() -> FastAPI:
-    from ..cli.serve import setup_logging, tune_gc
-
     setup_logging("json")
     config = load_config(os.environ.get("EVENTVAULT_SERVE_CONFIG") or None)
     timeout = os.environ.get("EVENTVAULT_SERVE_HEADER_TIMEOUT")
-    if timeout:
-        HeadDeadlineProtocol.header_timeout = float(timeout)
-    HeadDeadlineProtocol.max_head_bytes = config.server.max_head_bytes
-    HeadDeadlineProtocol.max_headers = config.server.max_headers
+    limit_heads(config.server, float(timeout) if timeout else None)
     host = os.environ.get("EVENTVAULT_SERVE_HOST") or config.server.host
     # A worker (re)started after the configuration changed checks it as start-up did.
     check_serving(config, host)

@@ -24,7 +24,7 @@ from ..model import MAX_POSITION
 from .requests import json_response
 
 if TYPE_CHECKING:
-    from .app import Service
+    from .service import Service
 
 __all__ = ["MAX_WAIT", "remote_routes"]
 

@@ -16,7 +16,7 @@ from ..cursor import cursor_resolved_at
 from ..model import ExpectedRevision, NewEvent, Query, parse_expected_revision
 from ..strict import explain_struct_error
 from ..timeutil import parse_time
-from . import cloudevents as ce
+from .cloudevents import BATCH_TYPE, STRUCTURED_TYPE, from_batch, from_binary, from_structured
 
 __all__ = [
     "HTTPError",
@@ -184,18 +184,18 @@ def events_from_body(
     """The events a POST carries, and whether they came as one (not an array)."""
     base = content_type.split(";", 1)[0].strip().lower()
     if "ce-specversion" in headers:
-        return [ce.from_binary(headers, content_type or None, body)], True
-    if base == ce.STRUCTURED_TYPE:
-        return [ce.from_structured(_decode(body))], True
-    if base == ce.BATCH_TYPE:
-        return ce.from_batch(_decode(body)), False
+        return [from_binary(headers, content_type or None, body)], True
+    if base == STRUCTURED_TYPE:
+        return [from_structured(_decode(body))], True
+    if base == BATCH_TYPE:
+        return from_batch(_decode(body)), False
     if base in ("application/json", ""):
         return _plain_events(body)
     raise HTTPError(
         415,
         "UnsupportedMediaType",
-        f"Content-Type {content_type!r}: send application/json, {ce.STRUCTURED_TYPE}, "
-        f"{ce.BATCH_TYPE}, or a binary-mode CloudEvent (ce-* headers)",
+        f"Content-Type {content_type!r}: send application/json, {STRUCTURED_TYPE}, "
+        f"{BATCH_TYPE}, or a binary-mode CloudEvent (ce-* headers)",
     )
 
 

@@ -23,7 +23,7 @@ from ..timeutil import from_us, parse_duration, parse_time, to_us
 from .requests import HTTPError, json_response, query_from_params
 
 if TYPE_CHECKING:
-    from .app import Service
+    from .service import Service
 
 __all__ = ["add_runs_routes"]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -40,7 +40,7 @@ async def sse_stream(
     shutdown: threading.Event,
     kind: str,
     encode: Callable[[RecordedEvent], Any],
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes]:
     """The frames of one live tail of ``store``: events matching ``query`` (names
     and types only) after position ``after``."""
     sub = Subscriber(msgspec.structs.replace(query, after=None), after, kind)
