@@ -29,10 +29,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import RetentionConfig, RetentionRule
-from .model import NewEvent, Query
-from .registry import open_store
-from .retention import resolve_policy
+from ..config import RetentionConfig, RetentionRule
+from ..model import NewEvent, Query
+from ..registry import open_store
+from ..retention import resolve_policy
 
 __all__ = ["SoakReport", "run_soak"]
 
