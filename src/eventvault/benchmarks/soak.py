@@ -13,7 +13,8 @@ are recorded. At the end:
 * memory and descriptors are reported over time (flat = no leak), with p99
   append and query latencies per minute.
 
-``eventvault bench --soak 30m`` runs it (through :mod:`.runner`); ``tests/soak/`` runs a one-minute version.
+``eventvault bench --soak 30m`` runs it (through :mod:`.runner`); ``tests/soak/``
+runs a one-minute version.
 """
 
 from __future__ import annotations
