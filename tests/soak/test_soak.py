@@ -14,6 +14,7 @@ from eventvault.benchmarks.soak import leak_summary, run_soak
 SECONDS = float(os.environ.get("EV_SOAK_SECONDS", "30"))
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("backend", ["file", "postgres"])
 def test_soak_accounts_for_every_acknowledged_event(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
