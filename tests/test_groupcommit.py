@@ -11,7 +11,7 @@ from uuid import uuid4
 import pytest
 
 from eventvault import EventStore, MemoryEventStore, NewEvent
-from eventvault.errors import EventVaultError, StoreError, StoreUnavailableError
+from eventvault.errors import EventVaultError, StoreClosedError, StoreError, StoreUnavailableError
 from eventvault.groupcommit import GroupCommit, Request
 from eventvault.model import ExpectedRevision, RecordedEvent
 
@@ -235,3 +235,81 @@ def _fake_record() -> RecordedEvent:
         occurred_at=now,
         hash="00",
     )
+
+
+def test_what_queues_during_a_commit_is_the_next_group() -> None:
+    """Followers wait for their request, not a lock: the next leader takes every
+    request that queued meanwhile, in one commit."""
+    sizes: list[list[int]] = []
+
+    def commit(group: list[Request]) -> None:
+        sizes.append([req.batch[0].data["i"] for req in group])
+        for req in group:
+            req.results = [_fake_record()]
+
+    outcomes = _group_of(6, commit)
+    assert all(isinstance(o, list) and len(o) == 1 for o in outcomes), outcomes
+    assert sizes[0] == [0]  # the lone first leader
+    assert len(sizes) == 2, sizes  # ...then everyone else, together
+    assert sorted(sizes[1]) == [1, 2, 3, 4, 5]
+
+
+def test_one_failing_request_does_not_fail_its_neighbours() -> None:
+    """The commit function decides per request: an error set on one request is that
+    request's alone; the others get their records."""
+    own = StoreUnavailableError("this batch only")
+
+    def commit(group: list[Request]) -> None:
+        for req in group:
+            if req.batch[0].data["i"] == 3:
+                req.error = own
+            else:
+                req.results = [_fake_record()]
+
+    outcomes = _group_of(5, commit)
+    assert outcomes[3] is own
+    assert all(isinstance(o, list) and len(o) == 1 for i, o in enumerate(outcomes) if i != 3)
+
+
+def test_every_request_gets_an_error_object_of_its_own() -> None:
+    """One exception object raised in several threads would collect their tracebacks
+    into each other: each request gets a copy, same type and message and cause."""
+    raised = StoreUnavailableError("disk full")
+    raised.__cause__ = OSError(28, "ENOSPC")
+
+    def commit(group: list[Request]) -> None:
+        raise raised
+
+    outcomes = _group_of(5, commit)
+    assert all(type(o) is StoreUnavailableError for o in outcomes), outcomes
+    assert len({id(o) for o in outcomes}) == 5
+    assert all(str(o) == "disk full" and o.__cause__ is raised.__cause__ for o in outcomes)  # type: ignore[union-attr]
+
+
+def test_drain_waits_for_the_running_commit_then_refuses_new_requests() -> None:
+    gate = threading.Event()
+    entered = threading.Event()
+
+    def commit(group: list[Request]) -> None:
+        entered.set()
+        gate.wait(10)
+        for req in group:
+            req.results = [_fake_record()]
+
+    gc = GroupCommit(commit)
+    got: list[list[RecordedEvent]] = []
+    writer = threading.Thread(target=lambda: got.append(gc.submit([NewEvent(type="t")], ANY)))
+    writer.start()
+    assert entered.wait(10)
+    drained = threading.Event()
+    drainer = threading.Thread(target=lambda: (gc.drain(), drained.set()))
+    drainer.start()
+    assert not drained.wait(0.2), "drain returned while a commit was running"
+    with pytest.raises(StoreClosedError):  # refused already, before the commit ends
+        gc.submit([NewEvent(type="t")], ANY)
+    gate.set()
+    assert drained.wait(10)
+    writer.join(10)
+    drainer.join(10)
+    assert len(got) == 1
+    assert len(got[0]) == 1

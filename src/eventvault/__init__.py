@@ -12,18 +12,28 @@ from __future__ import annotations
 from . import errors
 from .backends.memory import MemoryEventStore
 from .config import Config, load_config
+from .copy import Comparison, CopyError, CopyProgress, CopyReport, compare_stores, copy_store
 from .errors import (
+    AccessError,
+    AuthenticationError,
+    BufferFullError,
     ConfigError,
+    ConflictError,
     CorruptionError,
     DuplicateEventError,
     EventVaultError,
+    MissingExtraError,
     NotSupportedError,
+    PermissionDeniedError,
     ReadOnlyStoreError,
+    RunNotFoundError,
     StoreClosedError,
+    StoreError,
+    StoreNotFoundError,
     StoreUnavailableError,
     ValidationError,
-    WrongExpectedRevision,
     WrongExpectedRevisionError,
+    _deprecated_alias,
 )
 from .model import (
     ANY,
@@ -45,14 +55,21 @@ from .store import EventStore
 
 __version__ = "0.1.0"
 
+#: Every public name, sorted (tests/test_public_api.py holds it complete). The
+#: deprecated ``WrongExpectedRevision`` is not here: see :func:`__getattr__`.
 __all__ = [
     "ANY",
-    "NO_STREAM",
-    "RECEIPT_TYPE",
-    "STREAM_EXISTS",
+    "AccessError",
     "AppendResult",
+    "AuthenticationError",
+    "BufferFullError",
+    "Comparison",
     "Config",
     "ConfigError",
+    "ConflictError",
+    "CopyError",
+    "CopyProgress",
+    "CopyReport",
     "CorruptionError",
     "DuplicateEventError",
     "EventStore",
@@ -60,27 +77,42 @@ __all__ = [
     "ExpectedRevision",
     "GroupPlan",
     "MemoryEventStore",
+    "MissingExtraError",
+    "NO_STREAM",
     "NewEvent",
     "NotSupportedError",
     "Page",
+    "PermissionDeniedError",
     "Policy",
     "Query",
+    "RECEIPT_TYPE",
     "ReadOnlyStoreError",
     "RecordedEvent",
     "RetentionPlan",
     "RetentionReport",
+    "RunNotFoundError",
+    "STREAM_EXISTS",
     "StoreClosedError",
+    "StoreError",
+    "StoreNotFoundError",
     "StoreStats",
     "StoreUnavailableError",
     "ValidationError",
     "VerifyResult",
-    "WrongExpectedRevision",
     "WrongExpectedRevisionError",
     "__version__",
     "backend_names",
+    "compare_stores",
+    "copy_store",
     "errors",
     "load_config",
     "open_store",
     "register_backend",
     "resolve_policy",
 ]
+
+
+def __getattr__(name: str) -> type[WrongExpectedRevisionError]:
+    """``eventvault.WrongExpectedRevision``: a deprecated alias of
+    :class:`WrongExpectedRevisionError` (warns; see :mod:`eventvault.errors`)."""
+    return _deprecated_alias(name, __name__)

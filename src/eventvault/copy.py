@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
+from typing import Protocol
 from uuid import UUID
 
 import msgspec
@@ -40,13 +41,24 @@ from .retention_plan import GENESIS_HEX, Bridges
 from .spi import require_importing
 from .store import EventStore
 
-__all__ = ["Comparison", "CopyError", "CopyReport", "compare_stores", "copy_store"]
+__all__ = [
+    "Comparison",
+    "CopyError",
+    "CopyProgress",
+    "CopyReport",
+    "compare_stores",
+    "copy_store",
+]
 
 #: Events per read and per destination batch (one transaction / one fsync each).
 DEFAULT_BATCH = 5000
 
-#: ``progress(copied, total)``; total is None when the source cannot tell cheaply.
-CopyProgress = Callable[[int, int | None], None]
+
+class CopyProgress(Protocol):
+    """``progress(copied, total)``, called after each batch: events in the destination
+    so far; ``total`` is None when the source cannot tell cheaply (a slice)."""
+
+    def __call__(self, copied: int, total: int | None, /) -> None: ...
 
 
 class CopyError(ConflictError):

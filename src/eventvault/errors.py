@@ -9,6 +9,7 @@ to one condition. The hierarchy::
     ├── ConflictError                the store's state contradicts the request
     │   ├── WrongExpectedRevisionError   optimistic-concurrency check failed
     │   └── DuplicateEventError          an id already stored with different content
+    ├── RunNotFoundError             no event carries this correlation id (also LookupError)
     ├── NotSupportedError            the backend cannot do this
     ├── AccessError                  a server refused the caller (the http backend)
     │   ├── AuthenticationError          no token, or a token it does not know (401)
@@ -23,6 +24,10 @@ to one condition. The hierarchy::
         └── StoreClosedError         the store was used after close()
 
 Every error leaves the store as it was: a failed append writes nothing.
+
+``WrongExpectedRevision`` (the design contract's name) is a deprecated alias of
+:class:`WrongExpectedRevisionError`: it still works, with a DeprecationWarning, and
+will be removed in a later release.
 """
 
 from __future__ import annotations
@@ -31,7 +36,6 @@ __all__ = [
     "AccessError",
     "AuthenticationError",
     "BufferFullError",
-    "PermissionDeniedError",
     "ConfigError",
     "ConflictError",
     "CorruptionError",
@@ -39,6 +43,7 @@ __all__ = [
     "EventVaultError",
     "MissingExtraError",
     "NotSupportedError",
+    "PermissionDeniedError",
     "ReadOnlyStoreError",
     "RunNotFoundError",
     "StoreClosedError",
@@ -46,7 +51,6 @@ __all__ = [
     "StoreNotFoundError",
     "StoreUnavailableError",
     "ValidationError",
-    "WrongExpectedRevision",
     "WrongExpectedRevisionError",
 ]
 
@@ -78,10 +82,6 @@ class WrongExpectedRevisionError(ConflictError):
         super().__init__(
             f"stream {stream!r}: expected revision {expected}, but the stream is at {shown}"
         )
-
-
-#: The name used in the design contract.
-WrongExpectedRevision = WrongExpectedRevisionError
 
 
 class DuplicateEventError(ConflictError):
@@ -192,3 +192,24 @@ for _cls in (
     WrongExpectedRevisionError,
 ):
     _cls.__module__ = "eventvault.errors"
+
+
+def __getattr__(name: str) -> type[WrongExpectedRevisionError]:
+    """The deprecated alias, resolved on use so that it warns (and is not a second
+    name in ``__all__``)."""
+    return _deprecated_alias(name, __name__)
+
+
+def _deprecated_alias(name: str, module: str) -> type[WrongExpectedRevisionError]:
+    """``WrongExpectedRevision``, with a DeprecationWarning (``eventvault`` and
+    ``eventvault.errors`` both answer it)."""
+    if name == "WrongExpectedRevision":
+        import warnings
+
+        warnings.warn(
+            "WrongExpectedRevision is deprecated; use WrongExpectedRevisionError",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return WrongExpectedRevisionError
+    raise AttributeError(f"module {module!r} has no attribute {name!r}")

@@ -176,5 +176,6 @@ def test_ctrl_c_says_how_far_it_got_and_a_rerun_stores_each_line_once(tmp_path: 
     assert "re-run the same command" in err
 
 
+@pytest.mark.system
 def test_kill_9_then_a_rerun_stores_each_line_once(tmp_path: Path) -> None:
     _interrupt_and_rerun(tmp_path, signal.SIGKILL)

@@ -18,6 +18,8 @@ from eventvault.backends.file import FileEventStore
 
 from .helpers import EXE, clean_env
 
+pytestmark = pytest.mark.system  # see README, "Tests"
+
 N = 100_000
 
 

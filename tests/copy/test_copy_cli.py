@@ -72,6 +72,7 @@ def heads(*configs: Path) -> list[str | None]:
     return out
 
 
+@pytest.mark.system
 def test_round_trip_file_postgres_file_100k(tmp_path: Path, postgres_dsn: str) -> None:
     a, b, c = (
         file_config(tmp_path, "a"),
@@ -95,6 +96,7 @@ def test_round_trip_file_postgres_file_100k(tmp_path: Path, postgres_dsn: str) -
     assert "identical: 100,000 events in 37 streams" in agree.stdout
 
 
+@pytest.mark.system
 def test_sigkill_mid_copy_then_rerun_completes_exactly(tmp_path: Path, postgres_dsn: str) -> None:
     a, b = file_config(tmp_path, "a"), pg_config(tmp_path, "b", postgres_dsn)
     fill(a, 60_000)

@@ -81,6 +81,7 @@ def test_tail_sees_events_from_another_process(tmp_path: Path) -> None:
         assert got[:200] == list(range(1, 201))
 
 
+@pytest.mark.system
 def test_kill_9_at_random_instants_loses_no_acknowledged_event(tmp_path: Path) -> None:
     """50 rounds: 3 writers append in a loop and are SIGKILLed at a random instant."""
     store = tmp_path / "store"
@@ -110,6 +111,7 @@ def test_kill_9_at_random_instants_loses_no_acknowledged_event(tmp_path: Path) -
     assert len(acked(acks)) > 500  # the rounds really appended
 
 
+@pytest.mark.system
 def test_lock_holder_killed_does_not_block_others(tmp_path: Path) -> None:
     store = tmp_path / "store"
     FileEventStore(store).close()

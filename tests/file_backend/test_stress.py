@@ -28,6 +28,8 @@ import pytest
 from eventvault import Query
 from eventvault.backends.file import FileEventStore
 
+pytestmark = pytest.mark.system  # see README, "Tests"
+
 WORKER = [sys.executable, str(Path(__file__).with_name("stress_worker.py"))]
 ROLES = [
     ("writer", 4096),

@@ -24,6 +24,8 @@ from eventvault.config import load_config
 from eventvault.cursor import decode_cursor
 from eventvault.errors import ConfigError, EventVaultError, ValidationError
 
+pytestmark = pytest.mark.system  # see README, "Tests"
+
 EXAMPLES = int(os.environ.get("EV_FUZZ_EXAMPLES", "200"))
 FUZZ = settings(
     max_examples=EXAMPLES,

@@ -130,6 +130,7 @@ def test_missing_extra_names_the_pip_install(tmp_path: Path) -> None:
     assert "pip install 'eventvault[postgres]'" in out
 
 
+@pytest.mark.system
 def test_writers_in_threads_and_a_process_with_a_follower(
     store: PostgresEventStore, postgres_dsn: str, schema: str
 ) -> None:
@@ -185,6 +186,7 @@ def test_writers_in_threads_and_a_process_with_a_follower(
     assert store.verify().ok
 
 
+@pytest.mark.system
 def test_server_restart_mid_load_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     """On a throwaway cluster: restart the server while 4 threads append; every append
     either commits or raises StoreUnavailableError; retries with the same ids are safe."""

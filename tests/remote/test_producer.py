@@ -167,6 +167,7 @@ def test_the_buffer_is_flushed_at_interpreter_exit(served: Served, tmp_path: Pat
     assert len(ids_in(served)) == 250
 
 
+@pytest.mark.system
 def test_kill_9_mid_flush_then_resending_stores_each_event_once(
     served: Served, tmp_path: Path
 ) -> None:

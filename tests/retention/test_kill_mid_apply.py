@@ -19,6 +19,8 @@ import pytest
 from eventvault import NewEvent, Query, open_store
 from eventvault.retention import RECEIPT_TYPE
 
+pytestmark = pytest.mark.system  # see README, "Tests"
+
 ROOT = Path(__file__).resolve().parents[2]
 
 RETENTION = """

@@ -20,6 +20,8 @@ from eventvault.retention import RECEIPT_TYPE
 
 from .test_kill_mid_apply import ROOT, config_for
 
+pytestmark = pytest.mark.system  # see README, "Tests"
+
 TYPES = ["debug.trace", "audit.login", "task.done", "debug.span", "task.started"]
 
 

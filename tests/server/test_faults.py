@@ -12,10 +12,13 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 
 from eventvault import Query, open_store
 
 from .test_process import EV, answers, free_port, write_config
+
+pytestmark = pytest.mark.system  # see README, "Tests"
 
 
 def start(config: Path, port: int) -> subprocess.Popen[bytes]:

@@ -10,6 +10,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
@@ -32,6 +33,7 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", app).exclude(path="/v1/
 EXAMPLES = int(os.environ.get("EV_API_EXAMPLES", "60"))
 
 
+@pytest.mark.system
 @schema.parametrize()
 @settings(
     max_examples=EXAMPLES,

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from eventvault.soak import leak_summary, run_soak
+from eventvault.benchmarks.soak import leak_summary, run_soak
 
 SECONDS = float(os.environ.get("EV_SOAK_SECONDS", "30"))
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("backend", ["file", "postgres"])
 def test_soak_accounts_for_every_acknowledged_event(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
@@ -58,7 +59,7 @@ def test_soak_accounts_for_every_acknowledged_event(
 def test_latency_histograms_give_p99_within_five_percent() -> None:
     import random
 
-    from eventvault.soak import _Latencies, _merged, _p99_ms
+    from eventvault.benchmarks.soak import _Latencies, _merged, _p99_ms
 
     rng = random.Random(3)
     parts = []

@@ -160,6 +160,7 @@ CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.system
 def test_kill_9_loses_no_synced_leaf(tmp_path: Path) -> None:
     path = tmp_path / "t.hashes"
     proc = subprocess.Popen(

@@ -13,7 +13,8 @@ are recorded. At the end:
 * memory and descriptors are reported over time (flat = no leak), with p99
   append and query latencies per minute.
 
-``eventvault bench --soak 30m`` runs it; ``tests/soak/`` runs a one-minute version.
+``eventvault bench --soak 30m`` runs it (through :mod:`.runner`); ``tests/soak/``
+runs a one-minute version.
 """
 
 from __future__ import annotations
@@ -29,13 +30,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import RetentionConfig, RetentionRule
-from .model import NewEvent, Query
-from .registry import open_store
-from .retention import resolve_policy
-from .spi import Retaining
+from ..config import RetentionConfig, RetentionRule
+from ..model import NewEvent, Query
+from ..registry import open_store
+from ..retention import resolve_policy
+from ..spi import Retaining
 
-__all__ = ["SoakReport", "run_soak"]
+__all__ = ["SoakReport", "leak_summary", "run_soak"]
 
 #: (writer, sequence) -> a UUID no other writer or run can produce.
 _NAMESPACE = uuid.UUID("0b4a1f3e-5c2d-4e8f-9a7b-6c5d4e3f2a1b")
