@@ -5,6 +5,7 @@ gone the store works: appends and reads succeed and the chain verifies."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import threading
 from collections.abc import Callable
@@ -119,6 +120,10 @@ class ErrorBoundaryContract(ContractBase):
         store = stores.new()
         store.append(NewEvent(type="t"))
         injector = FaultInjector(store)
+        with injector.raising("_read", KINDS["OSError"]) as probe, contextlib.suppress(Exception):
+            store.read()
+        if probe.calls == 0:  # e.g. the http client, which asks its server instead
+            pytest.skip(f"{type(store).__name__}.read does not go through `_read`")
         with (
             injector.raising("_read", KINDS["OSError"]),
             pytest.raises(StoreUnavailableError, match="injected I/O error") as info,
