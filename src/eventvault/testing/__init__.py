@@ -58,6 +58,7 @@ pytest.register_assert_rewrite(
     "eventvault.testing._base",
     "eventvault.testing._copy",
     "eventvault.testing._errors",
+    "eventvault.testing._frozen",
     "eventvault.testing._read",
     "eventvault.testing._retention",
     "eventvault.testing._runs",
