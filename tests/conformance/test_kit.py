@@ -52,19 +52,28 @@ def test_without_pytest_the_kit_names_the_extra() -> None:
 
 def test_a_third_party_subclass_runs_under_plain_pytest(tmp_path: Path) -> None:
     """One fixture is enough; without a ``tamper`` fixture the tamper tests skip,
-    saying why; the base classes themselves are not collected."""
+    saying why, and so do a capability's tests on a store without it; the base
+    classes themselves are not collected."""
     (tmp_path / "test_mine.py").write_text(
         textwrap.dedent(
             """
             import pytest
 
             from eventvault import MemoryEventStore
-            from eventvault.testing import StoreContract
+            from eventvault.testing import RetentionContract, StoreContract
 
             class TestMine(StoreContract):
                 @pytest.fixture
                 def make_store(self):
                     return lambda: MemoryEventStore()
+
+            class Keeper(MemoryEventStore):
+                supports_retention = False
+
+            class TestKeeper(RetentionContract):
+                @pytest.fixture
+                def make_store(self):
+                    return Keeper
             """
         )
     )
@@ -80,7 +89,7 @@ def test_a_third_party_subclass_runs_under_plain_pytest(tmp_path: Path) -> None:
             "-p",
             "no:randomly",
             "-k",
-            "tamper or closed_store or round_trip",
+            "tamper or closed_store or round_trip or no_policy",
             "test_mine.py",
         ],
         cwd=tmp_path,
@@ -91,4 +100,5 @@ def test_a_third_party_subclass_runs_under_plain_pytest(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "no `tamper` fixture on this test class" in done.stdout
-    assert "4 passed, 1 skipped" in done.stdout, done.stdout
+    assert "does not apply retention" in done.stdout
+    assert "4 passed, 3 skipped" in done.stdout, done.stdout

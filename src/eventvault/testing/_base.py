@@ -24,11 +24,14 @@ __all__ = [
     "StoreFactory",
     "Stores",
     "Tamper",
+    "all_events",
     "assert_increasing",
+    "can_retain",
     "count",
     "ev",
     "import_records",
     "mixed",
+    "need_tamper",
 ]
 
 #: Opens a fresh, empty store; each call a new one.
@@ -107,6 +110,11 @@ def need_tamper(tamper: Tamper | None) -> Tamper:
 def import_records(store: EventStore, records: list[RecordedEvent]) -> list[RecordedEvent]:
     """Write copied records into ``store`` (its import capability), as ``copy`` does."""
     return store._import(Import(records))
+
+
+def can_retain(store: EventStore) -> bool:
+    """Whether ``store`` applies retention (else it refuses with NotSupportedError)."""
+    return store.supports_retention
 
 
 def ev(type: str = "task.completed", **kw: Any) -> NewEvent:
