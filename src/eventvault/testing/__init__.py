@@ -5,13 +5,14 @@ or third party — runs the contract by subclassing and giving one fixture,
 ``make_store``: a zero-argument callable that opens a fresh, empty store (a new
 one on each call)::
 
+    import itertools
     import pytest
     import eventvault.testing
 
     class TestMine(eventvault.testing.StoreContract):
         @pytest.fixture
         def make_store(self, tmp_path):
-            n = iter(range(1_000_000))
+            n = itertools.count()
             return lambda: MyStore(tmp_path / f"store-{next(n)}")
 
 then plain ``pytest``. The classes:
