@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from eventvault import EventStore
@@ -59,3 +60,43 @@ class Served:
         self.thread.join(20)
         self.sock.close()
         self.backing.close()
+
+
+class ServedStores:
+    """Each :meth:`new` store is an http client of its own server, serving a fresh
+    store from ``backing``; :meth:`stop_all` stops every server (and closes what it
+    serves)."""
+
+    def __init__(self, backing: Callable[[], EventStore]) -> None:
+        self._backing = backing
+        self.by_url: dict[str, Served] = {}
+
+    def new(self) -> EventStore:
+        from .backends import open_http
+
+        served = Served(self._backing())
+        self.by_url[served.url] = served
+        return open_http(served.url)
+
+    def tamper_behind(self, inner: Callable[[EventStore, int], EventStore]) -> Any:
+        """Tamper with the store behind the client's server; the client stays the same."""
+
+        def tamper(store: EventStore, position: int) -> EventStore:
+            served = self.by_url[store.url]  # type: ignore[attr-defined]
+            served.swap(inner(served.backing, position))
+            return store
+
+        return tamper
+
+    def stop_all(self) -> None:
+        for served in self.by_url.values():
+            served.stop()
+
+
+def reopen_http(store: EventStore) -> EventStore:
+    """A new client of the same server."""
+    from .backends import open_http
+
+    url: str = store.url  # type: ignore[attr-defined]
+    store.close()
+    return open_http(url)

@@ -8,7 +8,7 @@ import pytest
 
 from eventvault import EventStore
 
-from ..conformance.conftest import CLEANUP, FACTORIES, Place
+from ..conformance.backends import CLEANUP, FACTORIES, Place
 
 
 @pytest.fixture(params=sorted(FACTORIES))

@@ -1,5 +1,5 @@
-"""A fault-injecting harness for stores (a test utility; meant to become public as
-``eventvault.testing`` once its shape has settled).
+"""A fault-injecting harness for stores (public: a backend's own tests use it too;
+:class:`eventvault.testing.StoreContract`'s error boundary tests run on it).
 
 :class:`FaultInjector` makes one method of a live store's backend
 (``store.backend``, the :mod:`eventvault.spi` object behind the façade) raise — an
@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from eventvault import EventStore
+from ..store import EventStore
 
 __all__ = ["Fault", "FaultInjector"]
 

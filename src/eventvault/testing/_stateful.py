@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import hypothesis.strategies as st
-import pytest
 from hypothesis import HealthCheck, settings
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-
-from eventvault import (
-    NO_STREAM,
-    EventStore,
-    EventVaultError,
-    MemoryEventStore,
-    NewEvent,
-    Query,
-    RecordedEvent,
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
 )
 
-from .conftest import CLEANUP, FACTORIES, Place
+from ..backends.memory import MemoryEventStore
+from ..errors import EventVaultError
+from ..model import NO_STREAM, NewEvent, Query, RecordedEvent
+from ..store import EventStore
+from ._base import ContractBase, StoreFactory
+
+__all__ = ["StatefulContract"]
 
 STREAMS = st.sampled_from(["s1", "s2", "s3"])
 TYPES = st.sampled_from(["a.x", "a.y", "b.z"])
@@ -49,14 +48,14 @@ def outcome(store: EventStore, fn: Any) -> Any:
         return ("error", type(exc).__name__)
 
 
-def make_machine(backend: str) -> type[RuleBasedStateMachine]:
+def make_machine(make_store: StoreFactory) -> type[RuleBasedStateMachine]:
+    """A state machine whose every run opens a fresh store with ``make_store``."""
+
     class Compare(RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
-            self.tmp = tempfile.TemporaryDirectory()
             self.ref = MemoryEventStore()
-            self.place = Place(Path(self.tmp.name), None)
-            self.sut = FACTORIES[backend](self.place)
+            self.sut = make_store()
             self.sent: list[NewEvent] = []
 
         def both(self, fn: Any) -> None:
@@ -120,7 +119,8 @@ def make_machine(backend: str) -> type[RuleBasedStateMachine]:
             )
 
             def pages(s: EventStore) -> list[list[tuple[Any, ...]]]:
-                out, cursor = [], None
+                out: list[list[tuple[Any, ...]]] = []
+                cursor = None
                 while True:
                     page = s.read(q, cursor=cursor)
                     out.append([view(e) for e in page.events])
@@ -140,28 +140,23 @@ def make_machine(backend: str) -> type[RuleBasedStateMachine]:
 
         def teardown(self) -> None:
             self.sut.close()
-            if backend in CLEANUP:
-                CLEANUP[backend](self.place)
-            self.tmp.cleanup()
+            self.ref.close()
 
-    Compare.__name__ = f"Compare_{backend}"
     return Compare
 
 
-_settings = settings(
-    max_examples=25,
-    stateful_step_count=25,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-TestFileAgainstMemory = make_machine("file").TestCase
-TestFileAgainstMemory.settings = _settings
-TestPostgresAgainstMemory = pytest.mark.usefixtures("postgres_dsn")(
-    make_machine("postgres").TestCase
-)
-TestPostgresAgainstMemory.settings = settings(
-    max_examples=10,
-    stateful_step_count=20,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+class StatefulContract(ContractBase):
+    """The backend and the memory reference, driven by the same random operations,
+    give the same answers (positions, revisions, errors, pages) and the backend's
+    chain verifies after every step. Each example opens a fresh store with
+    ``make_store``; override :attr:`stateful_settings` for a slower backend."""
+
+    stateful_settings: ClassVar[settings] = settings(
+        max_examples=25,
+        stateful_step_count=25,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+
+    def test_agrees_with_the_memory_reference(self, make_store: StoreFactory) -> None:
+        run_state_machine_as_test(make_machine(make_store), settings=self.stateful_settings)
