@@ -40,7 +40,7 @@ from .model import (
 )
 from .registry import backend_names, open_store, register_backend
 from .retention import RECEIPT_TYPE, Policy, resolve_policy
-from .retention_plan import GroupPlan, RetentionPlan, RetentionReport
+from .retention.plan import GroupPlan, RetentionPlan, RetentionReport
 from .store import EventStore
 
 __version__ = "0.1.0"

@@ -28,6 +28,7 @@ import msgspec
 
 from .errors import ConfigError
 from .filemodes import check_private
+from .retention.config import RetentionConfig, RetentionRule
 from .strict import explain_struct_error, struct_field_names, unknown_name
 from .timeutil import parse_duration
 
@@ -39,6 +40,7 @@ __all__ = [
     "EventStoreDBConfig",
     "HttpConfig",
     "RetentionConfig",
+    "RetentionRule",
     "ServerConfig",
     "StoreConfig",
     "discover_config_path",
@@ -104,22 +106,6 @@ class StoreConfig(_Section):
     eventstoredb: EventStoreDBConfig = msgspec.field(default_factory=EventStoreDBConfig)
     memory: MemoryConfig = msgspec.field(default_factory=MemoryConfig)
     http: HttpConfig = msgspec.field(default_factory=HttpConfig)
-
-
-class RetentionRule(_Section):
-    types: list[str] = msgspec.field(default_factory=list)
-    streams: list[str] = msgspec.field(default_factory=list)
-    max_age: str | None = None
-    max_count: int | None = None
-    keep: Literal["forever"] | None = None
-
-
-class RetentionConfig(_Section):
-    max_age: str | None = None
-    max_count: int | None = None
-    check_interval: str = "1h"
-    allow_short: bool = False
-    rules: list[RetentionRule] = msgspec.field(default_factory=list)
 
 
 class TokenConfig(_Section):

@@ -34,10 +34,10 @@ from typing import ClassVar
 from uuid import UUID
 
 from .errors import EventVaultError, NotSupportedError
-from .groupcommit import Import
-from .model import ExpectedRevision, NewEvent, Query, RecordedEvent, StoreStats
+from .model import ExpectedRevision, Import, NewEvent, Query, RecordedEvent, StoreStats
 from .retention import Policy
-from .retention_plan import EventHead, GroupEvents, GroupPlan, Run, plan_groups
+from .retention.plan import EventHead, GroupEvents, GroupPlan, plan_groups
+from .retention.receipts import Run
 from .timeutil import from_us, to_us
 
 __all__ = ["Backend", "Importing", "ProgressCallback", "Retaining"]
@@ -140,7 +140,7 @@ class Importing(ABC):
 class Retaining(ABC):
     """A backend that can remove the events a retention plan names.
 
-    The retention algorithm (:mod:`eventvault.retention_apply`) is the façade's; the
+    The retention algorithm (:mod:`eventvault.retention.apply`) is the façade's; the
     backend provides the scans it plans from and the removal it applies. The
     defaults here scan through :meth:`Backend.read`; backends with indexes override
     them.
@@ -172,7 +172,7 @@ class Retaining(ABC):
 
     def walk_heads(self, before: int) -> Iterator[EventHead]:
         """Every stored event below position ``before``, in order — at least the fields
-        of :class:`~eventvault.retention_plan.EventHead` (the default yields whole
+        of :class:`~eventvault.retention.plan.EventHead` (the default yields whole
         events)."""
         return self._scan(before)
 

@@ -30,7 +30,6 @@ from uuid import UUID
 import msgspec
 
 from .boundary import translate
-from .chain import GENESIS, verify_chain
 from .cursor import decode_cursor, encode_cursor
 from .errors import (
     CorruptionError,
@@ -39,10 +38,12 @@ from .errors import (
     StoreClosedError,
     ValidationError,
 )
-from .groupcommit import Import
+from .integrity.bridges import Bridges
+from .integrity.chain import GENESIS, verify_chain
 from .model import (
     AppendResult,
     ExpectedRevision,
+    Import,
     NewEvent,
     Page,
     Query,
@@ -51,17 +52,16 @@ from .model import (
     VerifyResult,
 )
 from .retention import RECEIPT_TYPE, Policy
-from .retention_apply import apply_plan
-from .retention_plan import (
-    Bridges,
+from .retention.apply import apply_plan
+from .retention.plan import (
     EventHead,
     GroupEvents,
     GroupPlan,
     RetentionPlan,
     RetentionReport,
-    Run,
     plan_groups,
 )
+from .retention.receipts import Run
 from .sequencer import DEFAULT_MAX_EVENT_BYTES, Results
 from .timeutil import from_us, to_us
 
@@ -302,7 +302,7 @@ class EventStore(ABC):
         progress: ProgressCallback | None,
     ) -> None:
         """Remove every stored event inside ``runs``, **newest run first**, each step
-        atomic (see :mod:`eventvault.retention_plan`). ``tails``: the last removed
+        atomic (see :mod:`eventvault.retention.receipts`). ``tails``: the last removed
         revision per stream, which the backend must keep so revisions never restart.
         ``receipts``: the stored receipts that name the runs."""
         raise NotSupportedError(f"the {self.backend_name} backend cannot remove events")

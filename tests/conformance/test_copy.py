@@ -11,7 +11,7 @@ import pytest
 from eventvault import EventStore, MemoryEventStore, NewEvent, Query
 from eventvault.copy import CopyError, CopyReport, compare_stores, copy_store
 from eventvault.errors import DuplicateEventError, NotSupportedError
-from eventvault.groupcommit import Import
+from eventvault.model import Import
 
 from .conftest import StoreFactory
 from .helpers import count, mixed

@@ -18,7 +18,7 @@ import pytest
 from eventvault import EventStore, NewEvent, Query, RecordedEvent
 from eventvault.config import RetentionConfig, RetentionRule
 from eventvault.errors import NotSupportedError, ValidationError
-from eventvault.groupcommit import Import
+from eventvault.model import Import
 from eventvault.retention import RECEIPT_TYPE, Policy, resolve_policy
 
 from .conftest import StoreFactory

@@ -19,11 +19,10 @@ from uuid import UUID
 
 import msgspec
 
-from ..chain import GENESIS
 from ..config import Config
-from ..groupcommit import Import
-from ..model import ExpectedRevision, NewEvent, Query, RecordedEvent, StoreStats
-from ..retention_plan import Run, RunIndex
+from ..integrity.chain import GENESIS
+from ..model import ExpectedRevision, Import, NewEvent, Query, RecordedEvent, StoreStats
+from ..retention.receipts import Run, RunIndex
 from ..sequencer import (
     DEFAULT_MAX_EVENT_BYTES,
     ChainHead,

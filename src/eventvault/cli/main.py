@@ -820,7 +820,7 @@ def retention_apply(ctx: Ctx, /, at: str | None, yes: bool, fmt: str) -> None:
             )
         )
     else:
-        from ..retention_schedule import describe_report
+        from ..retention.schedule import describe_report
 
         click.echo(describe_report(report))
 
@@ -845,7 +845,7 @@ def retention_run(ctx: Ctx, /, every: str | None) -> None:
     import signal
     import threading
 
-    from ..retention_schedule import RetentionScheduler
+    from ..retention.schedule import RetentionScheduler
     from ..timeutil import parse_duration
 
     logging.basicConfig(

@@ -33,8 +33,8 @@ from starlette.responses import Response, StreamingResponse
 from .. import errors
 from ..config import Config
 from ..model import MAX_POSITION, Query, RecordedEvent
-from ..retention_plan import RetentionReport
-from ..retention_schedule import RetentionScheduler
+from ..retention.plan import RetentionReport
+from ..retention.schedule import RetentionScheduler
 from ..store import EventStore, as_uuid
 from ..strict import check_names
 from ..timeutil import parse_duration

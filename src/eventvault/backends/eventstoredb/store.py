@@ -39,14 +39,13 @@ from uuid import UUID
 
 import msgspec
 
-from ...chain import GENESIS
 from ...errors import (
     ConfigError,
     MissingExtraError,
     StoreUnavailableError,
 )
-from ...groupcommit import Import
-from ...model import ExpectedRevision, NewEvent, Query, RecordedEvent, StoreStats
+from ...integrity.chain import GENESIS
+from ...model import ExpectedRevision, Import, NewEvent, Query, RecordedEvent, StoreStats
 from ...sequencer import (
     DEFAULT_MAX_EVENT_BYTES,
     ChainHead,

@@ -57,9 +57,10 @@ from ...errors import (
     StoreUnavailableError,
     ValidationError,
 )
-from ...groupcommit import Import, Request
+from ...groupcommit import Request
 from ...model import (
     ExpectedRevision,
+    Import,
     NewEvent,
     Query,
     RecordedEvent,
@@ -67,7 +68,8 @@ from ...model import (
     VerifyResult,
 )
 from ...retention import Policy
-from ...retention_plan import GroupEvents, Run
+from ...retention.plan import GroupEvents
+from ...retention.receipts import Run
 from ...sequencer import DEFAULT_MAX_EVENT_BYTES
 from ...store import EventStore, ProgressCallback
 from . import readonly, removal

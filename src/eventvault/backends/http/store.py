@@ -25,8 +25,7 @@ from uuid import UUID
 import httpx
 
 from ... import errors
-from ...groupcommit import Import
-from ...model import ExpectedRevision, NewEvent, Page, Query, RecordedEvent, StoreStats
+from ...model import ExpectedRevision, Import, NewEvent, Page, Query, RecordedEvent, StoreStats
 from ...sequencer import Results
 from ...store import EventStore
 from .protocol import (

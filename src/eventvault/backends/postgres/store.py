@@ -52,7 +52,6 @@ from uuid import UUID
 import msgspec
 
 from ... import sequencer as _sequencer
-from ...chain import GENESIS
 from ...config import postgres_schema_problem
 from ...errors import (
     ConfigError,
@@ -65,10 +64,12 @@ from ...errors import (
     StoreNotFoundError,
     StoreUnavailableError,
 )
-from ...groupcommit import GroupCommit, Import, Request
-from ...model import ExpectedRevision, NewEvent, Query, RecordedEvent, StoreStats
+from ...groupcommit import GroupCommit, Request
+from ...integrity.chain import GENESIS
+from ...model import ExpectedRevision, Import, NewEvent, Query, RecordedEvent, StoreStats
 from ...retention import Policy
-from ...retention_plan import EventHead, GroupPlan, Run
+from ...retention.plan import EventHead, GroupPlan
+from ...retention.receipts import Run
 from ...sequencer import DEFAULT_MAX_EVENT_BYTES, ChainHead, stamp_group
 from ...store import EventStore, ProgressCallback
 
