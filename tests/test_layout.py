@@ -26,6 +26,20 @@ REASON = "over 600 lines because"
 #: It should end empty; a cycle not listed here fails the test.
 ALLOWED_CYCLES: frozenset[tuple[str, ...]] = frozenset()
 
+#: Modules over the limit being split elsewhere in issue 18 (by the helpers that own
+#: them). It should end empty: a module listed here that is back under the limit, or
+#: says why at its top, fails :func:`test_oversized_still_listed`.
+OVERSIZED_FOR_NOW: frozenset[str] = frozenset(
+    {
+        "eventvault.backends.file.index",
+        "eventvault.backends.postgres.store",
+        "eventvault.cli.bench",
+        "eventvault.cli.main",
+        "eventvault.server.app",
+        "eventvault.store",
+    }
+)
+
 #: What ``eventvault.config`` may import of eventvault: leaf utilities only.
 CONFIG_MAY_IMPORT = {
     "eventvault.errors",
@@ -177,21 +191,32 @@ def test_backend_config_modules_import_only_msgspec() -> None:
             for n in _imports(tree)
             for a in n.names
         }
-        assert imported <= {"__future__", "msgspec", "typing", "datetime"}, (name, imported)
+        assert imported <= {"__future__", "datetime", "msgspec", "re", "typing"}, (name, imported)
 
 
-@pytest.mark.parametrize("name", sorted(_modules()))
-def test_module_size(name: str) -> None:
-    path = _modules()[name]
+def _oversized(path: Path) -> int | None:
+    """The module's line count when it is over the limit without a reason, else None."""
     text = path.read_text(encoding="utf-8")
     lines = text.count("\n")
-    if lines <= MAX_LINES:
-        return
-    doc = ast.get_docstring(ast.parse(text)) or ""
-    assert REASON in doc, (
+    if lines <= MAX_LINES or REASON in (ast.get_docstring(ast.parse(text)) or ""):
+        return None
+    return lines
+
+
+@pytest.mark.parametrize("name", sorted(set(_modules()) - OVERSIZED_FOR_NOW))
+def test_module_size(name: str) -> None:
+    path = _modules()[name]
+    lines = _oversized(path)
+    assert lines is None, (
         f"{path.relative_to(SRC.parent)} has {lines} lines: split it, or say at its top why "
         f"not (a docstring line containing {REASON!r})"
     )
+
+
+def test_oversized_still_listed() -> None:
+    modules = _modules()
+    done = sorted(n for n in OVERSIZED_FOR_NOW if n not in modules or not _oversized(modules[n]))
+    assert not done, f"take these off OVERSIZED_FOR_NOW: {done}"
 
 
 def test_the_finder_finds_cycles(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from . import errors
 from .backends.memory import MemoryEventStore
-from .config import Config, load_config
+from .config import Config
 from .errors import (
     ConfigError,
     CorruptionError,
@@ -38,7 +38,7 @@ from .model import (
     StoreStats,
     VerifyResult,
 )
-from .registry import backend_names, open_store, register_backend
+from .registry import backend_names, load_config, open_store, register_backend
 from .retention import RECEIPT_TYPE, Policy, resolve_policy
 from .retention.plan import GroupPlan, RetentionPlan, RetentionReport
 from .store import EventStore

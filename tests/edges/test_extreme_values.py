@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from eventvault import ConfigError, MemoryEventStore, NewEvent, Query, ValidationError
 from eventvault.backends.file import FileEventStore
-from eventvault.config import load_config
+from eventvault import load_config
 from eventvault.model import parse_expected_revision
 from eventvault.timeutil import parse_duration, parse_time
 

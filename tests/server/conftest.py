@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from eventvault.backends.file import FileEventStore
-from eventvault.config import Config, load_config
+from eventvault import load_config
+from eventvault.config import Config
 from eventvault.server import create_app
 
 ClientMaker = Callable[..., Any]

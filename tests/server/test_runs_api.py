@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from eventvault.backends.file import FileEventStore
-from eventvault.config import load_config
+from eventvault import load_config
 from eventvault.server import create_app
 
 from .conftest import ClientMaker, running

@@ -31,6 +31,8 @@ import click
 import msgspec
 
 from .. import errors
+from ..backends.file.config import FileConfig
+from ..backends.postgres.config import PostgresConfig
 from ..config import DEFAULT_FILE_NAME
 from ..model import (
     MAX_LIMIT,
@@ -165,7 +167,10 @@ def init(ctx: Ctx, /, write_config: bool) -> None:
         ctx.say(f"wrote {target}")
     cfg = ctx.config()
     with open_store(cfg) as store:
-        where = {"file": cfg.store.file.path, "postgres": f"schema {cfg.store.postgres.schema}"}
+        where = {
+            "file": cfg.store.options(FileConfig).path,
+            "postgres": f"schema {cfg.store.options(PostgresConfig).schema}",
+        }
         detail = f" ({where[cfg.backend]})" if cfg.backend in where else ""
         ctx.say(f"store ready: {cfg.backend} backend{detail}, {store.head()} events")
 

@@ -52,7 +52,6 @@ from uuid import UUID
 import msgspec
 
 from ... import sequencer as _sequencer
-from ...config import postgres_schema_problem
 from ...errors import (
     ConfigError,
     ConflictError,
@@ -82,6 +81,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise MissingExtraError("postgres", exc.name or "psycopg") from exc
 
 from . import retention as _retention
+from .config import postgres_schema_problem
 from .schema import SCHEMA_VERSION, channel_name, migrate, schema_version
 
 __all__ = ["PostgresEventStore"]
