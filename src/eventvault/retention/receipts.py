@@ -10,7 +10,8 @@ sequences of stored events, each with the hash of its last event and the stored
 event just before it. ``verify`` bridges a hole before a surviving event ``s``
 only with the hash recorded for a run end between the previous survivor and
 ``s``, and only if recorded runs account for the whole hole (see
-:class:`Bridges`); any other hole still breaks the chain (that is tampering).
+:class:`eventvault.integrity.bridges.Bridges`); any other hole still breaks the chain
+(that is tampering).
 
 Backends remove runs **newest first**, each step atomic. Whatever instant a crash
 hits, a run is then either whole, gone, or cut down to its older part — and every
