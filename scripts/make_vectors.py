@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from eventvault.canonical import CANONICAL_VERSION, canonical_event_bytes
-from eventvault.chain import GENESIS
+from eventvault.integrity.canonical import CANONICAL_VERSION, canonical_event_bytes
+from eventvault.integrity.chain import GENESIS
 from eventvault.tlog import MemoryHashStore, MerkleTree, leaf_hash
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "vectors"

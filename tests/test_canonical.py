@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 
 from eventvault import NewEvent, ValidationError
-from eventvault.canonical import canonical_event_bytes, check_json_object
+from eventvault.integrity.canonical import canonical_event_bytes, check_json_object
 
 TEXT = st.text(
     st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=20
@@ -63,7 +63,7 @@ def pg(postgres_dsn: str) -> Iterator[psycopg.Connection]:
 @settings(max_examples=300, deadline=None)
 @given(data=OBJECTS)
 def test_canonical_form_survives_a_jsonb_round_trip(pg: psycopg.Connection, data: dict) -> None:
-    from eventvault.canonical import _encoder  # the encoder the stores write with
+    from eventvault.integrity.canonical import _encoder
 
     text = _encoder.encode(data).decode()
     (back,) = pg.execute("select (%s::jsonb)::text", (text,)).fetchone()  # type: ignore[misc]
@@ -121,7 +121,7 @@ def test_tuples_are_accepted_as_arrays() -> None:
 
 
 def test_same_payload_compares_what_the_chain_covers() -> None:
-    from eventvault.canonical import same_payload
+    from eventvault.integrity.canonical import same_payload
 
     # What PostgreSQL JSONB gives back for these is another Python value, same JSON.
     assert same_payload({"a": 1e23, "b": 1e308}, {"b": 10**308, "a": 10**23})

@@ -8,6 +8,8 @@ import pytest
 
 from eventvault import ConfigError, MemoryEventStore, load_config, open_store
 from eventvault.backends.file import FileEventStore
+from eventvault.backends.file.config import FileConfig
+from eventvault.backends.postgres.config import PostgresConfig
 from eventvault.timeutil import parse_duration, parse_time
 
 
@@ -23,7 +25,7 @@ def test_built_in_default_is_the_file_backend(
     monkeypatch.delenv("EVENTVAULT_CONFIG", raising=False)
     cfg = load_config(env={})
     assert cfg.backend == "file"
-    assert cfg.store.file.path == str(tmp_path / "eventvault-data")
+    assert cfg.store.options(FileConfig).path == str(tmp_path / "eventvault-data")
     assert cfg.source == "built-in default"
 
 
@@ -34,15 +36,15 @@ def test_discovery_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     explicit = write(tmp_path / "explicit.toml", '[store.file]\npath = "explicit"\n')
     assert load_config(env={}).source == local.name
     monkeypatch.setenv("EVENTVAULT_CONFIG", str(env_file))
-    assert load_config().store.file.path == str(tmp_path / "from-env")
-    assert load_config(explicit).store.file.path == str(tmp_path / "explicit")
+    assert load_config().store.options(FileConfig).path == str(tmp_path / "from-env")
+    assert load_config(explicit).store.options(FileConfig).path == str(tmp_path / "explicit")
 
 
 def test_relative_paths_resolve_against_the_config_file(tmp_path: Path) -> None:
     sub = tmp_path / "conf"
     sub.mkdir()
     cfg = load_config(write(sub / "c.toml", '[store.file]\npath = "data"\n'), env={})
-    assert cfg.store.file.path == str(sub / "data")
+    assert cfg.store.options(FileConfig).path == str(sub / "data")
 
 
 def test_environment_interpolation(tmp_path: Path) -> None:
@@ -52,9 +54,9 @@ def test_environment_interpolation(tmp_path: Path) -> None:
         'schema = "${SCHEMA:-ev}"\n[store.file]\npath = "/a/$$literal"\n',
     )
     cfg = load_config(path, env={"PW": "s3cret"})
-    assert cfg.store.postgres.dsn == "postgresql://u:s3cret@h/db"
-    assert cfg.store.postgres.schema == "ev"
-    assert cfg.store.file.path == "/a/$literal"
+    assert cfg.store.options(PostgresConfig).dsn == "postgresql://u:s3cret@h/db"
+    assert cfg.store.options(PostgresConfig).schema == "ev"
+    assert cfg.store.options(FileConfig).path == "/a/$literal"
     with pytest.raises(ConfigError, match=r"store\.postgres\.dsn.*PW is not set"):
         load_config(path, env={})
 
@@ -65,7 +67,7 @@ def test_environment_overrides_win(tmp_path: Path) -> None:
         path, env={"EVENTVAULT_BACKEND": "memory", "EVENTVAULT_POSTGRES_DSN": "postgresql://x/y"}
     )
     assert cfg.backend == "memory"
-    assert cfg.store.postgres.dsn == "postgresql://x/y"
+    assert cfg.store.options(PostgresConfig).dsn == "postgresql://x/y"
 
 
 @pytest.mark.parametrize(
@@ -146,15 +148,14 @@ scopes = ["append", "read"]
 
 def test_registering_a_backend(tmp_path: Path) -> None:
     from eventvault import register_backend
-    from eventvault.registry import _BACKENDS, _FACTORIES
+    from eventvault.registry import _REGISTRY
 
     register_backend("custom", lambda cfg: MemoryEventStore())
     try:
         with open_store({"store": {"backend": "custom"}}) as store:
             assert isinstance(store, MemoryEventStore)
     finally:
-        _BACKENDS.pop("custom")
-        _FACTORIES.pop("custom")
+        _REGISTRY.pop("custom")
 
 
 @pytest.mark.parametrize(

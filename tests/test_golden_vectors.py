@@ -22,8 +22,8 @@ from uuid import UUID
 import pytest
 
 from eventvault import RecordedEvent
-from eventvault.canonical import CANONICAL_VERSION, canonical_event_bytes
-from eventvault.chain import GENESIS, record_hash, verify_chain
+from eventvault.integrity.canonical import CANONICAL_VERSION, canonical_event_bytes
+from eventvault.integrity.chain import GENESIS, record_hash, verify_chain
 
 ROOT = Path(__file__).resolve().parent.parent
 VECTORS: Any = json.loads((ROOT / "tests" / "vectors" / "canonical_v1.json").read_text("utf-8"))

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from eventvault.config import load_config
+from eventvault import load_config
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 _FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.S | re.M)

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eventvault.chain import GENESIS, verify_chain
+from eventvault.integrity.chain import GENESIS, verify_chain
 from eventvault.errors import DuplicateEventError, ValidationError, WrongExpectedRevisionError
 from eventvault.groupcommit import Request
 from eventvault.model import ExpectedRevision, NewEvent, RecordedEvent

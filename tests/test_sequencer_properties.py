@@ -9,9 +9,9 @@ from uuid import UUID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eventvault.chain import GENESIS, verify_chain
 from eventvault.errors import EventVaultError, WrongExpectedRevisionError
 from eventvault.groupcommit import Request
+from eventvault.integrity.chain import GENESIS, verify_chain
 from eventvault.model import ExpectedRevision, NewEvent, RecordedEvent
 from eventvault.sequencer import ChainHead, StampedBatch, stamp_batch, stamp_group
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from . import errors
 from .backends.memory import MemoryEventStore
-from .config import Config, load_config
+from .config import Config
 from .copy import Comparison, CopyError, CopyProgress, CopyReport, compare_stores, copy_store
 from .errors import (
     AccessError,
@@ -48,9 +48,9 @@ from .model import (
     StoreStats,
     VerifyResult,
 )
-from .registry import backend_names, open_store, register_backend
+from .registry import backend_names, load_config, open_store, register_backend
 from .retention import RECEIPT_TYPE, Policy, resolve_policy
-from .retention_plan import GroupPlan, RetentionPlan, RetentionReport
+from .retention.plan import GroupPlan, RetentionPlan, RetentionReport
 from .store import EventStore
 
 __version__ = "0.1.0"

@@ -5,11 +5,18 @@ Discovery order: an explicit path (``--config``) > ``$EVENTVAULT_CONFIG`` >
 
 * ``${VAR}`` (or ``${VAR:-fallback}``) in any string value is replaced from the
   environment — the way to keep secrets out of the file. ``$$`` is a literal ``$``.
-* Environment overrides (:data:`ENV_OVERRIDES`) win over the file.
+* Environment overrides (:data:`CORE_ENV_OVERRIDES`, and each backend's) win over
+  the file.
 * Relative paths in a file resolve against the file's directory, so a config works
   from any working directory.
 * Unknown keys, wrong types and bad values fail at load with the key path, the
   value and the reason.
+* ``[store.<name>]`` is the options table of backend ``<name>``, validated by the
+  struct it registered (:func:`eventvault.registry.register_backend`); read it with
+  :meth:`StoreConfig.options`.
+
+A leaf: this module knows no backend and no registry (they give it what it needs,
+:class:`BackendOptions`), so anything may import it.
 """
 
 from __future__ import annotations
@@ -19,107 +26,105 @@ import re
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple, TypeVar
 
 import msgspec
 
 from .errors import ConfigError
 from .filemodes import check_private
+from .retention.config import RetentionConfig, RetentionRule
 from .strict import explain_struct_error, struct_field_names, unknown_name
 from .timeutil import parse_duration
 
 __all__ = [
-    "ENV_OVERRIDES",
+    "CORE_ENV_OVERRIDES",
+    "BackendOptions",
     "Config",
-    "FileConfig",
-    "PostgresConfig",
-    "EventStoreDBConfig",
-    "HttpConfig",
+    "NoOptions",
     "RetentionConfig",
+    "RetentionRule",
     "ServerConfig",
     "StoreConfig",
+    "TokenConfig",
     "discover_config_path",
-    "load_config",
-    "postgres_schema_problem",
+    "read_config",
 ]
 
 DEFAULT_FILE_NAME = "eventvault.toml"
-DEFAULT_DATA_DIR = "eventvault-data"
+
+S = TypeVar("S", bound=msgspec.Struct)
 
 
 class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     pass
 
 
-class FileConfig(_Section):
-    path: str = DEFAULT_DATA_DIR
-    fsync: Literal["always", "interval", "never"] = "always"
-    fsync_interval: str = "200ms"
-    segment_max_bytes: int = 64 * 1024 * 1024
-    file_mode: int = 0o600
-    dir_mode: int = 0o700
-    read_only: bool = False  # true: never write (false: still read-only if unwritable)
+class NoOptions(_Section):
+    """The options of a backend that has none (``memory``; a backend registered
+    without ``config_type``): its ``[store.<name>]`` table, if any, must be empty.
+
+    A backend's options type is a msgspec Struct with ``forbid_unknown_fields=True``
+    (so a typo is an error). Besides its fields it may declare, as class variables,
+    what :func:`read_config` checks the same way for every backend:
+    ``INTEGERS`` (key -> (lowest, highest)), ``DURATIONS`` (key -> the longest
+    :class:`~datetime.timedelta`), ``PATHS`` (keys resolved against the config
+    file's directory), and a method ``check(self) -> tuple[str, str] | None``
+    returning the first problem as (key, or "" for the table; reason).
+    """
 
 
-class PostgresConfig(_Section):
-    dsn: str | None = None  # required with backend = "postgres" (no silent default)
-    schema: str = "eventvault"
-    pool_min: int = 1
-    pool_max: int = 10
-    connect_timeout: str = "10s"
-    statement_timeout: str = "30s"
-    create_schema: bool = True
+class BackendOptions(NamedTuple):
+    """What :func:`read_config` knows of one backend (given by the registry)."""
+
+    config_type: type[msgspec.Struct]
+    #: environment variable -> the key of ``[store.<name>]`` it overrides
+    env: Mapping[str, str]
 
 
-class EventStoreDBConfig(_Section):
-    uri: str = "kurrentdb://127.0.0.1:2113?tls=false"
-    timeout: str = "10s"
-    log_stream: str = "eventvault"
-    use_correlation_projection: bool = False
+class _StoreKeys(_Section):
+    """The ``[store]`` keys that are not a backend's table."""
 
-
-class MemoryConfig(_Section):
-    pass
-
-
-class HttpConfig(_Section):
-    """A store behind ``eventvault serve`` (``backend = "http"``)."""
-
-    url: str | None = None  # required with backend = "http", e.g. https://ev.example:8730
-    token: str | None = None  # a bearer token; keep it out of the file: "${EVENTVAULT_TOKEN}"
-    timeout: str = "30s"  # connect / read / write, each
-    retries: int = 3  # extra attempts, only where safe (see eventvault.backends.http)
-    ca_file: str | None = None  # a PEM bundle to trust instead of the system's
-    verify_tls: bool = True
-
-
-class StoreConfig(_Section):
     backend: str = "file"
     max_event_bytes: int = 1024 * 1024
-    file: FileConfig = msgspec.field(default_factory=FileConfig)
-    postgres: PostgresConfig = msgspec.field(default_factory=PostgresConfig)
-    eventstoredb: EventStoreDBConfig = msgspec.field(default_factory=EventStoreDBConfig)
-    memory: MemoryConfig = msgspec.field(default_factory=MemoryConfig)
-    http: HttpConfig = msgspec.field(default_factory=HttpConfig)
 
 
-class RetentionRule(_Section):
-    types: list[str] = msgspec.field(default_factory=list)
-    streams: list[str] = msgspec.field(default_factory=list)
-    max_age: str | None = None
-    max_count: int | None = None
-    keep: Literal["forever"] | None = None
+class StoreConfig(msgspec.Struct, kw_only=True):
+    """``[store]``: the backend to use, and every registered backend's options.
 
+    Read a backend's options, validated, with :meth:`options` — typed by the
+    backend's own struct::
 
-class RetentionConfig(_Section):
-    max_age: str | None = None
-    max_count: int | None = None
-    check_interval: str = "1h"
-    allow_short: bool = False
-    rules: list[RetentionRule] = msgspec.field(default_factory=list)
+        from eventvault.backends.file.config import FileConfig
+        path = cfg.store.options(FileConfig).path
+    """
+
+    backend: str = "file"
+    max_event_bytes: int = 1024 * 1024
+    sections: dict[str, Any] = msgspec.field(default_factory=dict)
+    """Backend name -> its validated ``[store.<name>]`` table (every registered
+    backend's, defaults where the file has none). Not a TOML key."""
+
+    def _name_of(self, kind: type[msgspec.Struct]) -> str | None:
+        if type(self.sections.get(self.backend)) is kind:
+            return self.backend
+        return next((n for n, v in self.sections.items() if type(v) is kind), None)
+
+    def options(self, kind: type[S]) -> S:
+        """The options of type ``kind``: the chosen backend's when it has that type,
+        else the backend's that has it; its defaults when none was loaded (a
+        :class:`Config` built in code)."""
+        name = self._name_of(kind)
+        found = self.sections.get(name) if name is not None else None
+        return found if isinstance(found, kind) else kind()
+
+    def with_options(self, options: msgspec.Struct, name: str | None = None) -> StoreConfig:
+        """A copy with ``options`` as the table of ``name`` (by default: the backend
+        whose options have that type, else the chosen backend)."""
+        name = name or self._name_of(type(options)) or self.backend
+        return msgspec.structs.replace(self, sections={**self.sections, name: options})
 
 
 class TokenConfig(_Section):
@@ -152,6 +157,14 @@ class ServerConfig(_Section):
     max_response_bytes: int = 64 * 1024 * 1024  # a read's page beyond it is streamed
 
 
+class _Document(_Section):
+    """The file's shape, as converted (the backends' tables apart)."""
+
+    store: _StoreKeys = msgspec.field(default_factory=_StoreKeys)
+    retention: RetentionConfig | None = None
+    server: ServerConfig = msgspec.field(default_factory=ServerConfig)
+
+
 class Config(_Section):
     store: StoreConfig = msgspec.field(default_factory=StoreConfig)
     retention: RetentionConfig | None = None
@@ -164,41 +177,12 @@ class Config(_Section):
         return self.store.backend
 
 
-#: Environment variable -> key path it overrides.
-ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
-    "EVENTVAULT_BACKEND": ("store", "backend"),
-    "EVENTVAULT_FILE_PATH": ("store", "file", "path"),
-    "EVENTVAULT_FSYNC": ("store", "file", "fsync"),
-    "EVENTVAULT_POSTGRES_DSN": ("store", "postgres", "dsn"),
-    "EVENTVAULT_POSTGRES_SCHEMA": ("store", "postgres", "schema"),
-    "EVENTVAULT_EVENTSTOREDB_URI": ("store", "eventstoredb", "uri"),
-    "EVENTVAULT_URL": ("store", "http", "url"),
-    "EVENTVAULT_TOKEN": ("store", "http", "token"),
-}
+#: Environment variable -> key path it overrides (the backends' own: their
+#: registration's ``env``, see :func:`eventvault.registry.env_overrides`).
+CORE_ENV_OVERRIDES: dict[str, tuple[str, ...]] = {"EVENTVAULT_BACKEND": ("store", "backend")}
 
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _PATH_IN_MSG = re.compile(r" - at `\$((?:\.[^`\[]+|\[\d+\])*)`$")
-
-
-def postgres_schema_problem(name: str) -> str | None:
-    """Why ``name`` cannot be a PostgreSQL schema of eventvault's, or None.
-
-    Exactly the names that work everywhere the backend uses them: quoted (so the
-    case is kept) in every statement, looked up as the same quoted name, and at most
-    63 bytes — PostgreSQL silently truncates longer identifiers, so two configured
-    names could meet in one schema. (The NOTIFY channel derived from the name is
-    kept within 63 bytes by the backend itself.) ``pg_`` names are the system's.
-    """
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-        return (
-            f"{name!r} is not a plain name: use letters, digits and _ (ASCII), not "
-            "starting with a digit, e.g. 'eventvault'"
-        )
-    if len(name) > 63:
-        return f"{name!r} is {len(name)} characters; PostgreSQL names hold at most 63"
-    if name.startswith("pg_"):
-        return f"{name!r}: names starting with pg_ are reserved for PostgreSQL's own schemas"
-    return None
 
 
 def discover_config_path(
@@ -255,9 +239,9 @@ def _lookup(raw: Any, dotted: str) -> Any:
     return node
 
 
-def _section_at(where: str) -> type[msgspec.Struct]:
-    """The section struct at a key path such as ``store.file`` or ``server.tokens[0]``."""
-    node: type[msgspec.Struct] = Config
+def _section_at(root: type[msgspec.Struct], where: str) -> type[msgspec.Struct]:
+    """The struct at a key path below ``root``, such as ``server.tokens[0]``."""
+    node = root
     for part in filter(None, re.sub(r"\[\d+\]", "", where).split(".")):
         hint = typing.get_type_hints(node)[part]
         candidates = [hint, *typing.get_args(hint)]
@@ -266,9 +250,9 @@ def _section_at(where: str) -> type[msgspec.Struct]:
     return node
 
 
-def _choices(where: str) -> list[str] | None:
-    """The values a Literal-typed key accepts (``store.file.fsync`` -> always, …)."""
-    node: Any = Config
+def _choices(root: type[msgspec.Struct], where: str) -> list[str] | None:
+    """The values a Literal-typed key accepts (``fsync`` of the file backend -> always, …)."""
+    node: Any = root
     for part in re.sub(r"\[\d+\]", "", where).split("."):
         if not (isinstance(node, type) and issubclass(node, msgspec.Struct)):
             return None
@@ -280,27 +264,39 @@ def _choices(where: str) -> list[str] | None:
     return None
 
 
-def _convert(raw: dict[str, Any], origin: str, overridden: Mapping[str, str]) -> Config:
+def _convert(
+    raw: Any,
+    kind: type[S],
+    prefix: str,
+    origin: str,
+    overridden: Mapping[str, str],
+    extra_keys: Sequence[str] = (),
+) -> S:
+    """``raw`` (the table at key path ``prefix``) as ``kind``, or a ConfigError naming
+    the key. ``extra_keys``: the backends' tables, known keys of ``[store]`` too."""
     try:
-        return msgspec.convert(raw, Config, strict=True)
+        return msgspec.convert(raw, kind, strict=True)
     except UnicodeError:
         raise ConfigError(f"{origin}: holds text that is not valid Unicode") from None
     except msgspec.ValidationError as exc:
         message = str(exc)
         m = _PATH_IN_MSG.search(message)
-        where = m.group(1).lstrip(".") if m else ""
+        inner = m.group(1).lstrip(".") if m else ""
+        where = ".".join(filter(None, [prefix, inner]))
         reason = message[: m.start()] if m else message
         unknown = re.match(r"Object contains unknown field `([^`]+)`", reason)
         if unknown:
             name = unknown.group(1)
             key = f"{where}.{name}" if where else name
-            known = [k for k in struct_field_names(_section_at(where)) if k != "source"]
+            known = struct_field_names(_section_at(kind, inner))
+            if where == "store":
+                known += extra_keys
             message = unknown_name("key", name, known).replace(repr(name), repr(key), 1)
             raise ConfigError(f"{origin}: {message}") from None
-        value = _lookup(raw, m.group(1)) if m else None
+        value = _lookup(raw, m.group(1)) if m else (raw if prefix else None)
         shown = f" (got {value!r})" if value is not None else ""
         if reason.startswith("Invalid enum value"):
-            choices = _choices(where)
+            choices = _choices(kind, inner)
             if choices:
                 reason = f"{reason.split(' (')[0]}; choose one of {', '.join(choices)}"
                 shown = ""
@@ -316,24 +312,21 @@ def _origin_of(key: str, origin: str, overridden: Mapping[str, str]) -> str:
 
 
 def _check(cfg: Config, origin: str, overridden: Mapping[str, str]) -> None:
-    from .registry import backend_names
-
-    if cfg.store.backend not in backend_names():
+    names = sorted(cfg.store.sections)
+    if cfg.store.backend not in names:
         raise ConfigError(
             f"{_origin_of('store.backend', origin, overridden)}: store.backend: unknown "
             f"backend {cfg.store.backend!r}; "
-            f"choose one of {', '.join(backend_names())}"
+            f"choose one of {', '.join(names)}"
         )
     _check_numbers(cfg, origin)
-    pg = cfg.store.postgres
-    if not 1 <= pg.pool_min <= pg.pool_max:
-        raise ConfigError(f"{origin}: store.postgres: need 1 <= pool_min <= pool_max")
-    problem = postgres_schema_problem(pg.schema)
-    if problem:
-        raise ConfigError(
-            f"{_origin_of('store.postgres.schema', origin, overridden)}: "
-            f"store.postgres.schema: {problem}"
-        )
+    for name, options in cfg.store.sections.items():
+        check = getattr(options, "check", None)
+        problem = check() if callable(check) else None
+        if problem:
+            key, reason = problem
+            where = f"store.{name}.{key}" if key else f"store.{name}"
+            raise ConfigError(f"{_origin_of(where, origin, overridden)}: {where}: {reason}")
     if not 0 < cfg.server.port < 65536:
         raise ConfigError(f"{origin}: server.port: {cfg.server.port} is not a TCP port")
     srv = cfg.server
@@ -345,24 +338,12 @@ def _check(cfg: Config, origin: str, overridden: Mapping[str, str]) -> None:
             )
         if not tok.scopes:
             raise ConfigError(f"{origin}: server.tokens[{k}] ({tok.name}): no scopes")
-    from .retention import resolve_policy
-
-    try:
-        resolve_policy(cfg.retention)
-    except ConfigError as exc:
-        raise ConfigError(f"{origin}: {exc}") from None
 
 
 _DAY = timedelta(days=1)
-#: Every integer key: (lowest, highest). Beyond these no backend or OS call copes.
+#: Every integer key outside the backends' tables: (lowest, highest). Beyond these no
+#: backend or OS call copes. (A backend's own: its options' ``INTEGERS``.)
 _INTEGERS: dict[str, tuple[int, int]] = {
-    "store.max_event_bytes": (1024, 2**31 - 1),
-    "store.file.segment_max_bytes": (4096, 2**40),
-    "store.file.file_mode": (0, 0o7777),
-    "store.file.dir_mode": (0, 0o7777),
-    "store.postgres.pool_min": (1, 10_000),
-    "store.postgres.pool_max": (1, 10_000),
-    "store.http.retries": (0, 100),
     "server.port": (1, 65_535),
     "server.max_body_bytes": (1024, 2**40),
     "server.max_head_bytes": (1024, 2**31 - 1),
@@ -371,20 +352,16 @@ _INTEGERS: dict[str, tuple[int, int]] = {
     "server.max_subscribers_per_token": (1, 1_000_000),
     "server.max_response_bytes": (64 * 1024, 2**40),
 }
-#: Every duration key but retention's (checked with the policy): the longest allowed.
-#: (Timeouts go to socket and lock calls, which refuse huge values; PostgreSQL's
-#: statement_timeout is an int of milliseconds.)
+#: Every duration key but retention's (checked with the policy) and the backends'
+#: (their options' ``DURATIONS``): the longest allowed. (Timeouts go to socket and
+#: lock calls, which refuse huge values.)
 _DURATIONS: dict[str, timedelta] = {
-    "store.file.fsync_interval": _DAY,
-    "store.postgres.connect_timeout": _DAY,
-    "store.postgres.statement_timeout": timedelta(milliseconds=2**31 - 1),
-    "store.eventstoredb.timeout": _DAY,
-    "store.http.timeout": _DAY,
     "server.heartbeat": _DAY,
     "server.header_timeout": _DAY,
     "server.body_timeout": _DAY,
     "server.graceful_timeout": _DAY,
 }
+_MAX_EVENT_BYTES = (1024, 2**31 - 1)
 
 
 def _value_at(cfg: Config, key: str) -> Any:
@@ -395,14 +372,24 @@ def _value_at(cfg: Config, key: str) -> Any:
 
 
 def _check_numbers(cfg: Config, origin: str) -> None:
-    """Every integer and duration within what the code that uses it can take."""
-    for key, (lo, hi) in _INTEGERS.items():
-        value = _value_at(cfg, key)
+    """Every integer and duration within what the code that uses it can take (in
+    the order: integers, then durations; ``[store]`` and the backends first)."""
+    integers: list[tuple[str, Any, tuple[int, int]]] = [
+        ("store.max_event_bytes", cfg.store.max_event_bytes, _MAX_EVENT_BYTES)
+    ]
+    durations: list[tuple[str, Any, timedelta]] = []
+    for name, options in cfg.store.sections.items():
+        for key, bounds in getattr(options, "INTEGERS", {}).items():
+            integers.append((f"store.{name}.{key}", getattr(options, key), bounds))
+        for key, longest in getattr(options, "DURATIONS", {}).items():
+            durations.append((f"store.{name}.{key}", getattr(options, key), longest))
+    integers += [(key, _value_at(cfg, key), bounds) for key, bounds in _INTEGERS.items()]
+    durations += [(key, _value_at(cfg, key), longest) for key, longest in _DURATIONS.items()]
+    for key, value, (lo, hi) in integers:
         if not lo <= value <= hi:
             shown = f"{value:,}" if abs(value) < 10**30 else "a number that large"
             raise ConfigError(f"{origin}: {key} must be >= {lo} and <= {hi:,} (got {shown})")
-    for key, longest in _DURATIONS.items():
-        text = _value_at(cfg, key)
+    for key, text, longest in durations:
         try:
             value = parse_duration(text)
         except ValueError as exc:
@@ -438,15 +425,19 @@ def _with_tokens_file(cfg: Config, base: Path, env: Mapping[str, str], origin: s
     return msgspec.structs.replace(cfg, server=server)
 
 
-def load_config(
+def read_config(
     source: str | os.PathLike[str] | Mapping[str, Any] | Config | None = None,
     *,
     env: Mapping[str, str] | None = None,
+    backends: Mapping[str, BackendOptions],
 ) -> Config:
-    """Load, interpolate, override and validate a configuration.
+    """Read, interpolate, override and validate a configuration, with the options
+    of each of ``backends`` (name -> its options type and environment overrides).
 
     ``source`` is a path, a dict of the TOML file's shape, a ready :class:`Config`,
-    or None to discover one.
+    or None to discover one. This is the parser: use
+    :func:`eventvault.registry.load_config`, which passes the registered backends
+    and also validates the retention policy.
     """
     if isinstance(source, Config):
         return source
@@ -474,8 +465,11 @@ def load_config(
     if "source" in raw:
         raise ConfigError(f"{origin}: unknown key 'source'")
     raw = _interpolate(raw, "", env)
+    overrides = dict(CORE_ENV_OVERRIDES)
+    for name, spec in backends.items():
+        overrides.update({var: ("store", name, key) for var, key in spec.env.items()})
     overridden: dict[str, str] = {}
-    for var, keys in ENV_OVERRIDES.items():
+    for var, keys in overrides.items():
         if env.get(var):
             overridden[".".join(keys)] = var
             node = raw
@@ -486,18 +480,30 @@ def load_config(
                     node[key] = child
                 node = child
             node[keys[-1]] = env[var]
-    cfg = _convert(raw, origin, overridden)
+    tables: dict[str, Any] = {}
+    if isinstance(raw.get("store"), dict):  # each backend's table, by its own type
+        store_raw = dict(raw["store"])
+        tables = {name: store_raw.pop(name) for name in list(store_raw) if name in backends}
+        raw = {**raw, "store": store_raw}
+    doc = _convert(raw, _Document, "", origin, overridden, extra_keys=list(backends))
+    sections: dict[str, Any] = {
+        name: _convert(tables.get(name, {}), spec.config_type, f"store.{name}", origin, overridden)
+        for name, spec in backends.items()
+    }
+    store = StoreConfig(
+        backend=doc.store.backend, max_event_bytes=doc.store.max_event_bytes, sections=sections
+    )
+    cfg = Config(store=store, retention=doc.retention, server=doc.server)
     if cfg.server.tokens_file:
         cfg = _with_tokens_file(cfg, base, env, origin)
     _check(cfg, origin, overridden)
-    data_path = Path(cfg.store.file.path).expanduser()
-    if not data_path.is_absolute():
-        data_path = base / data_path
-    file_cfg = msgspec.structs.replace(cfg.store.file, path=str(data_path))
-    http_cfg = cfg.store.http
-    if http_cfg.ca_file:  # (relative to the file, like store.file.path)
-        ca_path = Path(http_cfg.ca_file).expanduser()
-        ca_path = ca_path if ca_path.is_absolute() else base / ca_path
-        http_cfg = msgspec.structs.replace(http_cfg, ca_file=str(ca_path))
-    store = msgspec.structs.replace(cfg.store, file=file_cfg, http=http_cfg)
+    resolved = dict(sections)
+    for name, options in sections.items():  # (relative to the file, like server.tokens_file)
+        for key in getattr(options, "PATHS", ()):
+            value = getattr(resolved[name], key)
+            if value:
+                where = Path(value).expanduser()
+                where = where if where.is_absolute() else base / where
+                resolved[name] = msgspec.structs.replace(resolved[name], **{key: str(where)})
+    store = msgspec.structs.replace(cfg.store, sections=resolved)
     return msgspec.structs.replace(cfg, store=store, source=origin)

@@ -31,13 +31,12 @@ from uuid import UUID
 
 import msgspec
 
-from .canonical import format_time, same_payload
-from .chain import bridge, record_hash
 from .errors import ConflictError, ValidationError
-from .groupcommit import Import
-from .model import MAX_LIMIT, Query, RecordedEvent
+from .integrity.bridges import GENESIS_HEX, Bridges
+from .integrity.canonical import format_time, same_payload
+from .integrity.chain import bridge, record_hash
+from .model import MAX_LIMIT, Import, Query, RecordedEvent
 from .retention import RECEIPT_TYPE
-from .retention_plan import GENESIS_HEX, Bridges
 from .spi import require_importing
 from .store import EventStore
 
@@ -379,7 +378,7 @@ def _differs(x: RecordedEvent, y: RecordedEvent, *, hashes: bool) -> str | None:
 
     Payloads are compared as the chain covers them — their canonical bytes — not as
     Python values: PostgreSQL JSONB returns ``1e23`` as an integer, the same JSON
-    number (see :func:`eventvault.canonical.same_payload`)."""
+    number (see :func:`eventvault.integrity.canonical.same_payload`)."""
     if x == msgspec.structs.replace(y, position=x.position, hash=x.hash if not hashes else y.hash):
         return None  # (the common case, compared in C)
     for name in ["id", *(f for f in _FIELDS if f != "id")]:

@@ -29,10 +29,9 @@ from typing import IO
 
 import msgspec
 
-from .chain import record_hash
 from .errors import ConflictError, CorruptionError, ValidationError
-from .groupcommit import Import
-from .model import MAX_LIMIT, NewEvent, Query, RecordedEvent, utcnow
+from .integrity.chain import record_hash
+from .model import MAX_LIMIT, Import, NewEvent, Query, RecordedEvent, utcnow
 from .spi import require_importing
 from .store import EventStore
 

@@ -22,28 +22,14 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .boundary import translate
 from .errors import EventVaultError, StoreClosedError, StoreError
-from .model import ExpectedRevision, NewEvent, RecordedEvent
+from .model import ExpectedRevision, Import, NewEvent, RecordedEvent
 
-__all__ = ["GroupCommit", "Import", "Request"]
-
-
-@dataclass(slots=True, frozen=True)
-class Import:
-    """Events recorded by another store, to be written as they are (``eventvault copy``).
-
-    The destination numbers them with its own positions and keeps everything else:
-    ids, streams, revisions, times and — unless ``rechain`` — the hashes, so the
-    chain head is the source's. ``rechain`` (a filtered slice, whose events no longer
-    chain to each other) recomputes the hashes over the same content instead.
-    """
-
-    records: Sequence[RecordedEvent]
-    rechain: bool = False
+__all__ = ["GroupCommit", "Request"]
 
 
 @dataclass

@@ -15,6 +15,7 @@ import enum
 import re
 import unicodedata
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 from uuid import UUID, SafeUUID
@@ -22,8 +23,8 @@ from uuid import UUID, SafeUUID
 import msgspec
 from uuid_utils import uuid7 as _uuid7
 
-from .canonical import check_unicode, freeze_json_object
 from .errors import ValidationError
+from .integrity.canonical import check_unicode, freeze_json_object
 
 __all__ = [
     "ANY",
@@ -32,6 +33,7 @@ __all__ = [
     "STREAM_EXISTS",
     "AppendResult",
     "ExpectedRevision",
+    "Import",
     "NewEvent",
     "Page",
     "Query",
@@ -506,3 +508,17 @@ class VerifyResult(msgspec.Struct, frozen=True, kw_only=True):
     last_good_hash: str | None = None
     """The hash of the last event that verified (the head's when ``ok``; just before
     ``first_bad_position`` when broken)."""
+
+
+@dataclass(slots=True, frozen=True)
+class Import:
+    """Events recorded by another store, to be written as they are (``eventvault copy``).
+
+    The destination numbers them with its own positions and keeps everything else:
+    ids, streams, revisions, times and — unless ``rechain`` — the hashes, so the
+    chain head is the source's. ``rechain`` (a filtered slice, whose events no longer
+    chain to each other) recomputes the hashes over the same content instead.
+    """
+
+    records: Sequence[RecordedEvent]
+    rechain: bool = False

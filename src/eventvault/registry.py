@@ -1,7 +1,12 @@
-"""The backend registry and :func:`open_store`.
+"""The backend registry, :func:`load_config` and :func:`open_store`.
 
 Backends are named by configuration and imported only when chosen, so a missing
-optional dependency only matters to those who pick that backend.
+optional dependency only matters to those who pick that backend. Every backend —
+the built-in ones too, below — is registered with :func:`register_backend`: a
+factory, the type of its ``[store.<name>]`` table and the environment variables
+that override keys of it. Both may be "module:attribute" strings, imported when
+first needed (a config type when a configuration loads, a factory when a store of
+that backend opens), so importing eventvault never imports a backend's driver.
 """
 
 from __future__ import annotations
@@ -10,49 +15,114 @@ import importlib
 import inspect
 import os
 from collections.abc import Callable, Mapping
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from .config import Config, load_config
+import msgspec
+
+from .config import CORE_ENV_OVERRIDES, BackendOptions, Config, NoOptions, read_config
 from .errors import ConfigError
-from .store import EventStore
+from .retention.policy import resolve_policy
 
-__all__ = ["backend_names", "open_store", "register_backend"]
+if TYPE_CHECKING:
+    from .store import EventStore
 
-#: backend name -> "module:function" building a store from a :class:`Config`.
-_BACKENDS: dict[str, str] = {
-    "memory": "eventvault.backends.memory:from_config",
-    "file": "eventvault.backends.file:from_config",
-    "postgres": "eventvault.backends.postgres:from_config",
-    "eventstoredb": "eventvault.backends.eventstoredb:from_config",
-    "http": "eventvault.backends.http:from_config",
-}
-_FACTORIES: dict[str, Callable[[Config], EventStore]] = {}
+__all__ = ["backend_names", "env_overrides", "load_config", "open_store", "register_backend"]
+
+#: A factory: ``factory(config)`` returning a store; it is also passed ``create=`` and
+#: ``options=`` (its validated ``[store.<name>]`` table) when it takes them.
+Factory = Callable[..., "EventStore"]
 
 
-def register_backend(name: str, factory: str | Callable[[Config], EventStore]) -> None:
-    """Make a backend available under ``name`` (``factory`` may be "module:function")."""
-    if callable(factory):
-        _FACTORIES[name] = factory
-        _BACKENDS[name] = f"<callable {factory!r}>"
-    else:
-        _BACKENDS[name] = factory
+@dataclass(slots=True)
+class _Backend:
+    factory: str | Factory
+    config_type: str | type[msgspec.Struct]
+    env: dict[str, str] = field(default_factory=dict)
+
+
+_REGISTRY: dict[str, _Backend] = {}
+
+
+def register_backend(
+    name: str,
+    factory: str | Factory,
+    config_type: str | type[msgspec.Struct] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+) -> None:
+    """Make a backend available as ``backend = "<name>"``.
+
+    ``factory``: a callable or "module:function" that builds the store from the
+    loaded :class:`~eventvault.config.Config`; it is passed ``create=`` (make the
+    store if missing) and ``options=`` (the validated ``[store.<name>]`` table) when
+    its signature has them. ``config_type``: a msgspec Struct (or "module:Class")
+    with ``forbid_unknown_fields=True`` that ``[store.<name>]`` is validated by —
+    unknown keys (with a did-you-mean), wrong types and bad values fail at load with
+    the same messages as the built-in backends', naming ``store.<name>.<key>`` and
+    the file (see :class:`~eventvault.config.NoOptions` for the optional checks it
+    may declare). None: the backend takes no options. ``env``: environment variable
+    -> key of the table it overrides (``{"MINE_URL": "url"}``).
+    """
+    _REGISTRY[name] = _Backend(factory, config_type or NoOptions, dict(env or {}))
 
 
 def backend_names() -> list[str]:
-    return sorted(_BACKENDS)
+    return sorted(_REGISTRY)
 
 
-def _factory(name: str) -> Callable[[Config], EventStore]:
-    if name in _FACTORIES:
-        return _FACTORIES[name]
-    target = _BACKENDS.get(name)
-    if target is None:
-        raise ConfigError(f"unknown backend {name!r}; choose one of {', '.join(backend_names())}")
+def env_overrides() -> dict[str, tuple[str, ...]]:
+    """Every environment variable that overrides a key, and the key path it sets."""
+    out = dict(CORE_ENV_OVERRIDES)
+    for name, backend in _REGISTRY.items():
+        out.update({var: ("store", name, key) for var, key in backend.env.items()})
+    return out
+
+
+def _resolve(target: str) -> Any:
     module_name, _, attr = target.partition(":")
-    module = importlib.import_module(module_name)
-    factory: Callable[[Config], EventStore] = getattr(module, attr)
-    _FACTORIES[name] = factory
-    return factory
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def _options() -> dict[str, BackendOptions]:
+    out = {}
+    for name, backend in _REGISTRY.items():
+        if isinstance(backend.config_type, str):
+            backend.config_type = _resolve(backend.config_type)
+        assert not isinstance(backend.config_type, str)
+        out[name] = BackendOptions(backend.config_type, backend.env)
+    return out
+
+
+def _factory(name: str) -> Factory:
+    backend = _REGISTRY.get(name)
+    if backend is None:
+        raise ConfigError(f"unknown backend {name!r}; choose one of {', '.join(backend_names())}")
+    if isinstance(backend.factory, str):
+        backend.factory = _resolve(backend.factory)
+    assert not isinstance(backend.factory, str)
+    return backend.factory
+
+
+def load_config(
+    source: str | os.PathLike[str] | Mapping[str, Any] | Config | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+) -> Config:
+    """Load, interpolate, override and validate a configuration: the registered
+    backends' tables and the retention policy too.
+
+    ``source`` is a path, a dict of the TOML file's shape, a ready :class:`Config`,
+    or None to discover one (see :mod:`eventvault.config`).
+    """
+    if isinstance(source, Config):
+        return source
+    cfg = read_config(source, env=env, backends=_options())
+    try:
+        resolve_policy(cfg.retention)
+    except ConfigError as exc:
+        raise ConfigError(f"{cfg.source}: {exc}") from None
+    return cfg
 
 
 def open_store(
@@ -68,13 +138,43 @@ def open_store(
     every reader should ask for, so that a typo'd path is an error, not an empty
     store that verifies.
     """
-    from .retention import resolve_policy
-
     cfg = load_config(config)
     factory = _factory(cfg.store.backend)
-    if "create" in inspect.signature(factory).parameters:
-        store = factory(cfg, create=create)  # type: ignore[call-arg]
-    else:  # a third-party factory that knows nothing of creating
-        store = factory(cfg)
+    params = inspect.signature(factory).parameters
+    kwargs: dict[str, Any] = {}
+    if "create" in params:  # (a third-party factory may know nothing of creating)
+        kwargs["create"] = create
+    if "options" in params:
+        kwargs["options"] = cfg.store.sections.get(cfg.store.backend)
+    store = factory(cfg, **kwargs)
     store.retention_policy = resolve_policy(cfg.retention)
     return store
+
+
+# The built-in backends, registered as any other (in the order their tables are
+# listed in messages).
+register_backend(
+    "file",
+    "eventvault.backends.file:from_config",
+    "eventvault.backends.file.config:FileConfig",
+    env={"EVENTVAULT_FILE_PATH": "path", "EVENTVAULT_FSYNC": "fsync"},
+)
+register_backend(
+    "postgres",
+    "eventvault.backends.postgres:from_config",
+    "eventvault.backends.postgres.config:PostgresConfig",
+    env={"EVENTVAULT_POSTGRES_DSN": "dsn", "EVENTVAULT_POSTGRES_SCHEMA": "schema"},
+)
+register_backend(
+    "eventstoredb",
+    "eventvault.backends.eventstoredb:from_config",
+    "eventvault.backends.eventstoredb.config:EventStoreDBConfig",
+    env={"EVENTVAULT_EVENTSTOREDB_URI": "uri"},
+)
+register_backend("memory", "eventvault.backends.memory:from_config")
+register_backend(
+    "http",
+    "eventvault.backends.http:from_config",
+    "eventvault.backends.http.config:HttpConfig",
+    env={"EVENTVAULT_URL": "url", "EVENTVAULT_TOKEN": "token"},
+)

@@ -18,16 +18,16 @@ from uuid import UUID
 
 import msgspec
 
-from .canonical import CANONICAL_ENCODER, CANONICAL_VERSION, payload_bytes, same_payload
-from .chain import record_hash
 from .errors import (
     DuplicateEventError,
     EventVaultError,
     ValidationError,
     WrongExpectedRevisionError,
 )
-from .groupcommit import Import, Request
-from .model import ExpectedRevision, NewEvent, RecordedEvent, utcnow
+from .groupcommit import Request
+from .integrity.canonical import CANONICAL_ENCODER, CANONICAL_VERSION, payload_bytes, same_payload
+from .integrity.chain import record_hash
+from .model import ExpectedRevision, Import, NewEvent, RecordedEvent, utcnow
 
 #: What id lookups take: new events or recorded ones (both have ``.id``).
 Keyed = NewEvent | RecordedEvent
@@ -320,7 +320,7 @@ def stamp_import(
 
 def _same_record(a: RecordedEvent, b: RecordedEvent) -> bool:
     """Same event, ignoring where it sits (position) and its chain hash; payloads
-    compared as the chain covers them (see :func:`eventvault.canonical.same_payload`)."""
+    compared as the chain covers them (see :func:`eventvault.integrity.canonical.same_payload`)."""
     replace = msgspec.structs.replace
     return (
         replace(a, position=0, hash="", data={}, metadata={})

@@ -56,12 +56,12 @@ from datetime import datetime
 from typing import ClassVar
 from uuid import UUID
 
-from .chain import GENESIS
 from .errors import EventVaultError, NotSupportedError
-from .groupcommit import Import
-from .model import ExpectedRevision, NewEvent, Query, RecordedEvent, StoreStats
+from .integrity.chain import GENESIS
+from .model import ExpectedRevision, Import, NewEvent, Query, RecordedEvent, StoreStats
 from .retention import Policy
-from .retention_plan import EventHead, GroupEvents, GroupPlan, Run, RunIndex, plan_groups
+from .retention.plan import EventHead, GroupEvents, GroupPlan, plan_groups
+from .retention.receipts import Run, RunIndex
 from .sequencer import (
     DEFAULT_MAX_EVENT_BYTES,
     ChainHead,
@@ -207,7 +207,7 @@ class Importing(ABC):
 class Retaining(ABC):
     """A backend that can remove the events a retention plan names.
 
-    The retention algorithm (:mod:`eventvault.retention_apply`) is the façade's; the
+    The retention algorithm (:mod:`eventvault.retention.apply`) is the façade's; the
     backend provides the scans it plans from and the removal it applies. The
     defaults here scan through :meth:`Backend.read`; backends with indexes override
     them.
@@ -239,7 +239,7 @@ class Retaining(ABC):
 
     def walk_heads(self, before: int) -> Iterator[EventHead]:
         """Every stored event below position ``before``, in order — at least the fields
-        of :class:`~eventvault.retention_plan.EventHead` (the default yields whole
+        of :class:`~eventvault.retention.plan.EventHead` (the default yields whole
         events)."""
         return self._scan(before)
 

@@ -33,7 +33,6 @@ from uuid import UUID
 import msgspec
 
 from .boundary import translate
-from .chain import GENESIS, verify_chain
 from .cursor import decode_cursor, encode_cursor
 from .errors import (
     CorruptionError,
@@ -41,6 +40,8 @@ from .errors import (
     StoreClosedError,
     ValidationError,
 )
+from .integrity.bridges import Bridges
+from .integrity.chain import GENESIS, verify_chain
 from .model import (
     AppendResult,
     ExpectedRevision,
@@ -52,8 +53,8 @@ from .model import (
     VerifyResult,
 )
 from .retention import RECEIPT_TYPE, Policy
-from .retention_apply import apply_plan
-from .retention_plan import Bridges, RetentionPlan, RetentionReport
+from .retention.apply import apply_plan
+from .retention.plan import RetentionPlan, RetentionReport
 from .sequencer import Results
 from .spi import Backend, ProgressCallback, require_retaining
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from eventvault.config import load_config
+from eventvault import load_config
 
 from .helpers import EXE, clean_env, ev
 

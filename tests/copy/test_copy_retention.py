@@ -22,7 +22,7 @@ from eventvault import EventStore, NewEvent, Query
 from eventvault.backends.file import FileEventStore
 from eventvault.config import RetentionConfig
 from eventvault.copy import compare_stores, copy_store
-from eventvault.groupcommit import Import
+from eventvault.model import Import
 from eventvault.retention import RECEIPT_TYPE, resolve_policy
 
 

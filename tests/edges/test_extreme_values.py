@@ -22,9 +22,8 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eventvault import ConfigError, MemoryEventStore, NewEvent, Query, ValidationError
+from eventvault import ConfigError, MemoryEventStore, NewEvent, Query, ValidationError, load_config
 from eventvault.backends.file import FileEventStore
-from eventvault.config import load_config
 from eventvault.model import parse_expected_revision
 from eventvault.timeutil import parse_duration, parse_time
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from eventvault import NewEvent, Query, RecordedEvent
 from eventvault.backends.file import FileEventStore
 from eventvault.backends.file.index import DiskIndex
-from eventvault.chain import record_hash
 from eventvault.config import RetentionConfig, RetentionRule
+from eventvault.integrity.chain import record_hash
 from eventvault.retention import RECEIPT_TYPE, Policy, resolve_policy
 
 SEG = 4096

@@ -19,8 +19,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from eventvault import MemoryEventStore, NewEvent, Query
-from eventvault.config import load_config
+from eventvault import MemoryEventStore, NewEvent, Query, load_config
 from eventvault.cursor import decode_cursor
 from eventvault.errors import ConfigError, EventVaultError, ValidationError
 

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from eventvault import MemoryEventStore, NewEvent, Query
 from eventvault.config import RetentionConfig, RetentionRule
-from eventvault.groupcommit import Import
+from eventvault.model import Import
 from eventvault.retention import RECEIPT_TYPE, resolve_policy
-from eventvault.retention_plan import Run, RunIndex
+from eventvault.retention.receipts import Run, RunIndex
 
 TYPES = ["a.x", "b.x", "c.x"]
 

@@ -10,8 +10,8 @@ import pytest
 from eventvault import MemoryEventStore, NewEvent, Query
 from eventvault.config import RetentionConfig
 from eventvault.retention import resolve_policy
-from eventvault.retention_plan import RetentionReport
-from eventvault.retention_schedule import RetentionScheduler
+from eventvault.retention.plan import RetentionReport
+from eventvault.retention.schedule import RetentionScheduler
 
 POLICY = resolve_policy(RetentionConfig(max_age="1h"))
 

@@ -10,8 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
+from eventvault import load_config
 from eventvault.backends.file import FileEventStore
-from eventvault.config import Config, load_config
+from eventvault.config import Config
 from eventvault.server import create_app
 
 ClientMaker = Callable[..., Any]

@@ -15,8 +15,8 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
+from eventvault import load_config
 from eventvault.backends.file import FileEventStore
-from eventvault.config import load_config
 from eventvault.server import create_app
 
 _DIR = Path(tempfile.mkdtemp(prefix="eventvault-fuzz-"))

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from eventvault import load_config
 from eventvault.backends.file import FileEventStore
-from eventvault.config import load_config
 from eventvault.server import create_app
 
 from .conftest import ClientMaker, running

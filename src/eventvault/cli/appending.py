@@ -33,7 +33,7 @@ import click
 import msgspec
 
 from .. import errors
-from ..canonical import canonical_event_bytes_checked
+from ..integrity.canonical import canonical_event_bytes_checked
 from ..model import ExpectedRevision, NewEvent
 from ..registry import open_store
 from ..sequencer import same_content

@@ -14,10 +14,11 @@ import click
 import msgspec
 
 from .. import errors
-from ..config import Config, load_config
+from ..backends.file.config import FileConfig
+from ..config import Config
 from ..cursor import cursor_resolved_at
 from ..model import Query
-from ..registry import open_store
+from ..registry import load_config, open_store
 from ..store import EventStore
 from ..timeutil import parse_time
 
@@ -101,10 +102,8 @@ class Ctx:
             env["EVENTVAULT_BACKEND"] = self.backend
         cfg = load_config(self.config_path, env=env)
         if self.read_only:
-            file_cfg = msgspec.structs.replace(cfg.store.file, read_only=True)
-            cfg = msgspec.structs.replace(
-                cfg, store=msgspec.structs.replace(cfg.store, file=file_cfg)
-            )
+            file_cfg = msgspec.structs.replace(cfg.store.options(FileConfig), read_only=True)
+            cfg = msgspec.structs.replace(cfg, store=cfg.store.with_options(file_cfg))
         return cfg
 
     @contextmanager

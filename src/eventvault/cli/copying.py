@@ -13,9 +13,9 @@ from typing import Any
 import click
 import msgspec
 
-from ..config import ENV_OVERRIDES, Config, load_config
+from ..config import Config
 from ..copy import DEFAULT_BATCH, Comparison, compare_stores, copy_store
-from ..registry import open_store
+from ..registry import env_overrides, load_config, open_store
 from ..store import EventStore
 from .common import (
     EXIT_INTEGRITY,
@@ -32,7 +32,8 @@ def explicit_config(path: str) -> Config:
     """A config file as written: the ``EVENTVAULT_*`` overrides that pick a backend or a
     path are ignored (they would make both sides of a copy the same store); ``${VAR}``
     interpolation still reads the environment."""
-    env = {k: v for k, v in os.environ.items() if k not in ENV_OVERRIDES}
+    overrides = env_overrides()
+    env = {k: v for k, v in os.environ.items() if k not in overrides}
     return load_config(path, env=env)
 
 

@@ -31,6 +31,8 @@ import click
 import msgspec
 
 from .. import errors
+from ..backends.file.config import FileConfig
+from ..backends.postgres.config import PostgresConfig
 from ..config import DEFAULT_FILE_NAME
 from ..model import (
     MAX_LIMIT,
@@ -166,7 +168,10 @@ def init(ctx: Ctx, /, write_config: bool) -> None:
         ctx.say(f"wrote {target}")
     cfg = ctx.config()
     with open_store(cfg) as store:
-        where = {"file": cfg.store.file.path, "postgres": f"schema {cfg.store.postgres.schema}"}
+        where = {
+            "file": cfg.store.options(FileConfig).path,
+            "postgres": f"schema {cfg.store.options(PostgresConfig).schema}",
+        }
         detail = f" ({where[cfg.backend]})" if cfg.backend in where else ""
         ctx.say(f"store ready: {cfg.backend} backend{detail}, {store.head()} events")
 
@@ -821,7 +826,7 @@ def retention_apply(ctx: Ctx, /, at: str | None, yes: bool, fmt: str) -> None:
             )
         )
     else:
-        from ..retention_schedule import describe_report
+        from ..retention.schedule import describe_report
 
         click.echo(describe_report(report))
 
@@ -846,7 +851,7 @@ def retention_run(ctx: Ctx, /, every: str | None) -> None:
     import signal
     import threading
 
-    from ..retention_schedule import RetentionScheduler
+    from ..retention.schedule import RetentionScheduler
     from ..timeutil import parse_duration
 
     logging.basicConfig(

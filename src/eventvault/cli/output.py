@@ -10,6 +10,7 @@ from typing import IO, Any
 import msgspec
 
 from ..model import RecordedEvent
+from .terminal import shown
 
 __all__ = ["FORMATS", "shown", "write_events"]
 
@@ -28,22 +29,6 @@ def _csv_rows(events: Iterable[RecordedEvent]) -> Iterator[list[Any]]:
             _encoder.encode(d[c]).decode() if c in ("data", "metadata") else d[c]
             for c in CSV_COLUMNS
         ]
-
-
-def shown(value: str) -> str:
-    """``value`` for a person's terminal: every character that is not printable —
-    C0/C1 controls (escape sequences), bidi overrides, zero-width and format
-    characters, line/paragraph separators, unusual spaces, unassigned code points —
-    as a ``\\uXXXX`` escape, so a name can neither drive the terminal nor look like
-    another. (The machine formats — JSON, JSON lines, CSV — keep values exact.)"""
-    if value.isprintable():
-        return value
-    return "".join(c if c.isprintable() else _escape(c) for c in value)
-
-
-def _escape(c: str) -> str:
-    code = ord(c)
-    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def _text(e: RecordedEvent) -> str:

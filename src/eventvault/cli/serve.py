@@ -126,7 +126,7 @@ def _serve_workers(
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
-    from ..retention_schedule import RetentionScheduler
+    from ..retention.schedule import RetentionScheduler
     from ..server.startup import check_serving
 
     os.environ["EVENTVAULT_SERVE_CONFIG"] = (

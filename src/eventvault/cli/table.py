@@ -21,7 +21,7 @@ from typing import IO
 import msgspec
 
 from ..model import RecordedEvent
-from .output import shown
+from .terminal import shown
 
 __all__ = ["SIZING_ROWS", "write_table"]
 

@@ -29,17 +29,19 @@ import binascii
 import hashlib
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import msgspec
 
 from ..errors import ValidationError
 from ..model import MAX_LIMIT, Query, RecordedEvent
-from ..store import EventStore
 from ..timeutil import from_us, to_us
 from .model import RunPage, RunSummary
 from .outcomes import DEFAULT_OUTCOMES, Outcomes
 from .tree import summarise
+
+if TYPE_CHECKING:  # (the store imports this module when asked for runs)
+    from ..store import EventStore
 
 __all__ = ["MAX_RUNS_PAGE", "RunIndex", "ScanRunIndex", "list_runs"]
 

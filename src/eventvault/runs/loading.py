@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from itertools import islice
+from typing import TYPE_CHECKING
 
 from ..errors import ValidationError
 from ..model import MAX_LIMIT, Query
-from ..store import EventStore
 from .model import RunTrace
 from .outcomes import DEFAULT_OUTCOMES, Outcomes
 from .tree import build_trace
+
+if TYPE_CHECKING:  # (the store imports this module when asked for runs)
+    from ..store import EventStore
 
 __all__ = ["DEFAULT_MAX_EVENTS", "MAX_MAX_EVENTS", "load_run"]
 

@@ -38,8 +38,8 @@ from typing import Any
 
 import msgspec
 
-from ..canonical import encodes_as_utf8, format_time
 from ..errors import ValidationError
+from ..integrity.canonical import encodes_as_utf8, format_time
 from ..model import NewEvent, RecordedEvent
 
 __all__ = [

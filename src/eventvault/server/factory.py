@@ -12,8 +12,7 @@ import os
 
 from fastapi import FastAPI
 
-from ..config import load_config
-from ..registry import open_store
+from ..registry import load_config, open_store
 from .app import create_app
 from .process import limit_heads, setup_logging, tune_gc
 from .startup import check_serving

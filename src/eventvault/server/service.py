@@ -23,8 +23,8 @@ from starlette.responses import Response
 from .. import errors
 from ..config import Config
 from ..model import RecordedEvent
-from ..retention_plan import RetentionReport
-from ..retention_schedule import RetentionScheduler
+from ..retention.plan import RetentionReport
+from ..retention.schedule import RetentionScheduler
 from ..spi import Retaining
 from ..store import EventStore
 from ..timeutil import parse_duration

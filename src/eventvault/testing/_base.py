@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from ..groupcommit import Import
-from ..model import NewEvent, Query, RecordedEvent
+from ..model import Import, NewEvent, Query, RecordedEvent
 from ..spi import Retaining, require_importing
 from ..store import EventStore
 

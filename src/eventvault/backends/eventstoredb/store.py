@@ -60,6 +60,7 @@ from ...spi import (
 )
 from ...store import EventStore
 from ...timeutil import to_us
+from .config import EventStoreDBConfig
 
 try:
     import kurrentdbclient as kdb
@@ -513,7 +514,7 @@ class EventStoreDBEventStore(EventStore):
 def from_config(config: Any) -> EventStoreDBEventStore:
     from ...timeutil import parse_duration
 
-    esdb = config.store.eventstoredb
+    esdb = config.store.options(EventStoreDBConfig)
     timeout = parse_duration(esdb.timeout).total_seconds()  # (validated at load)
     if esdb.use_correlation_projection:
         raise ConfigError(

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from ...config import Config
 from ...timeutil import parse_duration
+from .config import FileConfig
 from .store import FileEventStore
 
 __all__ = ["FileEventStore", "from_config"]
 
 
 def from_config(config: Config, *, create: bool = True) -> FileEventStore:
-    f = config.store.file
+    f = config.store.options(FileConfig)
     return FileEventStore(
         f.path,
         create=create,

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from ...model import RecordedEvent
 from ...retention import Policy
-from ...retention_plan import GroupEvents, Run, RunIndex
+from ...retention.plan import GroupEvents
+from ...retention.receipts import Run, RunIndex
 from ...store import ProgressCallback
 from .compaction import RetentionState, SegmentEnd, compact_segment
 from .fsio import WriterLock, fsync_dir, replace_with

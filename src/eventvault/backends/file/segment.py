@@ -22,8 +22,8 @@ from pathlib import Path
 
 import msgspec
 
-from ...chain import GENESIS, record_hash
 from ...errors import CorruptionError, EventVaultError
+from ...integrity.chain import GENESIS, record_hash
 from ...model import RecordedEvent
 from .index import DiskIndex, MemIndex, SegmentIndex
 from .records import DamagedRecordError, batch_ok, decode_run, scan_committed

@@ -28,8 +28,8 @@ import re
 from pathlib import Path
 from typing import Any, cast
 
-from ...chain import GENESIS
 from ...errors import CorruptionError
+from ...integrity.chain import GENESIS
 from ...sequencer import ChainHead
 from .compaction import STATE_FILE, RetentionState
 from .fsio import fsync_dir

@@ -62,6 +62,7 @@ from ...errors import (
 from ...groupcommit import Request
 from ...model import (
     ExpectedRevision,
+    Import,
     NewEvent,
     Query,
     RecordedEvent,
@@ -73,7 +74,6 @@ from ...spi import (
     DEFAULT_MAX_EVENT_BYTES,
     Backend,
     GroupEvents,
-    Import,
     Importing,
     ProgressCallback,
     Retaining,

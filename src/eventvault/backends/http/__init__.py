@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ...config import Config
 from ...errors import MissingExtraError
 from ...timeutil import parse_duration
+from .config import HttpConfig
 
 if TYPE_CHECKING:
     from .aio import AsyncHttpEventStore
@@ -53,7 +54,7 @@ def store_options(config: Config) -> dict[str, Any]:
     """The keyword arguments of both clients, from ``[store.http]``."""
     from .protocol import check_url
 
-    http = config.store.http
+    http = config.store.options(HttpConfig)
     return {
         "url": check_url(http.url, f"{config.source}: store.http.url"),
         "token": http.token or None,

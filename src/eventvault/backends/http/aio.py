@@ -76,7 +76,7 @@ class AsyncHttpEventStore:
     @classmethod
     def from_config(cls, config: Any = None) -> AsyncHttpEventStore:
         """The store ``[store.http]`` of a configuration names (as :func:`open_store`)."""
-        from ...config import load_config
+        from ...registry import load_config
         from . import store_options
 
         return cls(**store_options(load_config(config)))

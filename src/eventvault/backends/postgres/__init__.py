@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from ...config import Config
 from ...timeutil import parse_duration
+from .config import PostgresConfig
 
 if TYPE_CHECKING:
     from .store import PostgresEventStore
@@ -17,7 +18,7 @@ def from_config(config: Config, *, create: bool = True) -> PostgresEventStore:
     from ...errors import ConfigError
     from .store import PostgresEventStore
 
-    pg = config.store.postgres
+    pg = config.store.options(PostgresConfig)
     if pg.dsn is None:  # no silent default server: say where to connect
         raise ConfigError(
             f"{config.source}: store.postgres.dsn is not set: give it in the config file "

@@ -21,7 +21,8 @@ from psycopg import sql
 
 from ...model import RecordedEvent
 from ...retention import RECEIPT_TYPE, Policy
-from ...retention_plan import GroupPlan, Run
+from ...retention.plan import GroupPlan
+from ...retention.receipts import Run
 from .columns import ROW_BYTES
 
 __all__ = ["BATCH", "group_expression", "plan_groups", "removal_batches"]

@@ -52,8 +52,6 @@ from uuid import UUID
 import msgspec
 
 from ... import sequencer as _sequencer
-from ...chain import GENESIS
-from ...config import postgres_schema_problem
 from ...errors import (
     ConfigError,
     ConflictError,
@@ -70,6 +68,7 @@ from ...model import ExpectedRevision, NewEvent, Query, RecordedEvent, StoreStat
 from ...retention import Policy
 from ...spi import (
     DEFAULT_MAX_EVENT_BYTES,
+    GENESIS,
     Backend,
     ChainHead,
     EventHead,
@@ -93,6 +92,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 from . import columns as _columns
 from . import retention as _retention
+from .config import postgres_schema_problem
 from .schema import SCHEMA_VERSION, channel_name, migrate, schema_version
 
 __all__ = ["PostgresBackend", "PostgresEventStore"]

@@ -17,10 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from ..errors import ConfigError
+from ..model import type_matches
+from ..timeutil import parse_duration
 from .config import RetentionConfig, RetentionRule
-from .errors import ConfigError
-from .model import type_matches
-from .timeutil import parse_duration
 
 __all__ = ["RECEIPT_TYPE", "Policy", "Rule", "Window", "resolve_policy"]
 

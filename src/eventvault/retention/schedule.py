@@ -7,10 +7,10 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from .errors import EventVaultError
-from .retention import Policy
-from .retention_plan import RetentionReport
-from .store import EventStore
+from ..errors import EventVaultError
+from ..store import EventStore
+from .plan import RetentionReport
+from .policy import Policy
 
 __all__ = ["RetentionScheduler", "describe_report"]
 

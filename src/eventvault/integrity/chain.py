@@ -11,8 +11,8 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Protocol
 
+from ..model import RecordedEvent, VerifyResult
 from .canonical import canonical_event_bytes
-from .model import RecordedEvent, VerifyResult
 
 __all__ = ["GENESIS", "bridge", "record_hash", "verify_chain"]
 
@@ -25,7 +25,7 @@ def record_hash(prev: bytes, event: RecordedEvent) -> bytes:
 
 
 class HoleWalker(Protocol):
-    """Holes retention left, as receipts recorded them (see :mod:`eventvault.retention_plan`)."""
+    """Holes retention left, as receipts recorded them (see :mod:`eventvault.integrity.bridges`)."""
 
     def walked(self, event_hash: str) -> None: ...
 
@@ -79,7 +79,7 @@ def verify_chain(
     Also checks what the chain alone cannot: positions strictly increase and
     recorded_at never goes backwards. Where retention removed events, an event that
     does not chain to its stored predecessor may chain across the hole to a hash a
-    receipt recorded (``bridges``, see :class:`eventvault.retention_plan.Bridges`);
+    receipt recorded (``bridges``, see :class:`eventvault.integrity.bridges.Bridges`);
     any other hole breaks the chain. ``contiguous``: the backend numbers 1, 2, 3…, so
     a skipped position is a missing event worth naming.
     """

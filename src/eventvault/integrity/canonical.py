@@ -27,7 +27,7 @@ from uuid import UUID
 
 import msgspec
 
-from .errors import ValidationError
+from ..errors import ValidationError
 
 __all__ = [
     "CANONICAL_ENCODER",

@@ -1,6 +1,6 @@
 """Applying a retention plan: the walk, the link checks, the receipts, the removal.
 
-The order is what makes it safe (see :mod:`eventvault.retention_plan`):
+The order is what makes it safe (see :mod:`eventvault.retention.receipts`):
 
 1. walk the stored events up to the highest cut, collecting the runs that go and
    checking each removed event's own chain link (damage is never laundered);
@@ -23,26 +23,17 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 
-from .chain import bridge, record_hash
-from .errors import CorruptionError
-from .model import ExpectedRevision, Query, RecordedEvent
-from .retention import RECEIPT_TYPE, Policy
-from .retention_plan import (
-    GENESIS_HEX,
-    Bridges,
-    BridgeWalker,
-    EventHead,
-    RetentionPlan,
-    RetentionReport,
-    Run,
-    RunCollector,
-    RunIndex,
-    receipts_for,
-)
-from .spi import require_retaining
+from ..errors import CorruptionError
+from ..integrity.bridges import GENESIS_HEX, Bridges, BridgeWalker
+from ..integrity.chain import bridge, record_hash
+from ..model import ExpectedRevision, Query, RecordedEvent
+from ..spi import require_retaining
+from .plan import EventHead, RetentionPlan, RetentionReport
+from .policy import RECEIPT_TYPE, Policy
+from .receipts import Run, RunCollector, RunIndex, receipts_for
 
 if TYPE_CHECKING:
-    from .store import EventStore, ProgressCallback
+    from ..store import EventStore, ProgressCallback
 
 __all__ = ["apply_plan"]
 

@@ -1,0 +1,199 @@
+"""register_backend: a third-party backend with its own ``[store.<name>]`` table,
+validated like the built-in ones' (and the built-ins registered the same way)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import msgspec
+import pytest
+
+from eventvault import ConfigError, MemoryEventStore, load_config, open_store, register_backend
+from eventvault.config import Config, NoOptions
+from eventvault.registry import _REGISTRY, backend_names, env_overrides
+
+
+class MineConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    url: str = "mine://localhost"
+    retries: int = 3
+    mode: Literal["fast", "safe"] = "safe"
+    cache_dir: str | None = None
+
+    INTEGERS: ClassVar[dict[str, tuple[int, int]]] = {"retries": (0, 10)}
+    PATHS: ClassVar[tuple[str, ...]] = ("cache_dir",)
+
+    def check(self) -> tuple[str, str] | None:
+        if not self.url.startswith("mine://"):
+            return "url", f"{self.url!r} is not a mine:// address"
+        return None
+
+
+class MineStore(MemoryEventStore):
+    def __init__(self, options: MineConfig) -> None:
+        super().__init__()
+        self.options = options
+
+
+received: list[Any] = []
+
+
+def make_mine(config: Config, *, create: bool = True, options: MineConfig) -> MineStore:
+    received.append((config, create, options))
+    return MineStore(options)
+
+
+@pytest.fixture
+def mine() -> Iterator[None]:
+    register_backend("mine", make_mine, MineConfig, env={"MINE_URL": "url"})
+    received.clear()
+    try:
+        yield
+    finally:
+        _REGISTRY.pop("mine")
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "ev.toml"
+    path.write_text(text)
+    return path
+
+
+def test_a_registered_backend_gets_its_table(mine: None, tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[store]\nbackend = "mine"\n[store.mine]\nurl = "mine://db"\nmode = "fast"\n'
+        'cache_dir = "cache"\n',
+    )
+    cfg = load_config(path, env={})
+    options = cfg.store.options(MineConfig)
+    assert options == MineConfig(url="mine://db", mode="fast", cache_dir=str(tmp_path / "cache"))
+    assert "mine" in backend_names()
+
+
+def test_the_factory_receives_the_validated_struct(mine: None) -> None:
+    with open_store({"store": {"backend": "mine", "mine": {"retries": 5}}}, create=False) as store:
+        assert isinstance(store, MineStore)
+        assert store.options == MineConfig(retries=5)
+    [(config, create, options)] = received
+    assert create is False
+    assert options is config.store.options(MineConfig)
+
+
+def test_unknown_key_has_a_did_you_mean(mine: None, tmp_path: Path) -> None:
+    path = write(tmp_path, '[store.mine]\nurll = "mine://x"\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(path, env={})
+    assert str(err.value) == (
+        f"{path}: unknown key 'store.mine.urll'; did you mean 'url'? "
+        "(known keys: url, retries, mode, cache_dir)"
+    )
+
+
+def test_wrong_type_names_the_key_and_the_file(mine: None, tmp_path: Path) -> None:
+    path = write(tmp_path, '[store.mine]\nretries = "many"\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(path, env={})
+    assert str(err.value) == (f"{path}: store.mine.retries: Expected `int`, got `str` (got 'many')")
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        (
+            {"mode": "slow"},
+            "config: store.mine.mode: Invalid enum value 'slow'; choose one of fast, safe",
+        ),
+        ({"retries": 11}, "config: store.mine.retries must be >= 0 and <= 10 (got 11)"),
+        ({"url": "http://x"}, "config: store.mine.url: 'http://x' is not a mine:// address"),
+        (3, "config: store.mine: Expected `object`, got `int` (got 3)"),
+    ],
+)
+def test_bad_values_fail_like_the_built_ins(mine: None, table: Any, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config({"store": {"mine": table}}, env={})
+    assert str(err.value) == message
+
+
+def test_env_interpolation_and_overrides(mine: None, tmp_path: Path) -> None:
+    path = write(tmp_path, '[store.mine]\nurl = "mine://${HOST}"\n')
+    assert load_config(path, env={"HOST": "h1"}).store.options(MineConfig).url == "mine://h1"
+    cfg = load_config(path, env={"HOST": "h1", "MINE_URL": "mine://h2"})
+    assert cfg.store.options(MineConfig).url == "mine://h2"
+    assert env_overrides()["MINE_URL"] == ("store", "mine", "url")
+    with pytest.raises(ConfigError) as err:  # the message says where the value came from
+        load_config(path, env={"HOST": "h1", "MINE_URL": "ftp://x"})
+    assert (
+        str(err.value)
+        == "MINE_URL (environment): store.mine.url: 'ftp://x' is not a mine:// address"
+    )
+
+
+def test_the_table_is_validated_whatever_the_backend(mine: None) -> None:
+    """As for the built-ins: a broken table fails even when another backend is chosen."""
+    with pytest.raises(ConfigError, match=r"store\.mine\.retries"):
+        load_config({"store": {"backend": "memory", "mine": {"retries": 99}}}, env={})
+    cfg = load_config({"store": {"backend": "memory"}}, env={})
+    assert cfg.store.options(MineConfig) == MineConfig()  # the defaults
+
+
+def test_a_backend_without_options_takes_an_empty_table() -> None:
+    register_backend("plain", lambda cfg: MemoryEventStore())
+    try:
+        assert load_config({"store": {"plain": {}}}, env={}).store.sections["plain"] == NoOptions()
+        with pytest.raises(ConfigError) as err:
+            load_config({"store": {"plain": {"x": 1}}}, env={})
+        assert str(err.value) == "config: unknown key 'store.plain.x' (known keys: none)"
+        with open_store({"store": {"backend": "plain"}}) as store:
+            assert isinstance(store, MemoryEventStore)
+    finally:
+        _REGISTRY.pop("plain")
+
+
+def test_a_lazy_registration_is_imported_when_needed(tmp_path: Path) -> None:
+    register_backend("lazy", "tests.test_registry:make_mine", "tests.test_registry:MineConfig")
+    try:
+        cfg = load_config({"store": {"backend": "lazy", "lazy": {"retries": 1}}}, env={})
+        assert cfg.store.options(MineConfig).retries == 1
+    finally:
+        _REGISTRY.pop("lazy")
+
+
+def test_unknown_backend_lists_the_registered_ones(mine: None) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config({"store": {"backend": "mien"}}, env={})
+    assert str(err.value) == (
+        "config: store.backend: unknown backend 'mien'; "
+        "choose one of eventstoredb, file, http, memory, mine, postgres"
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config({"store": {"mien": {}}}, env={})
+    assert "did you mean 'mine'?" in str(err.value)
+
+
+def test_options_of_a_config_built_in_code() -> None:
+    from eventvault.backends.file.config import FileConfig
+
+    cfg = Config()
+    assert cfg.store.options(FileConfig) == FileConfig()
+    store = cfg.store.with_options(FileConfig(path="/x"))
+    assert store.options(FileConfig).path == "/x"
+    assert store.sections == {"file": FileConfig(path="/x")}
+
+
+def test_loading_a_config_imports_no_driver() -> None:
+    """The built-in backends register lazily, and their config modules need msgspec
+    only: importing eventvault and loading any configuration imports no driver."""
+    code = (
+        "import sys\n"
+        "import eventvault.backends.postgres.config, eventvault.backends.http.config\n"
+        "import eventvault.backends.eventstoredb.config\n"
+        "from eventvault import load_config\n"
+        "load_config({'store': {'backend': 'postgres', 'postgres': {'dsn': 'x'}}}, env={})\n"
+        "bad = {'psycopg', 'psycopg_pool', 'httpx', 'kurrentdbclient', 'grpc'} & set(sys.modules)\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
