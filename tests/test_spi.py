@@ -4,6 +4,7 @@ type, capabilities are types, and a store over a backend without one says so."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import ClassVar
 from uuid import UUID
 
@@ -145,3 +146,19 @@ def test_a_backend_says_why_it_lacks_a_capability() -> None:
     assert lacking(store.backend, Importing) == (
         "the core backend cannot take copied events (it is a test)"
     )
+
+
+def test_the_built_in_stores_are_facades_over_their_backends(tmp_path: Path) -> None:
+    from eventvault.backends.file import FileEventStore
+    from eventvault.backends.file.store import FileBackend
+
+    with FileEventStore(tmp_path / "s", fsync="never") as store:
+        assert type(store.backend) is FileBackend
+        assert isinstance(store.backend, Importing)
+        assert isinstance(store.backend, Retaining)
+        assert store.backend_name == store.backend.name == "file"
+        assert (store.path, store.read_only, store.fsync) == (tmp_path / "s", False, "never")
+        assert store.store_id == store.backend.store_id
+        assert store.reindex() == 0
+    assert type(MemoryEventStore(max_event_bytes=2048).backend) is MemoryBackend
+    assert MemoryEventStore(max_event_bytes=2048).max_event_bytes == 2048
