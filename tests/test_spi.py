@@ -4,7 +4,8 @@ type, capabilities are types, and a store over a backend without one says so."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar
+from pathlib import Path
+from typing import Any, ClassVar
 from uuid import UUID
 
 import pytest
@@ -145,3 +146,46 @@ def test_a_backend_says_why_it_lacks_a_capability() -> None:
     assert lacking(store.backend, Importing) == (
         "the core backend cannot take copied events (it is a test)"
     )
+
+
+def test_the_built_in_stores_are_facades_over_their_backends(tmp_path: Path) -> None:
+    from eventvault.backends.file import FileEventStore
+    from eventvault.backends.file.store import FileBackend
+
+    with FileEventStore(tmp_path / "s", fsync="never") as store:
+        assert type(store.backend) is FileBackend
+        assert isinstance(store.backend, Importing)
+        assert isinstance(store.backend, Retaining)
+        assert store.backend_name == store.backend.name == "file"
+        assert (store.path, store.read_only, store.fsync) == (tmp_path / "s", False, "never")
+        assert store.store_id == store.backend.store_id
+        assert store.reindex() == 0
+    assert type(MemoryEventStore(max_event_bytes=2048).backend) is MemoryBackend
+    assert MemoryEventStore(max_event_bytes=2048).max_event_bytes == 2048
+
+
+def test_a_backend_with_a_run_index_is_used_for_listing_runs() -> None:
+    from eventvault.runs import ScanRunIndex, list_runs
+
+    class Indexed(Core):  # an index of runs on the backend, not on a store subclass
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls: list[str] = []
+            self.scan: ScanRunIndex | None = None
+
+        def newest_runs(self, query: Query, **kw: Any) -> Any:
+            self.calls.append("newest_runs")
+            assert self.scan is not None
+            return self.scan.newest_runs(query, **kw)
+
+        def run_summaries(self, ids: Any, **kw: Any) -> Any:
+            self.calls.append("run_summaries")
+            assert self.scan is not None
+            return self.scan.run_summaries(ids, **kw)
+
+    backend = Indexed()
+    store = EventStore(backend)
+    backend.scan = ScanRunIndex(store)
+    store.append([NewEvent(type="t", correlation_id="run-1") for _ in range(2)])
+    assert [r.correlation_id for r in list_runs(store).runs] == ["run-1"]
+    assert backend.calls == ["newest_runs", "run_summaries"]

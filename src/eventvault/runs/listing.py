@@ -59,7 +59,8 @@ class RunKey(msgspec.Struct, frozen=True, array_like=True):
 @runtime_checkable
 class RunIndex(Protocol):
     """What :func:`list_runs` needs from a store; a backend with an index of runs
-    implements these two methods on its store class and is used as it is."""
+    implements these two methods — on its :class:`~eventvault.spi.Backend` (or its
+    store class) — and is used as it is."""
 
     def newest_runs(
         self, query: Query, *, head: int, before: int | None, limit: int
@@ -209,13 +210,20 @@ def list_runs(
 
     ``query`` filters the *events* that make a run listed (types, actors, streams,
     correlation ids, times, positions); its ``limit`` and ``reverse`` are ignored.
-    Uses the store's own :class:`RunIndex` when it has one, a backwards scan otherwise
+    Uses the store's (or its backend's) own :class:`RunIndex` when it has one, a
+    backwards scan otherwise
     (see the module's docstring for the cost).
     """
     if type(limit) is not int or not 1 <= limit <= MAX_RUNS_PAGE:
         raise ValidationError(f"runs limit must be 1–{MAX_RUNS_PAGE}, got {limit!r}")
     query = msgspec.structs.replace(query if query is not None else Query(), reverse=False)
-    index: RunIndex = store if isinstance(store, RunIndex) else ScanRunIndex(store)
+    index: RunIndex
+    if isinstance(store, RunIndex):
+        index = store
+    elif isinstance(store.backend, RunIndex):
+        index = store.backend
+    else:
+        index = ScanRunIndex(store)
     if cursor is None:
         head, before = store.head(), None
     else:
