@@ -9,7 +9,9 @@
 
 A block that cannot run inside a test says so, and why, in an HTML comment on the
 line before its fence — ``<!-- readme-test: skip: REASON -->`` — and one that needs
-events to work on says ``<!-- readme-test: with-store -->``.
+events to work on says ``<!-- readme-test: with-store -->``. A block that *is* a
+test module of this suite says ``<!-- readme-test: is: PATH -->``: it must equal that
+file, which runs with the rest.
 """
 
 from __future__ import annotations
@@ -73,6 +75,10 @@ def test_the_readme_has_blocks_of_each_kind() -> None:
 def test_block_runs_as_shown(
     tmp_path: Path, line: int, lang: str, code: str, directive: str
 ) -> None:
+    if directive.startswith("is: "):  # the block is that file, which runs in this suite
+        shown = README.parent / directive.removeprefix("is: ")
+        assert code == shown.read_text(encoding="utf-8"), f"README line {line}: not {shown}"
+        return
     env = _env(tmp_path)
     if directive == "with-store":
         for i in range(3):

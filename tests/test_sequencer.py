@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eventvault.integrity.chain import GENESIS, verify_chain
 from eventvault.errors import DuplicateEventError, ValidationError, WrongExpectedRevisionError
 from eventvault.groupcommit import Request
+from eventvault.integrity.chain import GENESIS, verify_chain
 from eventvault.model import ExpectedRevision, NewEvent, RecordedEvent
 from eventvault.sequencer import (
     Import,
