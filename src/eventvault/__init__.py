@@ -55,10 +55,14 @@ from .store import EventStore
 
 __version__ = "0.1.0"
 
-#: Every public name, sorted (tests/test_public_api.py holds it complete). The
+#: Every public name: constants first, then the rest in code-point order (tests/
+#: test_public_api.py holds it complete and sorted). The
 #: deprecated ``WrongExpectedRevision`` is not here: see :func:`__getattr__`.
 __all__ = [
     "ANY",
+    "NO_STREAM",
+    "RECEIPT_TYPE",
+    "STREAM_EXISTS",
     "AccessError",
     "AppendResult",
     "AuthenticationError",
@@ -78,20 +82,17 @@ __all__ = [
     "GroupPlan",
     "MemoryEventStore",
     "MissingExtraError",
-    "NO_STREAM",
     "NewEvent",
     "NotSupportedError",
     "Page",
     "PermissionDeniedError",
     "Policy",
     "Query",
-    "RECEIPT_TYPE",
     "ReadOnlyStoreError",
     "RecordedEvent",
     "RetentionPlan",
     "RetentionReport",
     "RunNotFoundError",
-    "STREAM_EXISTS",
     "StoreClosedError",
     "StoreError",
     "StoreNotFoundError",
