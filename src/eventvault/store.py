@@ -497,6 +497,11 @@ class EventStore:
         policy = policy if policy is not None else self.retention_policy
         if plan is None:
             plan = self.plan_retention(policy, now=now)
+        elif not isinstance(plan, RetentionPlan):
+            raise ValidationError(
+                f"apply_retention() takes a RetentionPlan (from plan_retention()), not "
+                f"{type(plan).__name__}; to apply a policy, pass it as policy=..."
+            )
         elif plan.store_id != self.store_id:
             raise ValidationError("this retention plan was made for another store")
         if plan.count and policy is None:

@@ -336,3 +336,38 @@ def test_an_exception_in_the_middle_of_a_write_leaves_nothing_behind(
     with FileEventStore(path) as s:
         assert [e.type for e in s.iter()] == ["t.before", "t.after"]
         assert s.get(failed.id) is None
+
+
+def test_a_retention_run_whose_state_file_looks_unchanged_is_caught_up_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the two-appliers test under load: retention.json is replaced by a
+    rename, and a new file can get the old one's inode, size and (coarse, per-tick)
+    times — so a writer's cheap "did retention run?" check can miss a run, keep a
+    view naming deleted sealed segments and fail its append with ENOENT. A file the
+    view names being gone is itself proof the view is stale: list again and retry."""
+    from datetime import UTC, datetime, timedelta
+
+    from eventvault.retention import resolve_policy
+    from eventvault.retention.config import RetentionConfig
+
+    path = tmp_path / "s"
+    busy = FileEventStore(path, segment_max_bytes=2048)
+    for _ in range(20):  # many sealed segments
+        busy.append(NewEvent(type="debug.x", stream="w", data={"pad": "x" * 80}))
+    busy.append(NewEvent(type="keep", stream="other"))
+    quiet = FileEventStore(path, segment_max_bytes=2048)  # its view: every segment
+    try:
+        segs = quiet.backend._s.segs
+        frozen = segs._state_stamp()
+        monkeypatch.setattr(segs, "_state_stamp", lambda: frozen)  # the collision
+        policy = resolve_policy(RetentionConfig(max_age="1h"))
+        later = datetime.now(UTC) + timedelta(hours=2)
+        report = busy.apply_retention(policy=policy, now=later)
+        assert report.removed >= 10
+        late = quiet.append(NewEvent(type="debug.x", stream="w"))  # ENOENT before the fix
+        assert late.last_revision == 20  # revisions never restart after retention
+        assert quiet.verify().ok
+    finally:
+        quiet.close()
+        busy.close()

@@ -129,6 +129,13 @@ class SegmentSet:
         ):
             self.rescan()  # another process sealed our active segment and rolled on
 
+    def reload(self) -> None:
+        """Forget what we believed of retention and list the directory again (a file
+        our view names is gone: whatever the cheap checks said, the view is stale)."""
+        self.retention = RetentionState.load(self.root)
+        self._stamp = self._state_stamp()
+        self.rescan()
+
     def rescan(self) -> None:
         """List the directory and rebuild the view, keeping every segment whose file
         is still the one we hold (and its index), dropping the others."""

@@ -115,8 +115,7 @@ class WritePath:
                     return
                 try:
                     with backend_errors("preparing to append"):
-                        self._prepare()
-                        chunks, head = self._stamp(group)
+                        chunks, head = self._prepare_and_stamp(group)
                 except EventVaultError as exc:
                     _fail(group, exc)
                     return
@@ -129,6 +128,29 @@ class WritePath:
         finally:
             with contextlib.suppress(OSError):
                 self.lock.release()
+
+    def _prepare_and_stamp(
+        self, group: list[Request]
+    ) -> tuple[list[tuple[Request, list[RecordedEvent]]], ChainHead]:
+        """:meth:`_prepare`, then :meth:`_stamp` — again over a fresh listing when a
+        file the view names is gone.
+
+        The cheap proof that the view is current (retention.json's identity, the
+        active segment's links) can miss a retention run: a rename can give the new
+        state file the old one's inode, size and coarse timestamps. A sealed segment
+        the view names being gone (ENOENT while stamping looks it up) is then the
+        proof, and the flock we hold means a fresh listing is final. Stamping only
+        reads, so doing it again is safe.
+        """
+        for attempt in range(3):
+            try:
+                self._prepare()
+                return self._stamp(group)
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
+                self._s.segs.reload()
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _stamp(
         self, group: list[Request]
