@@ -33,7 +33,6 @@ OVERSIZED_FOR_NOW: frozenset[str] = frozenset(
     {
         "eventvault.backends.file.index",
         "eventvault.backends.postgres.store",
-        "eventvault.cli.main",
     }
 )
 
