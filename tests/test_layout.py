@@ -32,7 +32,6 @@ ALLOWED_CYCLES: frozenset[tuple[str, ...]] = frozenset()
 OVERSIZED_FOR_NOW: frozenset[str] = frozenset(
     {
         "eventvault.backends.file.index",
-        "eventvault.backends.postgres.store",
     }
 )
 
