@@ -177,7 +177,7 @@ def test_backends_never_acknowledge_what_a_raising_leader_did_not_write(
         store = FileEventStore(tmp_path / "s")
         target = "encode_batch"
     else:
-        from eventvault.backends.postgres import store as module  # type: ignore[no-redef]
+        from eventvault.backends.postgres import writing as module  # type: ignore[no-redef]
         from eventvault.backends.postgres.store import PostgresEventStore, drop_schema
 
         dsn = request.getfixturevalue("postgres_dsn")

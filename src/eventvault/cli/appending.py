@@ -1,4 +1,5 @@
-"""``eventvault append --file``: JSON lines into the store, checked whole, re-runnable.
+"""``eventvault append``: one event from options, or (``--file``) JSON lines into the
+store, checked whole, re-runnable.
 
 Two passes over the input (stdin is first spooled to a temporary file, so memory
 stays bounded and stdin gets the same guarantees as a file):
@@ -21,11 +22,13 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import IO, Any
 from uuid import UUID
 
@@ -34,14 +37,15 @@ import msgspec
 
 from .. import errors
 from ..integrity.canonical import canonical_event_bytes_checked
-from ..model import ExpectedRevision, NewEvent
+from ..model import ExpectedRevision, NewEvent, parse_expected_revision
 from ..registry import open_store
 from ..sequencer import same_content
 from ..store import RESERVED_TYPE_PREFIX, EventStore
 from ..strict import explain_struct_error
-from .common import EXIT_INTERRUPTED, Ctx
+from .common import EXIT_INTERRUPTED, Ctx, FileArg, _handle_errors, _time, pass_ctx
+from .output import write_events
 
-__all__ = ["append_file", "derived_id", "seekable"]
+__all__ = ["append", "append_file", "derived_id", "seekable"]
 
 #: Stands in for the store's own stamp when sizing an event before it is stamped:
 #: the longest time text (microseconds shown) and a nine-digit stream revision.
@@ -308,3 +312,154 @@ def _write(
     result = store.append(batch, expected_revision=expected)
     new = [e.position for e in result.events if e.position > before]
     return len(new), (min(new) if new else None), (max(new) if new else None)
+
+
+def _json_object(value: str | None, name: str) -> dict[str, Any]:
+    """A JSON object from an option: the text itself, ``@PATH`` (a file's content) or
+    ``-`` (stdin) — large payloads do not fit in an argument list."""
+    if value is None:
+        return {}
+    raw: str | bytes = value
+    if value == "-":
+        raw = sys.stdin.buffer.read()
+    elif value.startswith("@"):
+        try:
+            raw = Path(value[1:]).read_bytes()
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "strerror", None) or exc
+            msg = f"cannot read {value[1:]!r}: {reason}"
+            raise click.BadParameter(msg, param_hint=name) from None
+    try:
+        parsed = msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc}", param_hint=name) from None
+    if not isinstance(parsed, dict):
+        raise click.BadParameter("must be a JSON object, e.g. '{\"k\": 1}'", param_hint=name)
+    return parsed
+
+
+def _expected(value: str | None) -> int | ExpectedRevision | None:
+    if value is None:
+        return None
+    try:
+        return parse_expected_revision(value)
+    except errors.ValidationError as exc:
+        raise click.BadParameter(str(exc), param_hint="--expected-revision") from None
+
+
+@click.command("append")
+@click.option("--type", "-t", "type_", metavar="NAME", help="Event type, e.g. build.started.")
+@click.option("--stream", "-s", default="default", show_default=True)
+@click.option("--actor", "-a", default=None)
+@click.option("--correlation-id", default=None)
+@click.option("--causation-id", default=None)
+@click.option("--source", default=None)
+@click.option(
+    "--data",
+    "-d",
+    default=None,
+    metavar="JSON",
+    help="Payload, a JSON object; @FILE reads it from a file, - from stdin.",
+)
+@click.option(
+    "--metadata",
+    default=None,
+    metavar="JSON",
+    help="Metadata, a JSON object (or @FILE, or -).",
+)
+@click.option("--id", "event_id", default=None, help="Event id (UUID); re-sending it is safe.")
+@click.option("--occurred-at", default=None, metavar="TIME", help="ISO-8601 or e.g. 5m (ago).")
+@click.option(
+    "--expected-revision",
+    default=None,
+    metavar="REV",
+    help="Revision the stream must be at: a number, no_stream, stream_exists, any.",
+)
+@click.option(
+    "--file",
+    "file_",
+    type=FileArg("rb"),
+    default=None,
+    help="Append many events from a JSON-lines file ('-' for stdin).",
+)
+@click.option(
+    "-f",
+    "file_short",
+    type=FileArg("rb"),
+    default=None,
+    hidden=True,  # (deprecated: -f means --follow in tail and copy)
+)
+@click.option(
+    "--batch-size",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="Events per atomic batch with --file.",
+)
+@pass_ctx
+@_handle_errors
+def append(
+    ctx: Ctx,
+    /,
+    type_: str | None,
+    stream: str,
+    actor: str | None,
+    correlation_id: str | None,
+    causation_id: str | None,
+    source: str | None,
+    data: str | None,
+    metadata: str | None,
+    event_id: str | None,
+    occurred_at: str | None,
+    expected_revision: str | None,
+    file_: IO[bytes] | None,
+    file_short: IO[bytes] | None,
+    batch_size: int,
+) -> None:
+    """Append one event from options, or many from JSON lines.
+
+    \b
+    Examples:
+      eventvault append --type build.started --actor ci --correlation-id run-1 \\
+          --data '{"sha": "abc"}'
+      eventvault append --file events.jsonl      # one JSON object per line
+      cat events.jsonl | eventvault append --file -
+
+    Every line of the input (a file, or stdin) is checked before anything is
+    written, so a bad line leaves the store untouched; errors name the line. A line
+    without an "id" gets one derived from the input's bytes and the line number, so
+    re-running the same command after an interruption stores each line exactly
+    once. Prints the stored event (one) or a JSON summary (--file) on stdout.
+    """
+    expected = _expected(expected_revision)
+    if file_short is not None:
+        ctx.say("warning: 'append -f' is deprecated, write --file (-f means --follow elsewhere)")
+        file_ = file_ if file_ is not None else file_short
+    if data == "-" and metadata == "-":
+        raise click.UsageError("only one of --data and --metadata can read stdin")
+    if file_ is not None:
+        if type_ is not None or data is not None:
+            raise click.UsageError("use either --file or --type/--data, not both")
+        append_file(ctx, file_, batch_size, expected)
+        return
+    if type_ is None:
+        raise click.UsageError("missing --type (or --file)")
+    kwargs: dict[str, Any] = {}
+    if event_id is not None:
+        kwargs["id"] = event_id
+    if occurred_at is not None:
+        kwargs["occurred_at"] = _time(occurred_at, "--occurred-at")
+    event = NewEvent(
+        type=type_,
+        stream=stream,
+        actor=actor,
+        correlation_id=correlation_id,
+        causation_id=causation_id,
+        source=source,
+        data=_json_object(data, "--data"),
+        metadata=_json_object(metadata, "--metadata"),
+        **kwargs,
+    )
+    with ctx.store(create=True) as store:
+        result = store.append(event, expected_revision=expected)
+    write_events(result.events, "jsonl")

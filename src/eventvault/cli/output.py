@@ -12,7 +12,7 @@ import msgspec
 from ..model import RecordedEvent
 from .terminal import shown
 
-__all__ = ["FORMATS", "shown", "write_events"]
+__all__ = ["FORMATS", "iso_seconds", "shown", "write_events"]
 
 FORMATS = ("table", "json", "jsonl", "csv", "text")
 CSV_COLUMNS = (
@@ -40,6 +40,12 @@ def _text(e: RecordedEvent) -> str:
     stamp = e.recorded_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     where = f"{shown(e.stream)}#{e.stream_revision}"
     return f"{e.position:>8} {stamp} {where} {shown(e.type)}{who}{corr} {shown(data)}"
+
+
+def iso_seconds(value: Any) -> str:
+    """A time to the second, ``Z`` for UTC (``-`` for none): the stats and retention
+    tables."""
+    return "-" if value is None else value.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def write_events(events: Iterable[RecordedEvent], fmt: str, out: IO[str] | None = None) -> int:
