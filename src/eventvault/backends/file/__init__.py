@@ -1,16 +1,35 @@
-"""The ``file`` backend: JSONL segments with derived indexes (see :mod:`.store`)."""
+"""The ``file`` backend: JSONL segments with derived indexes (see :mod:`.store`).
+
+:class:`FileEventStore` is imported on first use (a module ``__getattr__``): loading
+any configuration reads :mod:`.config` — this package's options — and must not pay
+for importing the whole backend when another backend is chosen.
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from ...config import Config
 from ...timeutil import parse_duration
 from .config import FileConfig
-from .store import FileEventStore
+
+if TYPE_CHECKING:
+    from .store import FileEventStore
 
 __all__ = ["FileEventStore", "from_config"]
 
 
+def __getattr__(name: str) -> Any:
+    if name == "FileEventStore":
+        from .store import FileEventStore
+
+        return FileEventStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def from_config(config: Config, *, create: bool = True) -> FileEventStore:
+    from .store import FileEventStore
+
     f = config.store.options(FileConfig)
     return FileEventStore(
         f.path,
