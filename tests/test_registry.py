@@ -204,3 +204,34 @@ def test_loading_a_config_imports_no_driver() -> None:
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_register_backend_refuses_what_would_break_every_load() -> None:
+    """Found in review: a type with a required field failed every load (whatever
+    backend was chosen), one without forbid_unknown_fields let typos through, a bad
+    "module:Class" string raised ModuleNotFoundError from every load, and a backend
+    named after a [store] key vanished into it."""
+
+    class Required(msgspec.Struct, forbid_unknown_fields=True):
+        url: str
+
+    class Lax(msgspec.Struct):
+        path: str = "x"
+
+    with pytest.raises(ConfigError, match="needs a default for every field"):
+        register_backend("req", make_mine, Required)
+    with pytest.raises(ConfigError, match="must forbid unknown fields"):
+        register_backend("lax", make_mine, Lax)
+    with pytest.raises(ConfigError, match=r"must be a msgspec\.Struct"):
+        register_backend("odd", make_mine, dict)  # type: ignore[arg-type]
+    for bad in ("backend", "max_event_bytes", "My-Store", ""):
+        with pytest.raises(ConfigError, match="cannot register a backend named"):
+            register_backend(bad, make_mine, MineConfig)
+    assert not {"req", "lax", "odd", "backend"} & set(backend_names())
+    register_backend("typo", make_mine, "no_such_module_xyz:Options")
+    try:
+        with pytest.raises(ConfigError, match="backend 'typo' is registered as"):
+            load_config({"store": {"backend": "memory"}}, env={})
+    finally:
+        _REGISTRY.pop("typo")
+    load_config({"store": {"backend": "memory"}}, env={})  # the registry is sound again

@@ -189,3 +189,29 @@ def test_a_backend_with_a_run_index_is_used_for_listing_runs() -> None:
     store.append([NewEvent(type="t", correlation_id="run-1") for _ in range(2)])
     assert [r.correlation_id for r in list_runs(store).runs] == ["run-1"]
     assert backend.calls == ["newest_runs", "run_summaries"]
+
+
+def test_copy_and_import_keep_the_error_promise() -> None:
+    """copy_store and import used to call the backend directly: a backend's OSError
+    escaped them untranslated (found in review). They go through the façade now."""
+    import errno
+
+    from eventvault import MemoryEventStore, NewEvent, StoreUnavailableError
+    from eventvault.copy import copy_store
+    from eventvault.testing.faults import FaultInjector
+
+    src = MemoryEventStore()
+    src.append([NewEvent(type="t") for _ in range(3)])
+    dst = MemoryEventStore()
+    injector = FaultInjector(dst)
+    with (
+        injector.raising("import_records", lambda: OSError(errno.EIO, "injected")),
+        pytest.raises(StoreUnavailableError, match="injected") as info,
+    ):
+        copy_store(src, dst)
+    assert isinstance(info.value.__cause__, OSError)
+    with (
+        injector.raising("wait", lambda: OSError(errno.EIO, "injected")),
+        pytest.raises(StoreUnavailableError),
+    ):
+        dst.wait_for_head(0, 0.01)

@@ -1,5 +1,6 @@
-"""The last-resort error boundary: anything that is not an ``eventvault.errors``
-type becomes one before it leaves the library.
+"""The error boundary: anything that is not an ``eventvault.errors`` type becomes
+one before it leaves the library — every public method of every store is wrapped
+(:func:`guard_public_methods`), and :func:`translate` is the last resort.
 
 Backends translate their driver's and the OS's errors where they know what the
 error means (PostgreSQL: :func:`eventvault.backends.postgres.store._db_errors`).
@@ -11,11 +12,15 @@ EventVaultError`` is complete and a bug is still visible to whoever reads the lo
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from .errors import EventVaultError, StoreError, StoreUnavailableError
 
-__all__ = ["translate"]
+__all__ = ["guard_public_methods", "translate"]
 
 log = logging.getLogger("eventvault")
 
@@ -36,3 +41,59 @@ def translate(exc: BaseException, action: str) -> EventVaultError:
         f"{action}: unexpected {type(exc).__name__}{': ' + text if text else ''} "
         "(a bug in eventvault or a backend; the traceback is logged as 'eventvault')"
     )
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _boundary(fn: _F) -> _F:
+    """Wrap public method ``fn`` so it raises only ``eventvault.errors`` types."""
+    if getattr(fn, "__eventvault_boundary__", False):
+        return fn
+    action = f"{fn.__name__.replace('_', ' ')}"
+
+    def _typed(store: Any, exc: Exception) -> EventVaultError:
+        if isinstance(exc, EventVaultError):
+            return exc
+        # the store's backend knows its driver's errors best; then the last resort
+        own = store.backend.translate_error(exc, action)
+        return own if own is not None else translate(exc, action)
+
+    wrapper: Callable[..., Any]
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def gen_wrapper(self: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
+            try:
+                yield from fn(self, *args, **kwargs)
+            except EventVaultError:
+                raise
+            except Exception as exc:
+                raise _typed(self, exc) from exc
+
+        wrapper = gen_wrapper
+    else:
+
+        @functools.wraps(fn)
+        def call_wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(self, *args, **kwargs)
+            except EventVaultError:
+                raise
+            except Exception as exc:
+                raise _typed(self, exc) from exc
+
+        wrapper = call_wrapper
+    setattr(wrapper, "__eventvault_boundary__", True)  # noqa: B010 - a marker on a function
+    return wrapper  # type: ignore[return-value]
+
+
+def guard_public_methods(cls: type) -> None:
+    """Wrap every public method ``cls`` defines (EventStore and each subclass, from
+    ``__init_subclass__``) so that it raises only ``eventvault.errors`` types."""
+    for name, value in list(vars(cls).items()):
+        if name.startswith("_") or not inspect.isfunction(value):
+            continue
+        if getattr(value, "__isabstractmethod__", False):
+            continue
+        setattr(cls, name, _boundary(value))

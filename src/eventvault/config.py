@@ -44,6 +44,7 @@ __all__ = [
     "BackendOptions",
     "Config",
     "NoOptions",
+    "STORE_KEYS",
     "RetentionConfig",
     "RetentionRule",
     "ServerConfig",
@@ -89,6 +90,10 @@ class _StoreKeys(_Section):
 
     backend: str = "file"
     max_event_bytes: int = 1024 * 1024
+
+
+#: The ``[store]`` keys that are not a backend's table (so no backend takes these names).
+STORE_KEYS = frozenset(_StoreKeys.__struct_fields__)
 
 
 class StoreConfig(msgspec.Struct, kw_only=True):

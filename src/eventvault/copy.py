@@ -37,7 +37,6 @@ from .integrity.canonical import format_time, same_payload
 from .integrity.chain import bridge, record_hash
 from .model import MAX_LIMIT, Import, Query, RecordedEvent
 from .retention import RECEIPT_TYPE
-from .spi import require_importing
 from .store import EventStore
 
 __all__ = [
@@ -209,7 +208,7 @@ def copy_store(
     copied = 0
     for page in _pages(src, query, after, batch, follow, stop, poll_interval):
         # (a destination that cannot take records says so with its first page)
-        require_importing(dst.backend).import_records(Import(page, rechain=rechain))
+        dst.import_records(Import(page, rechain=rechain))
         copied += len(page)
         done += len(page)
         if progress is not None:
@@ -255,7 +254,7 @@ def _pages(
             head = src.head()
             if query.before is not None and head >= query.before - 1:
                 return
-            src.backend.wait(head, poll_interval)
+            src.wait_for_head(head, poll_interval)
             if stop.is_set():
                 return
             pending = pool.submit(read, cursor)

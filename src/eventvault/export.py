@@ -32,7 +32,6 @@ import msgspec
 from .errors import ConflictError, CorruptionError, ValidationError
 from .integrity.chain import record_hash
 from .model import MAX_LIMIT, Import, NewEvent, Query, RecordedEvent, utcnow
-from .spi import require_importing
 from .store import EventStore
 
 __all__ = [
@@ -289,7 +288,7 @@ def import_store(
 
     def flush() -> None:
         nonlocal imported
-        require_importing(store.backend).import_records(Import(page, rechain=rechain))
+        store.import_records(Import(page, rechain=rechain))
         imported += len(page)
         if progress is not None:
             progress(done, checked.events)

@@ -14,13 +14,14 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from .config import CORE_ENV_OVERRIDES, BackendOptions, Config, NoOptions, read_config
+from .config import CORE_ENV_OVERRIDES, STORE_KEYS, BackendOptions, Config, NoOptions, read_config
 from .errors import ConfigError
 from .retention.policy import resolve_policy
 
@@ -64,7 +65,40 @@ def register_backend(
     may declare). None: the backend takes no options. ``env``: environment variable
     -> key of the table it overrides (``{"MINE_URL": "url"}``).
     """
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or name in STORE_KEYS:
+        raise ConfigError(
+            f"cannot register a backend named {name!r}: a name is lower-case letters, "
+            f"digits and _, starting with a letter, and not one of the [store] keys "
+            f"({', '.join(sorted(STORE_KEYS))})"
+        )
+    if config_type is not None and not isinstance(config_type, str):
+        _check_config_type(name, config_type)
     _REGISTRY[name] = _Backend(factory, config_type or NoOptions, dict(env or {}))
+
+
+_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def _check_config_type(name: str, config_type: object) -> type[msgspec.Struct]:
+    """A backend's options type must make every configuration loadable — and its
+    typos errors: a msgspec Struct that forbids unknown fields and has a default for
+    every field (a table may be absent: every registered type is read on every load)."""
+    where = f"the options type of backend {name!r}"
+    if not (isinstance(config_type, type) and issubclass(config_type, msgspec.Struct)):
+        raise ConfigError(f"{where} must be a msgspec.Struct subclass, not {config_type!r}")
+    if not config_type.__struct_config__.forbid_unknown_fields:
+        raise ConfigError(
+            f"{where} ({config_type.__name__}) must forbid unknown fields "
+            "(class ...(msgspec.Struct, forbid_unknown_fields=True)), or a typo'd key "
+            "would be silently ignored"
+        )
+    try:
+        config_type()
+    except (TypeError, msgspec.ValidationError) as exc:
+        raise ConfigError(
+            f"{where} ({config_type.__name__}) needs a default for every field: {exc}"
+        ) from None
+    return config_type
 
 
 def backend_names() -> list[str]:
@@ -79,16 +113,21 @@ def env_overrides() -> dict[str, tuple[str, ...]]:
     return out
 
 
-def _resolve(target: str) -> Any:
+def _resolve(target: str, name: str) -> Any:
     module_name, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module_name), attr)
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        if isinstance(exc, ImportError) and exc.name and exc.name != module_name:
+            raise  # the module is there, a dependency of it is not (MissingExtraError)
+        raise ConfigError(f"backend {name!r} is registered as {target!r}: {exc}") from None
 
 
 def _options() -> dict[str, BackendOptions]:
     out = {}
     for name, backend in _REGISTRY.items():
         if isinstance(backend.config_type, str):
-            backend.config_type = _resolve(backend.config_type)
+            backend.config_type = _check_config_type(name, _resolve(backend.config_type, name))
         assert not isinstance(backend.config_type, str)
         out[name] = BackendOptions(backend.config_type, backend.env)
     return out
@@ -99,7 +138,7 @@ def _factory(name: str) -> Factory:
     if backend is None:
         raise ConfigError(f"unknown backend {name!r}; choose one of {', '.join(backend_names())}")
     if isinstance(backend.factory, str):
-        backend.factory = _resolve(backend.factory)
+        backend.factory = _resolve(backend.factory, name)
     assert not isinstance(backend.factory, str)
     return backend.factory
 

@@ -14,29 +14,27 @@ whatever still escapes — a bug, ``MemoryError``, an ``OSError`` from an unexpe
 path — is translated by :func:`eventvault.boundary.translate` as a last resort,
 with the original as ``__cause__``. Every public method, the façade's and any a
 subclass adds, is wrapped once (:meth:`EventStore.__init_subclass__`). Callers
-that use the backend directly (``copy_store``, the server's long poll) get the
-backend's own errors.
+inside the package go through the façade too (``import_records``,
+``wait_for_head``), so the promise holds for ``copy_store``, ``import`` and the
+server's long poll.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self
 from uuid import UUID
 
 import msgspec
 
-from .boundary import translate
+from .boundary import guard_public_methods
 from .cursor import decode_cursor, encode_cursor
 from .errors import (
     CorruptionError,
-    EventVaultError,
     StoreClosedError,
     ValidationError,
 )
@@ -45,6 +43,7 @@ from .integrity.chain import GENESIS, verify_chain
 from .model import (
     AppendResult,
     ExpectedRevision,
+    Import,
     NewEvent,
     Page,
     Query,
@@ -56,7 +55,7 @@ from .retention import RECEIPT_TYPE, Policy
 from .retention.apply import apply_plan
 from .retention.plan import RetentionPlan, RetentionReport
 from .sequencer import Results
-from .spi import Backend, ProgressCallback, require_retaining
+from .spi import Backend, ProgressCallback, require_importing, require_retaining
 
 if TYPE_CHECKING:  # (eventvault.runs imports this module)
     from datetime import timedelta
@@ -70,59 +69,6 @@ MAX_BATCH = 100_000
 
 #: Event types the store itself writes (retention receipts); producers cannot.
 RESERVED_TYPE_PREFIX = "eventvault."
-
-
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
-def _boundary(fn: _F) -> _F:
-    """Wrap public method ``fn`` so it raises only ``eventvault.errors`` types."""
-    if getattr(fn, "__eventvault_boundary__", False):
-        return fn
-    action = f"{fn.__name__.replace('_', ' ')}"
-
-    def _typed(store: EventStore, exc: Exception) -> EventVaultError:
-        if isinstance(exc, EventVaultError):
-            return exc
-        own = store._backend.translate_error(exc, action)
-        return own if own is not None else translate(exc, action)
-
-    wrapper: Callable[..., Any]
-    if inspect.isgeneratorfunction(fn):
-
-        @functools.wraps(fn)
-        def gen_wrapper(self: EventStore, *args: Any, **kwargs: Any) -> Iterator[Any]:
-            try:
-                yield from fn(self, *args, **kwargs)
-            except EventVaultError:
-                raise
-            except Exception as exc:
-                raise _typed(self, exc) from exc
-
-        wrapper = gen_wrapper
-    else:
-
-        @functools.wraps(fn)
-        def call_wrapper(self: EventStore, *args: Any, **kwargs: Any) -> Any:
-            try:
-                return fn(self, *args, **kwargs)
-            except EventVaultError:
-                raise
-            except Exception as exc:
-                raise _typed(self, exc) from exc
-
-        wrapper = call_wrapper
-    setattr(wrapper, "__eventvault_boundary__", True)  # noqa: B010 - a marker on a function
-    return wrapper  # type: ignore[return-value]
-
-
-def _guard_public_methods(cls: type) -> None:
-    for name, value in list(vars(cls).items()):
-        if name.startswith("_") or not inspect.isfunction(value):
-            continue
-        if getattr(value, "__isabstractmethod__", False):
-            continue
-        setattr(cls, name, _boundary(value))
 
 
 def as_uuid(event_id: UUID | str) -> UUID | None:
@@ -188,7 +134,7 @@ class EventStore:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        _guard_public_methods(cls)  # a backend's own public methods (reindex, ...) too
+        guard_public_methods(cls)  # a backend's own public methods (reindex, ...) too
 
     def __init__(self, backend: Backend) -> None:
         if not isinstance(backend, Backend):
@@ -198,6 +144,7 @@ class EventStore:
         #: (``open_store`` sets it from the configuration; None: keep forever).
         self.retention_policy: Policy | None = None
         self._closed = False
+        self._closing = threading.Lock()
 
     @property
     def backend(self) -> Backend:
@@ -320,7 +267,23 @@ class EventStore:
 
     def head(self) -> int:
         """The last position in use (0 for an empty store)."""
+        self._check_open()
         return self._backend.head()
+
+    def wait_for_head(self, head: int, timeout: float) -> None:
+        """Block until the head moves past ``head`` (another process's append
+        counts), or ``timeout`` seconds pass; may return early. What a poller or a
+        long poll waits with (``subscribe`` is the loop built on it)."""
+        self._check_open()
+        self._backend.wait(head, timeout)
+
+    def import_records(self, imp: Import) -> list[RecordedEvent]:
+        """Write records another store recorded, as they are (see
+        :class:`~eventvault.model.Import`) — what ``copy_store`` and ``eventvault
+        import`` do, page by page. Raises :class:`NotSupportedError` when the backend
+        is not :class:`~eventvault.spi.Importing`."""
+        self._check_open()
+        return require_importing(self._backend).import_records(imp)
 
     def stats(self) -> StoreStats:
         """A summary of the store."""
@@ -514,9 +477,11 @@ class EventStore:
 
     def close(self) -> None:
         """Release resources. Safe to call twice."""
-        if not self._closed:
+        with self._closing:  # two threads closing at once: the backend closes once
+            if self._closed:
+                return
             self._closed = True
-            self._backend.close()
+        self._backend.close()
 
     @property
     def closed(self) -> bool:
@@ -538,7 +503,7 @@ class EventStore:
         self.close()
 
 
-_guard_public_methods(EventStore)
+guard_public_methods(EventStore)
 
 
 def _check_kept_head(

@@ -64,7 +64,7 @@ def remote_routes(app: FastAPI, svc: Service) -> None:
         seconds = 0.0 if wait in (None, "") else _seconds(wait)
         with svc.holder.lease() as store:
             if since is not None and seconds > 0:
-                await to_thread.run_sync(store.backend.wait, since, seconds, limiter=waits)
+                await to_thread.run_sync(store.wait_for_head, since, seconds, limiter=waits)
             position = await svc.run(store.head)
             return json_response(
                 {"head": position, "store_id": store.store_id, "backend": store.backend_name}

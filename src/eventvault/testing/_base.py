@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from ..model import Import, NewEvent, Query, RecordedEvent
-from ..spi import Retaining, require_importing
+from ..spi import Retaining
 from ..store import EventStore
 
 __all__ = [
@@ -109,7 +109,7 @@ def need_tamper(tamper: Tamper | None) -> Tamper:
 
 def import_records(store: EventStore, records: list[RecordedEvent]) -> list[RecordedEvent]:
     """Write copied records into ``store`` (its import capability), as ``copy`` does."""
-    return require_importing(store.backend).import_records(Import(records))
+    return store.import_records(Import(records))
 
 
 def can_retain(store: EventStore) -> bool:

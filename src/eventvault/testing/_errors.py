@@ -12,9 +12,11 @@ from collections.abc import Callable
 
 import pytest
 
+from ..backends.memory import MemoryEventStore
 from ..config import RetentionConfig, RetentionRule
+from ..copy import copy_store
 from ..errors import EventVaultError, StoreError, StoreUnavailableError
-from ..model import NewEvent, Query
+from ..model import Import, NewEvent, Query
 from ..retention import Policy, resolve_policy
 from ..store import EventStore
 from ._base import ContractBase, Stores
@@ -52,6 +54,10 @@ def _workload(store: EventStore, stored: NewEvent) -> list[tuple[str, BaseExcept
         ("plan", lambda: store.plan_retention(_policy())),
         ("apply", lambda: store.apply_retention(policy=_policy())),
         ("subscribe", lambda: _first_of_subscribe(store)),
+        ("wait", lambda: store.wait_for_head(store.head(), 0.01)),
+        # what copy and import do: records already stored, so nothing is written
+        ("import", lambda: store.import_records(Import(store.read(Query(limit=2)).events))),
+        ("copy out", lambda: copy_store(store, MemoryEventStore())),
     ]
     for label, step in steps:
         try:
