@@ -3,6 +3,8 @@ validated like the built-in ones' (and the built-ins registered the same way).""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -235,3 +237,43 @@ def test_register_backend_refuses_what_would_break_every_load() -> None:
     finally:
         _REGISTRY.pop("typo")
     load_config({"store": {"backend": "memory"}}, env={})  # the registry is sound again
+
+
+def test_an_installed_plugin_is_found_from_any_configuration(tmp_path: Path) -> None:
+    """A package declares its backend under the ``eventvault.backends`` entry-point
+    group; a configuration naming it works with no import in user code — the CLI
+    included (found in review: a third-party backend was library-only)."""
+    site = tmp_path / "site"
+    (site / "evplug-1.0.dist-info").mkdir(parents=True)
+    (site / "evplug-1.0.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: evplug\nVersion: 1.0\n"
+    )
+    (site / "evplug-1.0.dist-info" / "entry_points.txt").write_text(
+        "[eventvault.backends]\nplug = evplug\n"
+    )
+    (site / "evplug.py").write_text(
+        "import msgspec\n"
+        "from eventvault import MemoryEventStore, register_backend\n"
+        "class PlugOptions(msgspec.Struct, forbid_unknown_fields=True):\n"
+        "    label: str = 'x'\n"
+        "def make(config, *, options):\n"
+        "    return MemoryEventStore()\n"
+        "register_backend('plug', make, PlugOptions)\n"
+    )
+    cfg = tmp_path / "eventvault.toml"
+    cfg.write_text('[store]\nbackend = "plug"\n[store.plug]\nlabel = "y"\n')
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    done = subprocess.run(
+        [sys.executable, "-m", "eventvault.cli", "--config", str(cfg), "stats", "--format", "json"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["backend"] == "memory"
+    cfg.write_text('[store]\nbackend = "plug"\n[store.plug]\nlabl = "y"\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "eventvault.cli", "--config", str(cfg), "stats"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert "store.plug" in done.stderr
+    assert "did you mean 'label'" in done.stderr

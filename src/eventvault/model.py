@@ -28,6 +28,7 @@ from .integrity.canonical import check_unicode, freeze_json_object
 
 __all__ = [
     "ANY",
+    "MAX_BATCH",
     "MAX_LIMIT",
     "NO_STREAM",
     "STREAM_EXISTS",
@@ -51,6 +52,8 @@ MAX_NAME = 200
 MAX_TEXT = 1000
 #: Largest page a single read returns.
 MAX_LIMIT = 10_000
+#: Largest batch one append takes (larger ones: split them; each part is atomic).
+MAX_BATCH = 100_000
 #: Largest position (and revision) any backend can hold: a signed 64-bit integer.
 MAX_POSITION: Final = 2**63 - 1
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

@@ -101,6 +101,43 @@ def _check_config_type(name: str, config_type: object) -> type[msgspec.Struct]:
     return config_type
 
 
+#: The entry-point group a package declares its backends in (see _load_plugins).
+PLUGIN_GROUP = "eventvault.backends"
+_plugins_loaded = False
+
+
+def _load_plugins() -> bool:
+    """Import every installed backend plugin once; whether any backend was added.
+
+    A package that provides a backend declares it in its ``pyproject.toml``::
+
+        [project.entry-points."eventvault.backends"]
+        sqlite = "eventvault_sqlite"          # a module that calls register_backend
+
+    The entry point is loaded (a module registers at import; a callable is called
+    with no arguments). So ``backend = "sqlite"`` works in every configuration,
+    from the CLI and ``eventvault serve`` too, without any import in user code.
+    """
+    global _plugins_loaded
+    if _plugins_loaded:
+        return False
+    _plugins_loaded = True
+    from importlib.metadata import entry_points
+
+    before = set(_REGISTRY)
+    for ep in entry_points(group=PLUGIN_GROUP):
+        try:
+            loaded = ep.load()
+            if callable(loaded) and not isinstance(loaded, type):
+                loaded()
+        except Exception as exc:
+            raise ConfigError(
+                f"the eventvault backend plugin {ep.name!r} ({ep.value}) failed to load: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+    return set(_REGISTRY) != before
+
+
 def backend_names() -> list[str]:
     return sorted(_REGISTRY)
 
@@ -156,7 +193,14 @@ def load_config(
     """
     if isinstance(source, Config):
         return source
-    cfg = read_config(source, env=env, backends=_options())
+    try:
+        cfg = read_config(source, env=env, backends=_options())
+    except ConfigError:
+        # Perhaps it names a backend an installed plugin provides: load the plugins
+        # (only now — scanning installed packages costs ~100 ms) and read it again.
+        if not _load_plugins():
+            raise
+        cfg = read_config(source, env=env, backends=_options())
     try:
         resolve_policy(cfg.retention)
     except ConfigError as exc:

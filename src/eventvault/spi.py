@@ -58,10 +58,11 @@ from uuid import UUID
 
 from .errors import EventVaultError, NotSupportedError
 from .integrity.chain import GENESIS
-from .model import ExpectedRevision, Import, NewEvent, Query, RecordedEvent, StoreStats
+from .model import MAX_BATCH, ExpectedRevision, Import, NewEvent, Query, RecordedEvent, StoreStats
 from .retention import Policy
 from .retention.plan import EventHead, GroupEvents, GroupPlan, plan_groups
-from .retention.receipts import Run, RunIndex
+from .retention.receipts import Run
+from .retention.receipts import RunIndex as RemovedRuns
 from .sequencer import (
     DEFAULT_MAX_EVENT_BYTES,
     ChainHead,
@@ -82,13 +83,15 @@ __all__ = [
     "EventHead",
     "GroupEvents",
     "GroupPlan",
+    "ExpectedRevision",
     "Import",
     "Importing",
+    "MAX_BATCH",
     "ProgressCallback",
     "Results",
     "Retaining",
+    "RemovedRuns",
     "Run",
-    "RunIndex",
     "StampedBatch",
     "StampedGroup",
     "lacking",
@@ -135,7 +138,11 @@ class Backend(ABC):
     def commit(
         self, batch: list[NewEvent], expected: int | ExpectedRevision
     ) -> list[RecordedEvent]:
-        """Store ``batch`` (one stream, 1 to ``MAX_BATCH`` events) atomically.
+        """Store ``batch`` (1 to ``MAX_BATCH`` events) atomically.
+
+        A batch may span several streams (only with ``expected`` ANY: the façade
+        refuses a revision check over more than one stream); revisions are per
+        stream, as the sequencer assigns them.
 
         Returns one record per input event, in order. Atomic: after a crash at any
         instant, either every event of the batch is stored or none is. Durable: once
@@ -151,7 +158,12 @@ class Backend(ABC):
     def read(self, query: Query, limit: int) -> list[RecordedEvent]:
         """Up to ``limit`` stored events matching ``query``, in its direction
         (ascending positions, or descending when ``query.reverse``), starting after
-        ``query.after`` / before ``query.before``. Every event returned was stored by
+        ``query.after`` / before ``query.before``. "Matching" is exactly
+        :meth:`Query.matches <eventvault.model.Query.matches>` (type patterns,
+        ``since`` inclusive, ``until`` exclusive, …): a backend may filter with its
+        indexes, but must answer what that method would. ``limit`` is the one to
+        honour, not ``query.limit`` (the façade asks for one more to know whether a
+        next page exists). Every event returned was stored by
         a :meth:`commit` that returned (or is being returned): never a partial batch.
         """
 

@@ -41,6 +41,7 @@ from .errors import (
 from .integrity.bridges import Bridges
 from .integrity.chain import GENESIS, verify_chain
 from .model import (
+    MAX_BATCH,
     AppendResult,
     ExpectedRevision,
     Import,
@@ -64,8 +65,6 @@ if TYPE_CHECKING:  # (eventvault.runs imports this module)
 
 __all__ = ["MAX_BATCH", "EventStore", "ProgressCallback"]
 
-#: Largest batch one append takes (larger ones: split them; each part is atomic).
-MAX_BATCH = 100_000
 
 #: Event types the store itself writes (retention receipts); producers cannot.
 RESERVED_TYPE_PREFIX = "eventvault."

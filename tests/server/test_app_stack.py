@@ -127,6 +127,24 @@ async def test_the_worker_threads_stop_when_the_app_does() -> None:
     assert svc.executor._shutdown
 
 
+async def test_a_request_after_the_worker_threads_stopped_gets_a_json_503() -> None:
+    """Found in review: a request that arrived as the service stopped hit the shut
+    executor's RuntimeError and got a plain-text 500."""
+    import httpx
+
+    app = create_app(MemoryEventStore(), close_store=False)
+    async with running(app):
+        pass  # the lifespan ran and ended: the executor is shut down
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        r = await c.post("/v1/events", json={"type": "t.late"})
+        assert r.status_code == 503, r.text
+        assert "shutting down" in r.text, r.text
+        assert r.headers["content-type"].startswith("application/problem+json") or r.json()
+        r = await c.get("/v1/events")
+        assert r.status_code == 503, r.text
+
+
 async def test_a_live_tail_cancelled_before_it_starts_holds_no_lease() -> None:
     """A tail's response cancelled before it ever ran (its task cancelled before the
     first step: neither the response's nor the stream's code ran) must not hold the

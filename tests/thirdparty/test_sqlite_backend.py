@@ -67,6 +67,7 @@ class SqliteBackend(Backend, Importing):
             raise StoreNotFoundError(f"no sqlite store at {path}")
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._lock = threading.RLock()  # the connection is shared by every thread
+        self._closed = threading.Event()
         with self._lock:
             self._db.executescript(
                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"  # atomic and durable
@@ -162,11 +163,15 @@ class SqliteBackend(Backend, Importing):
 
     def wait(self, head: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        while self.head() <= head and time.monotonic() < deadline:
-            time.sleep(0.01)  # another process may append: poll
+        while time.monotonic() < deadline:
+            with self._lock:  # (close takes it too: never a closed connection here)
+                if self._closed.is_set() or self._head().position > head:
+                    return
+            self._closed.wait(0.01)  # another process may append: poll
 
     def close(self) -> None:
         with self._lock:
+            self._closed.set()  # a waiting tail returns at once
             self._db.close()
 
     def _write(self, stamp: Callable[[ChainHead], StampedBatch]) -> list[RecordedEvent]:

@@ -29,10 +29,10 @@ from ..spi import (
     Import,
     Importing,
     ProgressCallback,
+    RemovedRuns,
     Results,
     Retaining,
     Run,
-    RunIndex,
     StampedBatch,
     stamp_batch,
     stamp_import,
@@ -140,7 +140,7 @@ class MemoryBackend(Backend, Importing, Retaining):
     ) -> None:
         # One step under the lock; ``_revisions`` is separate from the events, so the
         # streams' revisions survive by themselves.
-        inside = RunIndex(runs)
+        inside = RemovedRuns(runs)
         with self._lock:
             kept = []
             for ev in self._events:

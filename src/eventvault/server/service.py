@@ -110,7 +110,14 @@ class Service:
         self.max_response = srv.max_response_bytes
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+        if self._executor_closed:  # a request that arrives as the service stops
+            raise errors.StoreUnavailableError("the service is shutting down")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+        except RuntimeError as exc:  # shut down between the check and the submit
+            if not self._executor_closed:
+                raise
+            raise errors.StoreUnavailableError("the service is shutting down") from exc
 
     def open_executor(self) -> None:
         """The app's lifespan starts: fresh worker threads if a previous lifespan of

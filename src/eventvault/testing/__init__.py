@@ -23,7 +23,9 @@ then plain ``pytest``. The classes:
 - :class:`ImportContract` — for a backend that takes copied records (``copy``);
 - :class:`RetentionContract` — for a backend that applies retention;
 - :class:`StatefulContract` — a Hypothesis state machine comparing the backend
-  with the memory reference on random operation sequences.
+  with the memory reference on random operation sequences. It compares positions
+  as values, so it is for backends that number 1, 2, 3… (``contiguous_positions``,
+  as every built-in one but EventStoreDB does).
 
 Optional fixtures, overridden on the class (each has a documented default):
 

@@ -51,9 +51,18 @@ class Fault:
 
 
 class FaultInjector:
-    def __init__(self, store: EventStore) -> None:
+    """Makes one method of ``store.backend`` fail at a time.
+
+    ``skip``: more method names to leave alone — a third-party backend's
+    background-thread helpers or pure helpers (faulting a thread's loop kills the
+    thread, and the test would blame the store). A backend class may also list them
+    in a ``fault_skip`` class attribute.
+    """
+
+    def __init__(self, store: EventStore, *, skip: frozenset[str] = frozenset()) -> None:
         self.store = store
         self.backend = store.backend
+        self.skip = SKIP | skip | frozenset(getattr(self.backend, "fault_skip", ()))
 
     def methods(self) -> list[str]:
         names: set[str] = set()
@@ -61,7 +70,11 @@ class FaultInjector:
             if cls in (object, ABC):
                 continue
             for name, value in vars(cls).items():
-                if not name.startswith("__") and inspect.isfunction(value) and name not in SKIP:
+                if (
+                    not name.startswith("__")
+                    and inspect.isfunction(value)
+                    and name not in self.skip
+                ):
                     names.add(name)
         return sorted(names)
 
