@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from .errors import EventVaultError, StoreError, StoreUnavailableError
 
-__all__ = ["guard_public_methods", "translate"]
+__all__ = ["guard_public_methods", "translate", "typed"]
 
 log = logging.getLogger("eventvault")
 
@@ -46,6 +46,15 @@ def translate(exc: BaseException, action: str) -> EventVaultError:
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
+def typed(store: Any, exc: Exception, action: str) -> EventVaultError:
+    """``exc`` as the eventvault error it stands for: the store's backend knows its
+    driver's errors best (``translate_error``); then the last resort."""
+    if isinstance(exc, EventVaultError):
+        return exc
+    own = store.backend.translate_error(exc, action)
+    return own if own is not None else translate(exc, action)
+
+
 def _boundary(fn: _F) -> _F:
     """Wrap public method ``fn`` so it raises only ``eventvault.errors`` types."""
     if getattr(fn, "__eventvault_boundary__", False):
@@ -53,11 +62,7 @@ def _boundary(fn: _F) -> _F:
     action = f"{fn.__name__.replace('_', ' ')}"
 
     def _typed(store: Any, exc: Exception) -> EventVaultError:
-        if isinstance(exc, EventVaultError):
-            return exc
-        # the store's backend knows its driver's errors best; then the last resort
-        own = store.backend.translate_error(exc, action)
-        return own if own is not None else translate(exc, action)
+        return typed(store, exc, action)
 
     wrapper: Callable[..., Any]
     if inspect.isgeneratorfunction(fn):

@@ -31,10 +31,11 @@ from uuid import UUID
 
 import msgspec
 
-from .boundary import guard_public_methods
+from .boundary import guard_public_methods, typed
 from .cursor import decode_cursor, encode_cursor
 from .errors import (
     CorruptionError,
+    EventVaultError,
     StoreClosedError,
     ValidationError,
 )
@@ -159,7 +160,12 @@ class EventStore:
     @property
     def contiguous_positions(self) -> bool:
         """Whether positions are assigned 1, 2, 3… (gaps then mean removed events)."""
-        return self._backend.contiguous_positions
+        try:  # (a property: not wrapped like the methods; the http backend asks its server)
+            return self._backend.contiguous_positions
+        except EventVaultError:
+            raise
+        except Exception as exc:
+            raise typed(self, exc, "contiguous positions") from exc
 
     @property
     def max_event_bytes(self) -> int:
@@ -169,7 +175,12 @@ class EventStore:
     @property
     def store_id(self) -> str:
         """A stable identifier of this store (cursors are tied to it)."""
-        return self._backend.store_id
+        try:  # (a property: not wrapped like the methods; the http backend asks its server)
+            return self._backend.store_id
+        except EventVaultError:
+            raise
+        except Exception as exc:
+            raise typed(self, exc, "store id") from exc
 
     # -- the public API ------------------------------------------------------------
 
