@@ -118,21 +118,23 @@ def test_a_server_that_is_down_and_a_closed_client_are_typed() -> None:
 
 
 class _SlowStore(MemoryEventStore):
-    """Each append takes 0.5 s (outside any lock: the server runs 64 at once)."""
+    """Each append takes 1 s (outside any lock: the server runs 64 at once)."""
 
     def append(self, *args: Any, **kwargs: Any) -> Any:
-        time.sleep(0.5)
+        time.sleep(1.0)
         return super().append(*args, **kwargs)
 
 
 def test_more_tasks_than_connections_queue_for_the_pool_without_timing_out() -> None:
-    """200 appends at once over 64 connections to a slow server: the last wait ~1.5 s
-    for a connection, longer than the 1 s timeout — which bounds each request, not
-    the wait in the queue (a pool timeout failed them)."""
+    """200 appends at once over 64 connections to a slow server (1 s an append): the
+    last wait ~3 s for a connection, longer than the 2.5 s timeout — which bounds
+    each request, not the wait in the queue (a pool timeout failed them). The 1.5 s
+    between an append's time and the timeout is headroom for a loaded machine (with
+    0.5 s against 1 s it failed under CI load)."""
     srv = Served(_SlowStore())
 
     async def main() -> None:
-        async with AsyncHttpEventStore(srv.url, timeout=1.0, retries=0) as store:
+        async with AsyncHttpEventStore(srv.url, timeout=2.5, retries=0) as store:
             await asyncio.gather(*(store.append(NewEvent(type="t")) for _ in range(200)))
             assert await store.head() == 200
 
