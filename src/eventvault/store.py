@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 from uuid import UUID
 
 import msgspec
@@ -69,6 +69,8 @@ __all__ = ["MAX_BATCH", "EventStore", "ProgressCallback"]
 
 #: Event types the store itself writes (retention receipts); producers cannot.
 RESERVED_TYPE_PREFIX = "eventvault."
+
+_T = TypeVar("_T")
 
 
 def as_uuid(event_id: UUID | str) -> UUID | None:
@@ -160,12 +162,7 @@ class EventStore:
     @property
     def contiguous_positions(self) -> bool:
         """Whether positions are assigned 1, 2, 3… (gaps then mean removed events)."""
-        try:  # (a property: not wrapped like the methods; the http backend asks its server)
-            return self._backend.contiguous_positions
-        except EventVaultError:
-            raise
-        except Exception as exc:
-            raise typed(self, exc, "contiguous positions") from exc
+        return self._ask(lambda: self._backend.contiguous_positions, "contiguous positions")
 
     @property
     def max_event_bytes(self) -> int:
@@ -175,12 +172,17 @@ class EventStore:
     @property
     def store_id(self) -> str:
         """A stable identifier of this store (cursors are tied to it)."""
-        try:  # (a property: not wrapped like the methods; the http backend asks its server)
-            return self._backend.store_id
+        return self._ask(lambda: self._backend.store_id, "store id")
+
+    def _ask(self, get: Callable[[], _T], action: str) -> _T:
+        """A backend property through the error boundary (properties are not wrapped
+        like the methods, and the http backend asks its server for some)."""
+        try:
+            return get()
         except EventVaultError:
             raise
         except Exception as exc:
-            raise typed(self, exc, "store id") from exc
+            raise typed(self, exc, action) from exc
 
     # -- the public API ------------------------------------------------------------
 
