@@ -10,6 +10,7 @@ to one condition. The hierarchy::
     │   ├── WrongExpectedRevisionError   optimistic-concurrency check failed
     │   └── DuplicateEventError          an id already stored with different content
     ├── RunNotFoundError             no event carries this correlation id (also LookupError)
+    ├── EventNotFoundError           no event has this id (proofs; also LookupError)
     ├── NotSupportedError            the backend cannot do this
     ├── AccessError                  a server refused the caller (the http backend)
     │   ├── AuthenticationError          no token, or a token it does not know (401)
@@ -40,6 +41,7 @@ __all__ = [
     "ConflictError",
     "CorruptionError",
     "DuplicateEventError",
+    "EventNotFoundError",
     "EventVaultError",
     "MissingExtraError",
     "NotSupportedError",
@@ -104,6 +106,10 @@ class RunNotFoundError(EventVaultError, LookupError):
         shown = correlation_id if len(correlation_id) <= 200 else correlation_id[:200] + "…"
         super().__init__(f"no run {shown!r}: no event has this correlation id")
         self.correlation_id = correlation_id
+
+
+class EventNotFoundError(EventVaultError, LookupError):
+    """No event has this id (asked for a proof of it; ``store.get`` answers None)."""
 
 
 class NotSupportedError(EventVaultError):

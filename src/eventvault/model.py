@@ -511,6 +511,13 @@ class VerifyResult(msgspec.Struct, frozen=True, kw_only=True):
     last_good_hash: str | None = None
     """The hash of the last event that verified (the head's when ``ok``; just before
     ``first_bad_position`` when broken)."""
+    tree_size: int | None = None
+    """Leaves of the store's Merkle tree that were regenerated and compared (None:
+    the backend keeps no tree)."""
+    tree_root: str | None = None
+    """The verified root of the Merkle tree (hex), when ``ok``."""
+    checkpoints_checked: int = 0
+    """Signed checkpoints the tree was found consistent with."""
 
 
 @dataclass(slots=True, frozen=True)

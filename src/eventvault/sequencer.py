@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
@@ -26,7 +26,7 @@ from .errors import (
 )
 from .groupcommit import Request
 from .integrity.canonical import CANONICAL_ENCODER, CANONICAL_VERSION, payload_bytes, same_payload
-from .integrity.chain import record_hash
+from .integrity.chain import event_leaf_hash, record_hash
 from .model import ExpectedRevision, Import, NewEvent, RecordedEvent, utcnow
 
 #: What id lookups take: new events or recorded ones (both have ``.id``).
@@ -75,6 +75,10 @@ class StampedBatch:
     new: list[RecordedEvent]  # to be written, in position order
     results: list[RecordedEvent]  # one per input event, in input order (a Results)
     head: ChainHead  # the head after writing ``new``
+    #: The RFC 9162 leaf hash of each of ``new`` (``SHA-256(0x00 ‖ canonical
+    #: bytes)``), computed from the same bytes as the chain hash: what a backend
+    #: keeping the Merkle tree appends (see :class:`eventvault.spi.Proving`).
+    leaves: list[bytes] = field(default_factory=list)
 
 
 def client_clock() -> datetime:
@@ -168,6 +172,7 @@ def stamp_batch(
     prev = head.hash
     new: list[RecordedEvent] = []
     results: list[RecordedEvent] = []
+    leaves: list[bytes] = []
     # Hot loop (a batch of 1000 spends most of its append time here): locals only.
     sha256 = hashlib.sha256
     encode = CANONICAL_ENCODER.encode
@@ -215,6 +220,7 @@ def stamp_batch(
                 "(store.max_event_bytes)"
             )
         prev = sha256(prev + canon).digest()
+        leaves.append(sha256(b"\x00" + canon).digest())
         rec = record(
             position=position,
             stream_revision=rev,
@@ -237,6 +243,7 @@ def stamp_batch(
         new=new,
         results=Results(results, len(new)),
         head=ChainHead(position=position, hash=prev, recorded_at=stamp),
+        leaves=leaves,
     )
 
 
@@ -271,6 +278,7 @@ def stamp_import(
     revisions: dict[str, int] = {}
     new: list[RecordedEvent] = []
     results: list[RecordedEvent] = []
+    leaves: list[bytes] = []
     # Hot loop (a copy runs every event through it): locals only.
     replace = msgspec.structs.replace
     get_rev = revisions.get
@@ -305,6 +313,7 @@ def stamp_import(
         else:
             last_digest = rec.hash
         out = replace(rec, position=position, hash=last_digest)
+        leaves.append(event_leaf_hash(rec))
         revisions[stream] = rec.stream_revision
         last_time = when
         new.append(out)
@@ -315,6 +324,7 @@ def stamp_import(
         new=new,
         results=Results(results, len(new)),
         head=ChainHead(position=position, hash=prev, recorded_at=last_time),
+        leaves=leaves,
     )
 
 
@@ -338,6 +348,7 @@ class StampedGroup:
     head: ChainHead  # the head after every successful request
     new: list[RecordedEvent]  # everything to write, in position order
     revisions: dict[str, int]  # last revision of every stream the group writes
+    leaves: list[bytes] = field(default_factory=list)  # the leaf hash of each of ``new``
 
     @property
     def failed(self) -> bool:
@@ -390,6 +401,7 @@ def stamp_group(
 
     outcomes: list[tuple[Request, StampedBatch | EventVaultError]] = []
     new: list[RecordedEvent] = []
+    leaves: list[bytes] = []
     for req in group:
         try:
             if req.imported is not None:
@@ -420,4 +432,5 @@ def stamp_group(
             new_ids[rec.id.int] = rec
             new_revs[rec.stream] = rec.stream_revision
         new.extend(stamped.new)
-    return StampedGroup(outcomes=outcomes, head=head, new=new, revisions=new_revs)
+        leaves.extend(stamped.leaves)
+    return StampedGroup(outcomes=outcomes, head=head, new=new, revisions=new_revs, leaves=leaves)

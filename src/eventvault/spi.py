@@ -8,7 +8,9 @@ can do more says so by *type*, not by a flag:
 
 - :class:`Importing` — it takes records another store recorded (``eventvault copy``,
   ``eventvault import``);
-- :class:`Retaining` — it can remove the events a retention plan names.
+- :class:`Retaining` — it can remove the events a retention plan names;
+- :class:`Proving` — it keeps the RFC 9162 Merkle tree over its events, so the
+  façade can give roots, inclusion and consistency proofs (``store.log``).
 
 ``isinstance(store.backend, Retaining)`` is the question every caller asks; nothing
 else decides whether a capability is there. A backend may say why it lacks one
@@ -51,7 +53,8 @@ across minor releases.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
 from uuid import UUID
@@ -87,6 +90,7 @@ __all__ = [
     "Import",
     "Importing",
     "MAX_BATCH",
+    "Proving",
     "ProgressCallback",
     "Results",
     "Retaining",
@@ -94,8 +98,10 @@ __all__ = [
     "Run",
     "StampedBatch",
     "StampedGroup",
+    "TreeState",
     "lacking",
     "require_importing",
+    "require_proving",
     "require_retaining",
     "stamp_batch",
     "stamp_group",
@@ -291,6 +297,64 @@ class Retaining(ABC):
             after = page[-1].position
 
 
+@dataclass(frozen=True, slots=True)
+class TreeState:
+    """How far a backend's Merkle tree reaches.
+
+    ``size`` leaves, leaf ``i`` being the event at position ``base + 1 + i`` — the
+    order of append, 0-based. ``base`` is 0 for a store that kept its tree from its
+    first event; a store upgraded after retention removed events starts its tree
+    after its last hole (the events before it are covered by the hash chain only).
+    """
+
+    size: int
+    base: int = 0
+
+
+class Proving(ABC):
+    """A backend that keeps the Merkle tree (RFC 9162) of every event it appended.
+
+    The tree's hashes are stored at dense, append-only indexes
+    (:mod:`eventvault.tlog.layout`): appending an event writes its leaf hash —
+    :attr:`StampedBatch.leaves <eventvault.sequencer.StampedBatch.leaves>`, from the
+    same canonical bytes as the chain — and the hash of every perfect subtree it
+    completes (:meth:`eventvault.tlog.MerkleTree.append_leaf_hashes` computes them
+    from the tree's right edge). Retention removes events, **never** tree hashes, so
+    every root and proof stays valid. A backend on positions that are not contiguous
+    cannot map positions to leaves and is not :class:`Proving`.
+
+    Invariants the façade relies on:
+
+    * the tree grows with the events, in the same order, and never shrinks or
+      changes (``tree_state().size`` only grows; stored hashes are never rewritten);
+    * after :meth:`tree_state` returns ``TreeState(n, base)``, every stored hash of
+      a tree of ``n`` leaves can be read (``stored_hash_count(n)`` of them), and
+      leaves ``0..n-1`` are the events at positions ``base+1..base+n``, which were
+      durable before their leaves were (a crash can leave the tree behind the
+      events, never ahead: the backend catches up by recomputing the missing leaves).
+    """
+
+    @abstractmethod
+    def tree_state(self) -> TreeState:
+        """The tree's size now (at most ``head() - base``; equal once caught up)."""
+
+    @abstractmethod
+    def read_hashes(self, indexes: Sequence[int]) -> list[bytes]:
+        """The stored tree hashes at ``indexes`` (each below ``stored_hash_count``
+        of the size :meth:`tree_state` last returned), in order, 32 bytes each."""
+
+    @abstractmethod
+    def save_checkpoint(self, size: int, note: str) -> None:
+        """Keep a signed checkpoint (C2SP ``signed-note`` text) of the tree at ``size``
+        leaves, so readers can fetch the latest one (:meth:`latest_checkpoint`). The
+        store keeps them for convenience only: their trust comes from the signature,
+        and verifiers keep their own copies."""
+
+    @abstractmethod
+    def latest_checkpoint(self) -> str | None:
+        """The signed checkpoint :meth:`save_checkpoint` kept last (largest size), or None."""
+
+
 def lacking(backend: Backend, capability: type) -> str | None:
     """The message saying ``backend`` is not a ``capability`` (:class:`Importing`,
     :class:`Retaining`), or None when it is one."""
@@ -301,6 +365,10 @@ def lacking(backend: Backend, capability: type) -> str | None:
         return f"the {backend.name} backend cannot take copied events" + (f" {why}" if why else "")
     if capability is Retaining:
         return f"retention is not available on the {backend.name} backend {why or 'yet'}"
+    if capability is Proving:
+        return f"the {backend.name} backend keeps no Merkle tree, so it has no proofs" + (
+            f" {why}" if why else ""
+        )
     return f"the {backend.name} backend is not {capability.__name__}" + (f" {why}" if why else "")
 
 
@@ -309,6 +377,14 @@ def require_importing(backend: Backend) -> Importing:
     saying why it is not one (:attr:`Backend.lacks`)."""
     if not isinstance(backend, Importing):
         raise NotSupportedError(str(lacking(backend, Importing)))
+    return backend
+
+
+def require_proving(backend: Backend) -> Proving:
+    """``backend`` as a :class:`Proving`, or :class:`~eventvault.errors.NotSupportedError`
+    saying why it is not one (:attr:`Backend.lacks`)."""
+    if not isinstance(backend, Proving):
+        raise NotSupportedError(str(lacking(backend, Proving)))
     return backend
 
 

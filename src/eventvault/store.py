@@ -34,13 +34,12 @@ import msgspec
 from .boundary import guard_public_methods, typed
 from .cursor import decode_cursor, encode_cursor
 from .errors import (
-    CorruptionError,
     EventVaultError,
     StoreClosedError,
     ValidationError,
 )
-from .integrity.bridges import Bridges
-from .integrity.chain import GENESIS, verify_chain
+from .integrity.log import AuditLog
+from .integrity.verifying import verify_store
 from .model import (
     MAX_BATCH,
     AppendResult,
@@ -53,7 +52,7 @@ from .model import (
     StoreStats,
     VerifyResult,
 )
-from .retention import RECEIPT_TYPE, Policy
+from .retention import Policy
 from .retention.apply import apply_plan
 from .retention.plan import RetentionPlan, RetentionReport
 from .sequencer import Results
@@ -63,6 +62,7 @@ if TYPE_CHECKING:  # (eventvault.runs imports this module)
     from datetime import timedelta
 
     from .runs import Outcomes, RunDiff, RunPage, RunTrace
+    from .tlog.checkpoint import Checkpoint
 
 __all__ = ["MAX_BATCH", "EventStore", "ProgressCallback"]
 
@@ -364,69 +364,29 @@ class EventStore:
         threshold = DEFAULT_TIMING_THRESHOLD if timing_threshold is None else timing_threshold
         return diff_runs(traces[0], traces[1], timing_threshold=threshold)
 
-    def verify(self, *, progress: ProgressCallback | None = None) -> VerifyResult:
+    def verify(
+        self,
+        *,
+        progress: ProgressCallback | None = None,
+        checkpoints: Sequence[Checkpoint] = (),
+    ) -> VerifyResult:
         """Recompute the hash chain from the first stored event to the head; report
         the first position where it breaks. Holes retention left are bridged by the
-        hashes its receipts recorded; any other hole breaks the chain."""
+        hashes its receipts recorded; any other hole breaks the chain.
+
+        On a backend that keeps the Merkle tree (:class:`~eventvault.spi.Proving`)
+        the same walk regenerates the tree and compares it with the stored one, and
+        with every (already signature-checked) checkpoint in ``checkpoints``: see
+        :mod:`eventvault.integrity.verifying` for what each check finds."""
         self._check_open()
-        # The head the backend keeps, read first: the walk must reach it (appends
-        # that commit meanwhile only add events after it).
-        kept = self._backend.head_state()
-        bridges = Bridges(self.store_id).add_all(self.iter(Query(types=[RECEIPT_TYPE], limit=1000)))
-        total = self.stats().events  # (not the head: positions may have gaps)
-        last: list[RecordedEvent] = []  # the newest event walked
-        at_head: list[str] = []  # the hash of the event at the kept head's position
+        return verify_store(self, progress=progress, checkpoints=checkpoints)
 
-        def walk(before: int | None = None) -> Iterator[RecordedEvent]:
-            newest = None
-            for done, ev in enumerate(self.iter(Query(before=before, limit=5000)), 1):
-                yield ev
-                newest = ev
-                if kept is not None and ev.position == kept[0]:
-                    at_head.append(ev.hash)
-                if progress is not None and done % 5000 == 0:
-                    progress(done, total)
-            if newest is not None:
-                last.append(newest)
-
-        def chain(before: int | None = None) -> VerifyResult:
-            return verify_chain(
-                walk(before),
-                start=GENESIS,
-                bridges=bridges.walker(),
-                receipts=bridges.receipts,
-                contiguous=self.contiguous_positions,
-            )
-
-        try:
-            result = chain()
-        except CorruptionError as exc:
-            # A backend (or a server in front of one) refused to return a record it
-            # cannot show intact, naming its position: that is where the chain
-            # breaks. Verify what comes before it, then report it as the first bad.
-            bad = getattr(exc, "position", None)
-            if type(bad) is not int:
-                raise
-            last.clear()
-            prefix = chain(before=bad)
-            if not prefix.ok:
-                return prefix
-            return VerifyResult(
-                ok=False,
-                checked=prefix.checked,
-                head_hash=None,
-                first_bad_position=bad,
-                reason=str(exc),
-                checkpoint_position=prefix.checkpoint_position,
-                bridged=prefix.bridged,
-                receipts=prefix.receipts,
-                last_good_hash=prefix.head_hash,
-            )
-        if result.ok and kept is not None:
-            result = _check_kept_head(result, kept, at_head, last[0] if last else None)
-        if progress is not None:
-            progress(result.checked, total)
-        return result
+    @property
+    def log(self) -> AuditLog:
+        """The store's transparency log: Merkle roots, inclusion and consistency
+        proofs, checkpoints (:class:`~eventvault.integrity.log.AuditLog`)."""
+        self._check_open()
+        return AuditLog(self)
 
     # -- retention -------------------------------------------------------------------
 
@@ -516,43 +476,6 @@ class EventStore:
 
 
 guard_public_methods(EventStore)
-
-
-def _check_kept_head(
-    result: VerifyResult,
-    kept: tuple[int, str | None],
-    at_head: list[str],
-    newest: RecordedEvent | None,
-) -> VerifyResult:
-    """A chain that verifies may still have lost its *newest* events (a tail cut
-    leaves a valid prefix). The head a backend keeps apart says where the log
-    ends: the event it names must be stored, with the hash it names — or have been
-    removed by retention with later events chained across the hole."""
-    position, digest = kept
-    if position == 0:
-        return result
-    if at_head:
-        if at_head[0] == digest:
-            return result
-        reason = (
-            f"the store's head names event {position} with hash {digest}, but the "
-            f"stored event {position} has hash {at_head[0]}"
-        )
-    elif newest is not None and newest.position > position:
-        return result  # removed by retention; the walk chained past it through a receipt
-    else:
-        shown = "no events" if newest is None else f"events up to position {newest.position}"
-        reason = (
-            f"the store's head says the newest event is position {position}, but it holds "
-            f"{shown}: the newest events were removed behind the store's back (restore "
-            "them from a backup or a copy)"
-        )
-    return msgspec.structs.replace(
-        result,
-        ok=False,
-        first_bad_position=(newest.position + 1) if newest is not None else 1,
-        reason=reason,
-    )
 
 
 def _aware(now: datetime | None) -> datetime:

@@ -11,6 +11,7 @@ from eventvault.copy import copy_store
 from eventvault.errors import NotSupportedError
 from eventvault.testing import (
     ImportContract,
+    ProvingContract,
     RetentionContract,
     StoreContract,
     StoreFactory,
@@ -27,7 +28,7 @@ def tamper_memory(store: EventStore, position: int) -> EventStore:
     return store
 
 
-class TestMemory(StoreContract, ImportContract, RetentionContract):
+class TestMemory(StoreContract, ImportContract, RetentionContract, ProvingContract):
     retention_in_one_step = True  # one list assignment: nothing is ever half done
 
     @pytest.fixture

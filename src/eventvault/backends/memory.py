@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import threading
 import uuid
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -29,15 +30,18 @@ from ..spi import (
     Import,
     Importing,
     ProgressCallback,
+    Proving,
     RemovedRuns,
     Results,
     Retaining,
     Run,
     StampedBatch,
+    TreeState,
     stamp_batch,
     stamp_import,
 )
 from ..store import EventStore
+from ..tlog import MemoryHashStore, MerkleTree
 
 __all__ = ["MemoryBackend", "MemoryEventStore"]
 
@@ -52,7 +56,7 @@ def _detached(rec: RecordedEvent) -> RecordedEvent:
     return _replace(rec, data=_decode(_encode(rec.data)), metadata=_decode(_encode(rec.metadata)))
 
 
-class MemoryBackend(Backend, Importing, Retaining):
+class MemoryBackend(Backend, Importing, Retaining, Proving):
     """All events in memory. Thread-safe."""
 
     name = "memory"
@@ -68,6 +72,8 @@ class MemoryBackend(Backend, Importing, Retaining):
         self._lock = threading.Lock()
         self._appended = threading.Condition(self._lock)
         self._id = str(uuid.uuid4())
+        self._tree = MerkleTree(MemoryHashStore())
+        self._checkpoints: list[tuple[int, str]] = []
 
     @property
     def store_id(self) -> str:
@@ -103,6 +109,7 @@ class MemoryBackend(Backend, Importing, Retaining):
             self._by_id[rec.id] = rec
             self._revisions[rec.stream] = rec.stream_revision
         self._head = stamped.head
+        self._tree.append_leaf_hashes(stamped.leaves)
         if stamped.new:
             self._appended.notify_all()
         fresh = {id(rec) for rec in stamped.new}
@@ -153,6 +160,22 @@ class MemoryBackend(Backend, Importing, Retaining):
             self._positions = [ev.position for ev in kept]
         if progress is not None:
             progress(removed, removed)
+
+    def tree_state(self) -> TreeState:
+        with self._lock:
+            return TreeState(self._tree.size)
+
+    def read_hashes(self, indexes: Sequence[int]) -> list[bytes]:
+        return self._tree.store.read_hashes(indexes)
+
+    def save_checkpoint(self, size: int, note: str) -> None:
+        with self._lock:
+            self._checkpoints.append((size, note))
+            self._checkpoints.sort(key=lambda c: c[0])
+
+    def latest_checkpoint(self) -> str | None:
+        with self._lock:
+            return self._checkpoints[-1][1] if self._checkpoints else None
 
     def get(self, event_id: UUID) -> RecordedEvent | None:
         rec = self._by_id.get(event_id)

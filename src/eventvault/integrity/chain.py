@@ -7,14 +7,14 @@ a prefix, verification starts from the checkpoint hash recorded at the cut.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Protocol
 
 from ..model import RecordedEvent, VerifyResult
 from .canonical import canonical_event_bytes
 
-__all__ = ["GENESIS", "bridge", "record_hash", "verify_chain"]
+__all__ = ["GENESIS", "WalkFailure", "bridge", "event_leaf_hash", "record_hash", "verify_chain"]
 
 GENESIS = bytes(32)
 
@@ -22,6 +22,22 @@ GENESIS = bytes(32)
 def record_hash(prev: bytes, event: RecordedEvent) -> bytes:
     """Recompute the chain hash of a stored event from its fields."""
     return hashlib.sha256(prev + _canonical(event)).digest()
+
+
+class WalkFailure(Exception):
+    """Raised by a ``verify_chain`` observer (``on_event``) to stop the walk: another
+    check over the same events failed, at ``position`` (None: at the event walked)."""
+
+    def __init__(self, reason: str, position: int | None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.position = position
+
+
+def event_leaf_hash(event: RecordedEvent) -> bytes:
+    """The event's RFC 9162 leaf hash in the store's Merkle tree: ``SHA-256(0x00 ‖
+    canonical bytes)`` — the same bytes the chain hash covers (see :mod:`eventvault.tlog`)."""
+    return hashlib.sha256(b"\x00" + _canonical(event)).digest()
 
 
 class HoleWalker(Protocol):
@@ -73,6 +89,7 @@ def verify_chain(
     bridges: HoleWalker | None = None,
     receipts: int = 0,
     contiguous: bool = True,
+    on_event: Callable[[RecordedEvent, bytes], None] | None = None,
 ) -> VerifyResult:
     """Walk ``events`` in position order and report the first one whose hash breaks.
 
@@ -82,6 +99,11 @@ def verify_chain(
     receipt recorded (``bridges``, see :class:`eventvault.integrity.bridges.Bridges`);
     any other hole breaks the chain. ``contiguous``: the backend numbers 1, 2, 3…, so
     a skipped position is a missing event worth naming.
+
+    ``on_event(event, canonical_bytes)`` is called for each event whose hash checks
+    out, with the bytes the hash was computed from (so another check — the Merkle
+    tree's — needs no second encoding); it stops the walk by raising
+    :class:`WalkFailure`, which is reported like a broken hash.
     """
     prev = start
     checked = 0
@@ -90,13 +112,15 @@ def verify_chain(
     last_time: datetime | None = None
     for ev in events:
         reason = None
+        bad_at = ev.position
         good = prev  # the last verified event's hash (prev moves on below)
         if ev.position <= last_pos and checked:
             reason = f"position {ev.position} does not follow {last_pos}"
         elif last_time is not None and ev.recorded_at < last_time:
             reason = "recorded_at goes backwards"
         else:
-            expect = record_hash(prev, ev)
+            canon = _canonical(ev)
+            expect = hashlib.sha256(prev + canon).digest()
             if expect.hex() != ev.hash and bridges is not None:
                 across = bridge(bridges, last_pos, ev)
                 if across is not None:
@@ -112,13 +136,20 @@ def verify_chain(
                         "retention receipt accounts for them)"
                     )
             prev = expect
+            if reason is None and on_event is not None:
+                try:
+                    on_event(ev, canon)
+                except WalkFailure as exc:
+                    reason = exc.reason
+                    if exc.position is not None and exc.position != ev.position:
+                        bad_at = exc.position
         if reason is not None:
             return VerifyResult(
                 ok=False,
                 checked=checked,
                 head_hash=None,  # (a broken chain has no verified head)
                 last_good_hash=good.hex() if checked else None,
-                first_bad_position=ev.position,
+                first_bad_position=bad_at,
                 reason=reason,
                 checkpoint_position=checkpoint,
                 bridged=bridged,

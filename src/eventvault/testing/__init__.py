@@ -22,6 +22,9 @@ then plain ``pytest``. The classes:
   boundary, frozen payloads, runs, copying *out of* the store;
 - :class:`ImportContract` — for a backend that takes copied records (``copy``);
 - :class:`RetentionContract` — for a backend that applies retention;
+- :class:`ProvingContract` — for a backend that keeps the Merkle tree (roots and
+  proofs compared with a literal transcription of RFC 9162, checkpoints, the tree
+  across reopening, copying and retention);
 - :class:`StatefulContract` — a Hypothesis state machine comparing the backend
   with the memory reference on random operation sequences. It compares positions
   as values, so it is for backends that number 1, 2, 3… (``contiguous_positions``,
@@ -62,6 +65,7 @@ pytest.register_assert_rewrite(
     "eventvault.testing._copy",
     "eventvault.testing._errors",
     "eventvault.testing._frozen",
+    "eventvault.testing._proving",
     "eventvault.testing._read",
     "eventvault.testing._retention",
     "eventvault.testing._runs",
@@ -72,6 +76,7 @@ pytest.register_assert_rewrite(
 from ._base import Reopen, StoreFactory, Stores, Tamper  # noqa: E402
 from ._contract import (  # noqa: E402
     ImportContract,
+    ProvingContract,
     RetentionContract,
     StatefulContract,
     StoreContract,
@@ -79,6 +84,7 @@ from ._contract import (  # noqa: E402
 
 __all__ = [
     "ImportContract",
+    "ProvingContract",
     "Reopen",
     "RetentionContract",
     "StatefulContract",

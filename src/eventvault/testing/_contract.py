@@ -6,13 +6,20 @@ from ._append import AppendContract
 from ._copy import CopyOutContract, ImportContract
 from ._errors import ErrorBoundaryContract
 from ._frozen import FrozenPayloadContract
+from ._proving import ProvingContract
 from ._read import ReadContract
 from ._retention import RetentionBasicsContract, RetentionContract
 from ._runs import RunsContract
 from ._stateful import StatefulContract
 from ._subscribe import SubscribeVerifyContract
 
-__all__ = ["ImportContract", "RetentionContract", "StatefulContract", "StoreContract"]
+__all__ = [
+    "ImportContract",
+    "ProvingContract",
+    "RetentionContract",
+    "StatefulContract",
+    "StoreContract",
+]
 
 
 class StoreContract(

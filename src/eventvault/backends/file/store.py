@@ -45,10 +45,10 @@ import contextlib
 import logging
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import msgspec
@@ -87,6 +87,9 @@ from .reading import ReadPath
 from .segments import SegmentSet
 from .shared import Shared
 from .writing import Fsync, WritePath
+
+if TYPE_CHECKING:
+    from ...tlog.checkpoint import Checkpoint
 
 __all__ = ["FileBackend", "FileEventStore"]
 
@@ -478,8 +481,15 @@ class FileEventStore(EventStore):
         self._check_open()
         return self.backend.reindex()
 
-    def verify(self, *, progress: ProgressCallback | None = None) -> VerifyResult:
+    def verify(
+        self,
+        *,
+        progress: ProgressCallback | None = None,
+        checkpoints: Sequence[Checkpoint] = (),
+    ) -> VerifyResult:
         """The chain walk of every backend, plus every batch's checksum: the first
         position where either fails is reported."""
         self._check_open()
-        return self.backend.checked(lambda: EventStore.verify(self, progress=progress))
+        return self.backend.checked(
+            lambda: EventStore.verify(self, progress=progress, checkpoints=checkpoints)
+        )
