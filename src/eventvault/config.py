@@ -41,6 +41,7 @@ from .timeutil import parse_duration
 
 __all__ = [
     "CORE_ENV_OVERRIDES",
+    "AuditConfig",
     "BackendOptions",
     "Config",
     "NoOptions",
@@ -162,18 +163,36 @@ class ServerConfig(_Section):
     max_response_bytes: int = 64 * 1024 * 1024  # a read's page beyond it is streamed
 
 
+class AuditConfig(_Section):
+    """``[audit]``: signed checkpoints of the store's Merkle tree (docs/audit.md).
+
+    The signing key belongs to the service, not to whoever administers the files or
+    the database: keep ``signing_key`` readable by the service's user only
+    (``eventvault keygen`` writes it 0600)."""
+
+    #: The Ed25519 signing key file (``eventvault keygen``); None: no checkpoints.
+    signing_key: str | None = None
+    #: ``eventvault serve`` signs and keeps a checkpoint once this many events were
+    #: appended since the last one ...
+    checkpoint_events: int = 1000
+    #: ... or this long after the last one if any event was appended meanwhile.
+    checkpoint_interval: str = "60s"
+
+
 class _Document(_Section):
     """The file's shape, as converted (the backends' tables apart)."""
 
     store: _StoreKeys = msgspec.field(default_factory=_StoreKeys)
     retention: RetentionConfig | None = None
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
+    audit: AuditConfig = msgspec.field(default_factory=AuditConfig)
 
 
 class Config(_Section):
     store: StoreConfig = msgspec.field(default_factory=StoreConfig)
     retention: RetentionConfig | None = None
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
+    audit: AuditConfig = msgspec.field(default_factory=AuditConfig)
     source: str = "built-in default"
     """Where this configuration came from (not a TOML key)."""
 
@@ -356,6 +375,7 @@ _INTEGERS: dict[str, tuple[int, int]] = {
     "server.max_subscribers": (1, 1_000_000),
     "server.max_subscribers_per_token": (1, 1_000_000),
     "server.max_response_bytes": (64 * 1024, 2**40),
+    "audit.checkpoint_events": (1, 2**40),
 }
 #: Every duration key but retention's (checked with the policy) and the backends'
 #: (their options' ``DURATIONS``): the longest allowed. (Timeouts go to socket and
@@ -365,6 +385,7 @@ _DURATIONS: dict[str, timedelta] = {
     "server.header_timeout": _DAY,
     "server.body_timeout": _DAY,
     "server.graceful_timeout": _DAY,
+    "audit.checkpoint_interval": _DAY,
 }
 _MAX_EVENT_BYTES = (1024, 2**31 - 1)
 
@@ -498,7 +519,7 @@ def read_config(
     store = StoreConfig(
         backend=doc.store.backend, max_event_bytes=doc.store.max_event_bytes, sections=sections
     )
-    cfg = Config(store=store, retention=doc.retention, server=doc.server)
+    cfg = Config(store=store, retention=doc.retention, server=doc.server, audit=doc.audit)
     if cfg.server.tokens_file:
         cfg = _with_tokens_file(cfg, base, env, origin)
     _check(cfg, origin, overridden)
