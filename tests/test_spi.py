@@ -215,3 +215,27 @@ def test_copy_and_import_keep_the_error_promise() -> None:
         pytest.raises(StoreUnavailableError),
     ):
         dst.wait_for_head(0, 0.01)
+
+
+def test_proofs_on_a_backend_that_keeps_no_tree_say_so() -> None:
+    from eventvault.backends.eventstoredb.store import EventStoreDBBackend
+    from eventvault.backends.http.store import HttpBackend
+    from eventvault.spi import Proving
+
+    store = EventStore(Core())
+    store.append(NewEvent(type="t"))
+    message = r"^the core backend keeps no Merkle tree, so it has no proofs$"
+    with pytest.raises(NotSupportedError, match=message):
+        store.log.root()
+    with pytest.raises(NotSupportedError, match=message):
+        store.log.inclusion_proof(store.read().events[0].id)
+    # Plain verify still works (the chain); verify against checkpoints cannot.
+    assert store.verify().ok
+    assert store.verify().tree_size is None
+    from eventvault.tlog import Checkpoint
+
+    with pytest.raises(NotSupportedError, match=message):
+        store.verify(checkpoints=[Checkpoint("o", 1, bytes(32))])
+    # The built-in backends without a tree say why, and what to do instead.
+    assert "commit offsets" in EventStoreDBBackend.lacks[Proving]
+    assert "GET /v1/log/checkpoint" in HttpBackend.lacks[Proving]

@@ -52,6 +52,7 @@ from ...spi import (
     ChainHead,
     Import,
     Importing,
+    Proving,
     Results,
     Retaining,
     StampedBatch,
@@ -114,7 +115,17 @@ class EventStoreDBBackend(Backend, Importing):
     receipts it must keep."""
 
     name = "eventstoredb"
-    lacks: ClassVar[Mapping[type, str]] = {Retaining: "yet"}
+    lacks: ClassVar[Mapping[type, str]] = {
+        Retaining: "yet",
+        # Its positions are the server's commit offsets, not 1, 2, 3…, and nothing but
+        # events can be written next to them atomically: a tree kept in another stream
+        # could lag or diverge without the store noticing.
+        Proving: (
+            "(its positions are the server's commit offsets and it cannot write a tree "
+            "atomically with the events): copy the events into a file or PostgreSQL "
+            "store (`eventvault copy`) to prove them; the hash chain still covers them"
+        ),
+    }
     contiguous_positions = False  # commit positions are byte offsets
 
     def __init__(

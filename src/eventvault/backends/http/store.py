@@ -27,7 +27,7 @@ import httpx
 
 from ... import errors
 from ...model import ExpectedRevision, NewEvent, Page, Query, RecordedEvent, StoreStats
-from ...spi import Backend, Importing, Results, Retaining
+from ...spi import Backend, Importing, Proving, Results, Retaining
 from ...store import EventStore
 from .protocol import (
     Call,
@@ -107,6 +107,10 @@ class HttpBackend(Backend):
         Retaining: (
             "from a client: the server applies it on its schedule ([retention] in the "
             "configuration of `eventvault serve`)"
+        ),
+        Proving: (
+            "on the client side: ask the server (GET /v1/log/checkpoint, "
+            "/v1/events/{id}/proof, /v1/log/consistency) or use `eventvault log watch --url`"
         ),
     }
 
