@@ -39,6 +39,7 @@ from .reading import get, query, tail
 from .retention import retention
 from .runs import COMMANDS as RUN_COMMANDS  # runs, trace, diff
 from .serve import serve
+from .witness import witness
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -93,7 +94,7 @@ def cli(
 
 for _command in [
     init, append, query, get, tail, stats, list_command, verify, reindex, retention,
-    bench, copy_command, export_command, import_command, serve, *RUN_COMMANDS,
+    bench, copy_command, export_command, import_command, serve, *RUN_COMMANDS, witness,
 ]:  # fmt: skip
     cli.add_command(_command)
 

@@ -11,7 +11,9 @@ The pieces, each usable alone:
 * :mod:`~eventvault.tlog.proofs` — inclusion and consistency proofs, built and
   checked as RFC 9162 §2.1.3–§2.1.4 specify;
 * :mod:`~eventvault.tlog.checkpoint`, :mod:`~eventvault.tlog.note` — C2SP
-  ``tlog-checkpoint`` bodies in C2SP ``signed-note`` s with Ed25519 keys.
+  ``tlog-checkpoint`` bodies in C2SP ``signed-note`` s with Ed25519 keys;
+* :mod:`~eventvault.tlog.witness` — a C2SP ``tlog-witness`` that co-signs
+  (``tlog-cosignature``) only checkpoints extending the last one it co-signed.
 
 Importing this package needs nothing beyond the core; signing and verifying notes
 need the ``audit`` extra (``pip install 'eventvault[audit]'``).
