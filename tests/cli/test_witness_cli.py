@@ -7,10 +7,16 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from eventvault import MemoryEventStore, NewEvent
 from eventvault.tlog import NoteSigner, open_checkpoint
-from eventvault.tlog.witness import CosignatureVerifier, add_checkpoint_request
+from eventvault.tlog.witness import (
+    CosignatureVerifier,
+    WitnessRefusal,
+    add_checkpoint_request,
+    request_cosignature,
+)
 from tests.cli.helpers import EXE, clean_env, ev
 from tests.server.test_process import free_port
 
@@ -69,6 +75,28 @@ def test_a_witness_process_cosigns_growth_and_refuses_rollback(tmp_path: Path) -
         assert r.status_code == 409
         assert r.headers["content-type"].startswith("text/x.tlog.size")
         assert r.text == "9\n"
+        # The log's client: told the witness's size (409), it asks again from there.
+        store.append([NewEvent(type="t") for _ in range(3)])
+        third = store.log.checkpoint(log_key)
+        line = request_cosignature(
+            f"http://127.0.0.1:{port}",
+            third,
+            witness=witness_key,
+            prove=lambda m: store.log.consistency_proof(m).proof,
+            old_size=5,
+        )
+        assert open_checkpoint(third + line, [witness_key]).size == 12
+        fork = MemoryEventStore()  # a fork of what it saw
+        fork.append([NewEvent(type="fork") for _ in range(13)])
+        with pytest.raises(WitnessRefusal) as refused:
+            request_cosignature(
+                f"http://127.0.0.1:{port}",
+                fork.log.checkpoint(log_key),
+                witness=witness_key,
+                prove=lambda m: fork.log.consistency_proof(m).proof,
+                old_size=12,
+            )
+        assert refused.value.status == 422
     finally:
         proc.terminate()
         proc.wait(timeout=20)

@@ -34,7 +34,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -61,6 +61,7 @@ __all__ = [
     "Witness",
     "WitnessRefusal",
     "add_checkpoint_request",
+    "request_cosignature",
 ]
 
 ALG_COSIGNATURE_V1: Final = 0x04
@@ -364,3 +365,53 @@ class _FileLock:
     def __exit__(self, *exc: object) -> None:
         fcntl.flock(self.fd, fcntl.LOCK_UN)
         os.close(self.fd)
+
+
+def request_cosignature(
+    url: str,
+    note: str,
+    *,
+    witness: CosignatureVerifier,
+    prove: Callable[[int], Sequence[bytes]],
+    old_size: int = 0,
+    timeout: float = 10.0,
+) -> str:
+    """Ask the witness at ``url`` (its submission prefix) to co-sign ``note``; returns
+    the cosignature line, checked against ``witness``'s key.
+
+    ``prove(m)`` gives the consistency proof from size ``m`` to the note's size.
+    ``old_size`` is the size the caller believes the witness co-signed last; when
+    the witness says otherwise (409) the request is made once more from its size,
+    as the protocol intends. Any other refusal is a :class:`WitnessRefusal`.
+    """
+    try:
+        import httpx
+    except ImportError:
+        from ..errors import MissingExtraError
+
+        raise MissingExtraError("http", "httpx") from None
+    endpoint = url.rstrip("/") + "/add-checkpoint"
+    for _attempt in range(2):
+        proof = prove(old_size) if old_size else ()
+        try:
+            r = httpx.post(
+                endpoint, content=add_checkpoint_request(old_size, proof, note), timeout=timeout
+            )
+        except httpx.HTTPError as exc:
+            raise WitnessRefusal(503, f"the witness at {url} did not answer: {exc}") from None
+        if r.status_code == 409 and r.text.strip().isdigit() and _attempt == 0:
+            old_size = int(r.text.strip())
+            continue
+        if r.status_code != 200:
+            raise WitnessRefusal(
+                r.status_code, f"the witness at {url} refused: {r.text.strip()[:200]}"
+            )
+        line = r.text
+        try:
+            opened = open_note(note + line, [witness])
+        except NoteError as exc:
+            raise WitnessRefusal(
+                502, f"the witness at {url} answered no valid cosignature: {exc}"
+            ) from None
+        return "".join(s.line for s in opened.signatures)
+    raise WitnessRefusal(409, f"the witness at {url} keeps moving its size")
