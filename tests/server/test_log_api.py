@@ -8,6 +8,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
+import subprocess
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +21,7 @@ import pytest
 
 from eventvault import load_config
 from eventvault.backends.memory import MemoryBackend
+from eventvault.cli.common import EXIT_CONFIG
 from eventvault.config import Config
 from eventvault.errors import ConfigError
 from eventvault.integrity.chain import event_leaf_hash
@@ -37,6 +41,7 @@ from eventvault.tlog import (
 )
 
 from .conftest import running
+from .test_process import EV, answers, free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -470,3 +475,79 @@ async def test_a_reload_keeps_checkpoints_signed(
     assert all(r.levelno < logging.ERROR or "reload refused" in r.getMessage()
                for r in caplog.records)  # fmt: skip
     assert not any(signer.key_text in r.getMessage() for r in caplog.records)
+
+
+# -- a real `eventvault serve` -----------------------------------------------------------
+
+
+def _serve(tmp_path: Path, key: Path, audit: str = "") -> tuple[subprocess.Popen[str], str]:
+    cfg = tmp_path / "eventvault.toml"
+    cfg.write_text(
+        f'[store]\nbackend = "memory"\n[server]\ngraceful_timeout = "5s"\n'
+        f'[audit]\nsigning_key = "{key}"\n{audit}'
+    )
+    port = free_port()
+    proc = subprocess.Popen(
+        [*EV, "--config", str(cfg), "serve", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def _stop(proc: subprocess.Popen[str]) -> str:
+    if proc.poll() is None:
+        proc.terminate()
+    _, err = proc.communicate(timeout=20)
+    return err
+
+
+def _kept(url: str, size: int, signer: NoteSigner) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        r = httpx.get(f"{url}/v1/log/checkpoint", timeout=5)
+        if r.status_code == 200 and open_checkpoint(r.text, [signer.verifier()]).size == size:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no checkpoint of size {size}")
+
+
+def test_serve_signs_checkpoints_and_a_sighup_keeps_signing(tmp_path: Path) -> None:
+    key, signer = key_file(tmp_path)
+    proc, url = _serve(tmp_path, key, 'checkpoint_events = 3\ncheckpoint_interval = "1h"\n')
+    try:
+        assert answers(f"{url}/healthz", 30)
+        events = [{"type": "x", "data": {"i": i}} for i in range(3)]
+        assert httpx.post(f"{url}/v1/events", json=events, timeout=10).status_code == 201
+        _kept(url, 3, signer)
+        first = httpx.get(f"{url}/v1/events", timeout=5).json()["events"][0]["id"]
+        proof = httpx.get(f"{url}/v1/events/{first}/proof", timeout=5)
+        assert proof.headers["x-tree-size-source"] == "checkpoint"
+        cp = open_checkpoint(httpx.get(f"{url}/v1/log/checkpoint").text, [signer.verifier()])
+        InclusionProof.from_dict(proof.json()).verify(root_hash=cp.root_hash)
+        proc.send_signal(signal.SIGHUP)  # (the memory backend: a new, empty store)
+        deadline = time.monotonic() + 10
+        while httpx.get(f"{url}/v1/log/tree", timeout=5).json()["size"] and (
+            time.monotonic() < deadline
+        ):
+            time.sleep(0.05)
+        assert httpx.post(f"{url}/v1/events", json=events, timeout=10).status_code == 201
+        _kept(url, 3, signer)
+    finally:
+        err = _stop(proc)
+    assert "reloaded" in err
+    assert "checkpoints: signed by key example.com/log+" in err
+    assert signer.key_text not in err
+
+
+def test_serve_refuses_a_key_others_can_read(tmp_path: Path) -> None:
+    key, signer = key_file(tmp_path, mode=0o644)
+    proc, _ = _serve(tmp_path, key)
+    try:
+        code = proc.wait(30)
+    finally:
+        err = _stop(proc)
+    assert code == EXIT_CONFIG, err
+    assert f"chmod 600 {key}" in err
+    assert signer.key_text not in err

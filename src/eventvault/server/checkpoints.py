@@ -54,8 +54,8 @@ def load_signer(config: Config) -> NoteSigner | None:
     what = f"audit.signing_key {path}"
     try:
         text = read_key_file(path)  # (refuses a signer key others can read or write)
-    except ValidationError as exc:
-        raise ConfigError(f"{what}: {exc}") from None
+    except ValidationError as exc:  # (the message names the file)
+        raise ConfigError(f"audit.signing_key: {exc}") from None
     if not text.startswith(_PRIVATE):
         raise ConfigError(
             f"{what} is not a signing key (it must start with {_PRIVATE}; a verifier key "
