@@ -551,3 +551,14 @@ def test_serve_refuses_a_key_others_can_read(tmp_path: Path) -> None:
     assert code == EXIT_CONFIG, err
     assert f"chmod 600 {key}" in err
     assert signer.key_text not in err
+
+
+def test_a_relative_signing_key_is_relative_to_the_config_file(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    key, signer = key_file(tmp_path / "etc")
+    cfg_file = tmp_path / "etc" / "eventvault.toml"
+    cfg_file.write_text(f'[store]\nbackend = "memory"\n[audit]\nsigning_key = "{key.name}"\n')
+    cfg = load_config(str(cfg_file))
+    assert cfg.audit.signing_key == str(key)
+    app = create_app(memory_store(), cfg)
+    assert app.state.service.signer.key_id == signer.key_id
