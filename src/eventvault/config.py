@@ -170,7 +170,8 @@ class AuditConfig(_Section):
     the database: keep ``signing_key`` readable by the service's user only
     (``eventvault keygen`` writes it 0600)."""
 
-    #: The Ed25519 signing key file (``eventvault keygen``); None: no checkpoints.
+    #: The Ed25519 signing key file (``eventvault keygen``; relative to the
+    #: configuration file); None: no checkpoints.
     signing_key: str | None = None
     #: ``eventvault serve`` signs and keeps a checkpoint once this many events were
     #: appended since the last one ...
@@ -532,4 +533,9 @@ def read_config(
                 where = where if where.is_absolute() else base / where
                 resolved[name] = msgspec.structs.replace(resolved[name], **{key: str(where)})
     store = msgspec.structs.replace(cfg.store, sections=resolved)
-    return msgspec.structs.replace(cfg, store=store, source=origin)
+    audit = cfg.audit
+    if audit.signing_key:  # (relative to the file too: a service's cwd is often /)
+        signing = Path(audit.signing_key).expanduser()
+        signing = signing if signing.is_absolute() else base / signing
+        audit = msgspec.structs.replace(audit, signing_key=str(signing))
+    return msgspec.structs.replace(cfg, store=store, audit=audit, source=origin)

@@ -60,6 +60,9 @@ def test_every_page_loads_without_console_errors_or_outside_requests(tab: Tab, s
         name = fragment.strip("#/").split("/")[0]
         if name in ("runs", "diff", "tail", "status"):
             page.screenshot(path=str(shots / f"{name}.png"))
+    # The Merkle tree's status: its size and the latest checkpoint, or why there is none.
+    tree = page.locator("#tree-status").text_content() or ""
+    assert "tree size" in tree or "keeps no Merkle tree" in tree, tree
     assert tab.errors == []
     assert tab.outside == []
     assert tab.dialogs == []

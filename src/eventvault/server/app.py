@@ -42,6 +42,7 @@ from .cloudevents import BATCH_TYPE, STRUCTURED_TYPE, to_cloudevent
 from .console import add_console
 from .edge import AccessLog, DocsGate
 from .holder import StoreHolder
+from .log_api import add_log_routes
 from .reads import Budget, json_page_chunks, read_pages
 from .remote import remote_routes
 from .requests import (
@@ -73,6 +74,7 @@ def create_app(
     *,
     tokens: TokenBook | None = None,
     retention: bool = True,
+    checkpoints: bool = True,
     close_store: bool = True,
     host: str | None = None,
 ) -> FastAPI:
@@ -81,6 +83,8 @@ def create_app(
     ``host``: the interface the server listens on (default ``server.host``); a reload
     that could not serve there is refused.
     ``retention``: run the configured policy on its schedule in this process.
+    ``checkpoints``: sign checkpoints as ``[audit]`` says, if it names a key (a key
+    that cannot sign raises :class:`~eventvault.errors.ConfigError` here).
     ``close_store``: close the store (and any a reload opened) when the app shuts down."""
     config = config if config is not None else Config()
     svc = Service(
@@ -96,11 +100,14 @@ def create_app(
         svc.open_executor()
         if retention:
             svc.start_retention()
+        if checkpoints:
+            svc.start_checkpoints()
         try:
             yield
         finally:
             svc.shutdown.set()
             svc.stop_retention()
+            await to_thread.run_sync(svc.stop_checkpoints)  # (a signing in progress ends)
             # The worker threads go first (what they run finishes), then the store.
             await to_thread.run_sync(svc.close_executor)
             if close_store:
@@ -117,6 +124,7 @@ def create_app(
         openapi_tags=[
             {"name": "events", "description": "Append and read events."},
             {"name": "runs", "description": "Runs: the events sharing a correlation id."},
+            {"name": "log", "description": "The Merkle tree: checkpoints and proofs."},
             {"name": "operations", "description": "Health, readiness, metrics."},
         ],
     )
@@ -126,6 +134,7 @@ def create_app(
     app.router.routes.insert(0, append_route(svc))
     _routes(app, svc)
     add_runs_routes(app, svc)
+    add_log_routes(app, svc)
     add_console(app, svc)
     remote_routes(app, svc)
     _errors(app)

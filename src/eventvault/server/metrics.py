@@ -60,3 +60,14 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.checkpoints = Counter(
+            "eventvault_checkpoints",
+            "Signed checkpoints the service kept, by outcome (ok, failed)",
+            ["outcome"],
+            registry=r,
+        )
+        self.checkpoint_size = Gauge(
+            "eventvault_checkpoint_tree_size",
+            "Tree size of the latest checkpoint this service signed",
+            registry=r,
+        )

@@ -25,10 +25,11 @@ from ..config import Config
 from ..model import RecordedEvent
 from ..retention.plan import RetentionReport
 from ..retention.schedule import RetentionScheduler
-from ..spi import Retaining
+from ..spi import Proving, Retaining
 from ..store import EventStore
 from ..timeutil import parse_duration
 from .auth import Principal, TokenBook
+from .checkpoints import Checkpointer, load_signer
 from .holder import StoreHolder
 from .metrics import Metrics
 from .requests import (
@@ -103,6 +104,9 @@ class Service:
         self.executor = _pool()
         self._executor_closed = False
         self.scheduler: RetentionScheduler | None = None
+        # (Loaded here, so a key that cannot sign refuses to serve: ConfigError.)
+        self.signer = load_signer(config)
+        self.checkpointer: Checkpointer | None = None
         srv = config.server
         self.max_body = srv.max_body_bytes
         self.body_timeout = parse_duration(srv.body_timeout).total_seconds()
@@ -186,6 +190,9 @@ class Service:
         m.appends_ok.inc()
         written = len(batch) if result.written is None else result.written
         m.events_appended.inc(written)
+        checkpointer = self.checkpointer
+        if checkpointer is not None and written:
+            checkpointer.appended(written)
         if written < len(batch):
             m.events_retried.inc(len(batch) - written)
         if "return=representation" in request.headers.get("prefer", ""):  # (RFC 7240)
@@ -222,6 +229,45 @@ class Service:
         self.metrics.retention_runs.labels("ok").inc()
         self.metrics.events_removed.inc(report.removed)
 
+    # -- checkpoints -----------------------------------------------------------------
+
+    def start_checkpoints(self) -> None:
+        """Sign checkpoints (``[audit]``) of the current store in a thread, if a key
+        is configured and the backend keeps a tree."""
+        if self.signer is None:
+            return
+        store = self.holder.current
+        if not isinstance(store.backend, Proving):
+            log.warning(
+                "checkpoints: the %s backend keeps no Merkle tree; serving without signed "
+                "checkpoints (audit.signing_key is ignored)",
+                store.backend_name,
+            )
+            return
+        m = self.metrics
+
+        def signed(size: int) -> None:
+            m.checkpoints.labels("ok").inc()
+            m.checkpoint_size.set(size)
+
+        self.checkpointer = Checkpointer.from_config(
+            self.holder, self.signer, self.config, signed, m.checkpoints.labels("failed").inc
+        )
+        self.checkpointer.start()
+        audit = self.config.audit
+        log.info(
+            "checkpoints: signed by key %s+%08x every %d events or %s",
+            self.signer.name,
+            self.signer.key_id,
+            audit.checkpoint_events,
+            audit.checkpoint_interval,
+        )
+
+    def stop_checkpoints(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
+            self.checkpointer = None
+
     # -- reload ----------------------------------------------------------------------
 
     def reload(self, load: Callable[[], Config], opener: Callable[[Config], EventStore]) -> bool:
@@ -237,7 +283,8 @@ class Service:
             return False
         try:
             tokens = check_serving(config, self.host)
-        except errors.ConfigError as exc:
+            signer = load_signer(config)  # (a key that cannot sign keeps the old one)
+        except (errors.ConfigError, errors.MissingExtraError) as exc:
             self.metrics.reloads.labels("refused").inc()
             log.error("reload refused, keeping the current configuration: %s", exc)  # noqa: TRY400
             return False
@@ -253,11 +300,16 @@ class Service:
         ):
             log.warning("reload: server.host/port changes need a restart; still listening")
         self.stop_retention()
+        self.stop_checkpoints()
+        if self.signer is not None and signer is None:
+            log.warning("reload: audit.signing_key is no longer set: no more signed checkpoints")
         old = self.holder.current
         self.tokens = tokens
         self.config = config
+        self.signer = signer
         self.holder.swap(store, config)
         self.start_retention()
+        self.start_checkpoints()
         self.metrics.reloads.labels("ok").inc()
         log.info(
             "reloaded %s: %s backend (was %s); in-flight requests finish on the old one",

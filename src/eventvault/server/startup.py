@@ -12,12 +12,15 @@ from __future__ import annotations
 from ..config import Config
 from ..errors import ConfigError
 from .auth import TokenBook, is_loopback
+from .checkpoints import load_signer
 
 __all__ = ["check_serving"]
 
 
 def check_serving(config: Config, host: str, *, workers: int = 1) -> TokenBook:
-    """The tokens ``config`` grants, if it may serve on ``host``; ConfigError if not."""
+    """The tokens ``config`` grants, if it may serve on ``host``; ConfigError if not
+    (also when ``audit.signing_key`` is set but cannot sign)."""
+    load_signer(config)
     tokens = TokenBook.from_config(config.server)
     if not tokens.enabled and not is_loopback(host):
         raise ConfigError(

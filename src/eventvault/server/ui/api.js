@@ -43,6 +43,13 @@ export async function api(path, params = null, { method = "GET", ok = [] } = {})
   return { status: res.status, body: await res.json() };
 }
 
+/** GET a text endpoint (a signed checkpoint); statuses in `ok` answer an empty body. */
+export async function text(path, { ok = [] } = {}) {
+  const res = await fetch(path, { headers: headers("text/plain"), cache: "no-store" });
+  if (!res.ok && !ok.includes(res.status)) throw await failure(res);
+  return { status: res.status, body: res.ok ? await res.text() : "" };
+}
+
 /** The Server-Sent Events of `path`, read with fetch() so the token goes in a header
  * (EventSource cannot send one). Yields {event, id, data}; `opened` is called once the
  * server has answered (from then on, no new event is missed). */

@@ -1,5 +1,6 @@
-// The store: its stats, readiness, and (admin scope) a walk of its hash chain.
-import { ApiError, api } from "./api.js";
+// The store: its stats, its Merkle tree and latest signed checkpoint, and (admin
+// scope) a walk of its hash chain.
+import { ApiError, api, text } from "./api.js";
 import { h } from "./dom.js";
 
 function table(obj) {
@@ -10,11 +11,37 @@ function table(obj) {
   );
 }
 
+// The tree's size and the latest checkpoint's (its second line: C2SP tlog-checkpoint).
+// The signature is not checked here: an auditor checks it with the verifier key.
+async function treeStatus(showError) {
+  const box = h("div", { id: "tree-status" });
+  try {
+    const tree = await api("/v1/log/tree", null, { ok: [501] });
+    if (tree.status === 501) {
+      box.append(h("p", { class: "muted" }, tree.body.error.message));
+      return box;
+    }
+    const note = await text("/v1/log/checkpoint", { ok: [404] });
+    const kept = note.status === 200 ? Number(note.body.split("\n")[1]) : null;
+    box.append(
+      table({
+        "tree size": tree.body.size,
+        "root hash": tree.body.root_hash,
+        "latest checkpoint": kept === null ? "none yet" : `${kept.toLocaleString("en")} events (${(tree.body.size - kept).toLocaleString("en")} appended since)`,
+      }),
+    );
+  } catch (err) {
+    showError(box, err);
+  }
+  return box;
+}
+
 export async function statusView(main, { showError }) {
   main.append(h("h2", {}, "Store status"));
   try {
     const { body: stats } = await api("/v1/stats");
     main.append(table(stats));
+    main.append(h("h3", {}, "Merkle tree"), await treeStatus(showError));
   } catch (err) {
     showError(main, err);
     return;
