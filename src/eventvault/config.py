@@ -51,6 +51,7 @@ __all__ = [
     "ServerConfig",
     "StoreConfig",
     "TokenConfig",
+    "WitnessConfig",
     "discover_config_path",
     "read_config",
 ]
@@ -163,6 +164,17 @@ class ServerConfig(_Section):
     max_response_bytes: int = 64 * 1024 * 1024  # a read's page beyond it is streamed
 
 
+class WitnessConfig(_Section):
+    """``[[audit.witnesses]]``: a witness ``eventvault serve`` asks to co-sign each
+    checkpoint (C2SP tlog-witness; ``eventvault witness serve`` is one)."""
+
+    #: The witness's submission prefix (``POST <url>/add-checkpoint``).
+    url: str
+    #: The witness's verifier key, ``<name>+<id>+<base64(0x04 ‖ key)>``.
+    key: str
+    timeout: str = "10s"
+
+
 class AuditConfig(_Section):
     """``[audit]``: signed checkpoints of the store's Merkle tree (docs/audit.md).
 
@@ -178,6 +190,9 @@ class AuditConfig(_Section):
     checkpoint_events: int = 1000
     #: ... or this long after the last one if any event was appended meanwhile.
     checkpoint_interval: str = "60s"
+    #: Witnesses asked to co-sign every checkpoint; one that refuses or does not
+    #: answer is logged and the checkpoint is kept without its cosignature.
+    witnesses: list[WitnessConfig] = msgspec.field(default_factory=list)
 
 
 class _Document(_Section):

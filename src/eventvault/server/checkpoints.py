@@ -25,8 +25,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import Config
 from ..errors import ConfigError, EventVaultError, MissingExtraError, ValidationError
@@ -34,9 +35,13 @@ from ..spi import Proving
 from ..timeutil import parse_duration
 from ..tlog.checkpoint import Checkpoint
 from ..tlog.note import NoteSigner, read_key_file
+from ..tlog.witness import CosignatureVerifier, WitnessRefusal, request_cosignature
 from .holder import StoreHolder
 
-__all__ = ["Checkpointer", "kept_size", "load_signer"]
+if TYPE_CHECKING:
+    from ..store import EventStore
+
+__all__ = ["Checkpointer", "kept_size", "load_signer", "load_witnesses"]
 
 log = logging.getLogger("eventvault.server")
 
@@ -71,6 +76,24 @@ def load_signer(config: Config) -> NoteSigner | None:
         raise ConfigError(f"{what} is not a valid signing key: {exc}") from None
 
 
+def load_witnesses(config: Config) -> list[tuple[str, float, CosignatureVerifier]]:
+    """``audit.witnesses`` as (url, timeout, key); ConfigError naming a bad entry."""
+    out = []
+    for k, w in enumerate(config.audit.witnesses):
+        where = f"audit.witnesses[{k}]"
+        if not w.url.startswith(("http://", "https://")):
+            raise ConfigError(f"{where}.url {w.url!r} must be an http:// or https:// URL")
+        try:
+            key = CosignatureVerifier.from_key(w.key)
+            timeout = parse_duration(w.timeout).total_seconds()
+        except ValidationError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        except ValueError as exc:
+            raise ConfigError(f"{where}.timeout: {exc}") from None
+        out.append((w.url, timeout, key))
+    return out
+
+
 def kept_size(note: str | None) -> int | None:
     """The tree size of a kept checkpoint (its signature unchecked: only the size is
     used, to choose what to sign or prove against), or None."""
@@ -98,6 +121,7 @@ class Checkpointer:
         clock: Callable[[], float] = time.monotonic,
         on_signed: Callable[[int], None] | None = None,
         on_failed: Callable[[], None] | None = None,
+        witnesses: Sequence[tuple[str, float, CosignatureVerifier]] = (),
     ) -> None:
         if every_events < 1 or interval <= 0:
             raise ValueError("checkpoint_events and checkpoint_interval must be positive")
@@ -118,6 +142,12 @@ class Checkpointer:
         self._thread: threading.Thread | None = None
         self.signed = 0
         self.failures = 0
+        self.witnesses = list(witnesses)
+        #: The size each witness co-signed last, as far as this process knows (a
+        #: witness that knows better answers 409 with its size, and is asked again).
+        self._witnessed: dict[str, int] = {}
+        #: Cosignatures refused or not obtained (each logged).
+        self.witness_failures = 0
 
     @classmethod
     def from_config(
@@ -131,7 +161,8 @@ class Checkpointer:
         """Every ``audit.checkpoint_events`` events or ``audit.checkpoint_interval``."""
         every = parse_duration(config.audit.checkpoint_interval).total_seconds()
         return cls(holder, signer, config.audit.checkpoint_events, every,
-                   on_signed=on_signed, on_failed=on_failed)  # fmt: skip
+                   on_signed=on_signed, on_failed=on_failed,
+                   witnesses=load_witnesses(config))  # fmt: skip
 
     def appended(self, count: int) -> None:
         """``count`` events were appended through the service (called after each append)."""
@@ -179,7 +210,9 @@ class Checkpointer:
             if kept >= size:
                 self._last_size, self._last_at = kept, now
                 return None
-            note = tree.checkpoint(self.signer, size=size, save=True)
+            note = tree.checkpoint(self.signer, size=size)
+            note = self._cosigned(store, note, size)
+            store.backend.save_checkpoint(size, note)
         with self._lock:
             self._pending = max(0, self._pending - pending)
         self._last_size, self._last_at = size, now
@@ -187,6 +220,26 @@ class Checkpointer:
         log.info("checkpoint: signed and kept the tree of %d events", size)
         if self._on_signed is not None:
             self._on_signed(size)
+        return note
+
+    def _cosigned(self, store: EventStore, note: str, size: int) -> str:
+        """``note`` with the cosignature of every witness that gives one."""
+        for url, timeout, key in self.witnesses:
+            try:
+                line = request_cosignature(
+                    url,
+                    note,
+                    witness=key,
+                    prove=lambda m: store.log.consistency_proof(m, size).proof,
+                    old_size=self._witnessed.get(url, 0),
+                    timeout=timeout,
+                )
+            except (WitnessRefusal, EventVaultError) as exc:
+                self.witness_failures += 1
+                log.warning("witness %s did not co-sign the tree of %d events: %s", url, size, exc)
+                continue
+            self._witnessed[url] = size
+            note += line
         return note
 
     def _forever(self) -> None:

@@ -29,7 +29,7 @@ from ..spi import Proving, Retaining
 from ..store import EventStore
 from ..timeutil import parse_duration
 from .auth import Principal, TokenBook
-from .checkpoints import Checkpointer, load_signer
+from .checkpoints import Checkpointer, load_signer, load_witnesses
 from .holder import StoreHolder
 from .metrics import Metrics
 from .requests import (
@@ -106,6 +106,7 @@ class Service:
         self.scheduler: RetentionScheduler | None = None
         # (Loaded here, so a key that cannot sign refuses to serve: ConfigError.)
         self.signer = load_signer(config)
+        load_witnesses(config)  # (a bad entry refuses the start, naming it)
         self.checkpointer: Checkpointer | None = None
         srv = config.server
         self.max_body = srv.max_body_bytes
@@ -284,6 +285,7 @@ class Service:
         try:
             tokens = check_serving(config, self.host)
             signer = load_signer(config)  # (a key that cannot sign keeps the old one)
+            load_witnesses(config)
         except (errors.ConfigError, errors.MissingExtraError) as exc:
             self.metrics.reloads.labels("refused").inc()
             log.error("reload refused, keeping the current configuration: %s", exc)  # noqa: TRY400

@@ -12,7 +12,7 @@ from __future__ import annotations
 from ..config import Config
 from ..errors import ConfigError
 from .auth import TokenBook, is_loopback
-from .checkpoints import load_signer
+from .checkpoints import load_signer, load_witnesses
 
 __all__ = ["check_serving"]
 
@@ -21,6 +21,7 @@ def check_serving(config: Config, host: str, *, workers: int = 1) -> TokenBook:
     """The tokens ``config`` grants, if it may serve on ``host``; ConfigError if not
     (also when ``audit.signing_key`` is set but cannot sign)."""
     load_signer(config)
+    load_witnesses(config)
     tokens = TokenBook.from_config(config.server)
     if not tokens.enabled and not is_loopback(host):
         raise ConfigError(
