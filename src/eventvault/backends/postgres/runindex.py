@@ -165,6 +165,24 @@ DROP TRIGGER IF EXISTS runs_removed ON {schema}.events;
 CREATE TRIGGER runs_removed AFTER DELETE ON {schema}.events
     REFERENCING OLD TABLE AS old_events
     FOR EACH STATEMENT EXECUTE FUNCTION {schema}.runs_removed();
+-- (trigger functions: never called directly; firing them needs no privilege)
+REVOKE ALL ON FUNCTION {schema}.runs_appended() FROM PUBLIC;
+REVOKE ALL ON FUNCTION {schema}.runs_removed() FROM PUBLIC;
+
+-- The schema owner's, whoever migrates (a superuser upgrading a schema its own role
+-- made): the triggers then run as that role, which owns the table they write.
+DO $$
+DECLARE
+    owner_name text;
+BEGIN
+    SELECT pg_get_userbyid(nspowner) INTO owner_name FROM pg_namespace
+        WHERE nspname = {schema_text};
+    IF owner_name <> current_user AND pg_has_role(current_user, owner_name, 'MEMBER') THEN
+        EXECUTE format('ALTER TABLE %I.runs OWNER TO %I', {schema_text}, owner_name);
+        EXECUTE format('ALTER FUNCTION %I.runs_appended() OWNER TO %I', {schema_text}, owner_name);
+        EXECUTE format('ALTER FUNCTION %I.runs_removed() OWNER TO %I', {schema_text}, owner_name);
+    END IF;
+END $$;
 
 -- Roles that may read the events may read their runs (the README's application role).
 DO $$
