@@ -51,7 +51,7 @@ __all__ = ["FileRunIndex"]
 class _Part(NamedTuple):
     """A run's events in one segment, up to the listing's head."""
 
-    count: int
+    events: int
     first_position: int
     last_position: int
     first_us: int
@@ -79,7 +79,7 @@ def _unfiltered(query: Query) -> bool:
 def _part_of(records: Sequence[RecordedEvent]) -> _Part:
     first, last = records[0], records[-1]
     return _Part(
-        count=len(records),
+        events=len(records),
         first_position=first.position,
         last_position=last.position,
         first_us=to_us(first.recorded_at),
@@ -244,7 +244,7 @@ class FileRunIndex:
             first, last = got[0], got[-1]
             out[cid] = RunSummary(
                 correlation_id=cid,
-                events=sum(p.count for p in got),
+                events=sum(p.events for p in got),
                 first_position=first.first_position,
                 last_position=last.last_position,
                 first_recorded_at=from_us(first.first_us),

@@ -70,6 +70,9 @@ from ...model import (
     VerifyResult,
 )
 from ...retention import Policy
+from ...runs.listing import RunKey
+from ...runs.model import RunSummary
+from ...runs.outcomes import Outcomes
 from ...spi import (
     DEFAULT_MAX_EVENT_BYTES,
     Backend,
@@ -79,9 +82,6 @@ from ...spi import (
     Retaining,
     Run,
 )
-from ...runs.listing import RunKey
-from ...runs.model import RunSummary
-from ...runs.outcomes import Outcomes
 from ...store import EventStore
 from . import readonly, removal
 from .fsio import atomic_write, backend_errors, dir_lock, fsync_dir
