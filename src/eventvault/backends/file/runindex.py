@@ -21,10 +21,12 @@ Why it stays exact:
   there from its records up to ``head`` (read and checked like any read); its
   newest event up to ``head`` is found in its posting list.
 
-Memory: a summary per run and segment (not per event). Sealed segments' run maps
-are built from their index files' posting lists the first time they are needed
-(no record read; ~0.1 s per 200,000 events) and kept for as long as the segment's
-file is the same; the active segment's is kept current as records are indexed.
+Memory: a summary per run and segment (not per event). A sealed segment's run map
+is read from ``index/<segment>.runs`` (:mod:`.runfile`) or, missing or stale, built
+from its index's posting lists the first time it is needed (no record read) and
+saved there; it is kept for as long as the segment's file is the same. The
+active segment's map is built the same way once, then kept current as records
+are indexed.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from ...runs.outcomes import Outcomes, outcome_of
 from ...timeutil import from_us, to_us
 from .index import MemIndex, SegmentIndex
 from .reading import ReadPath
+from .runfile import load_runs, save_runs
 from .runmap import SegmentRuns, build_runs
 from .segment import Segment
 from .shared import Shared
@@ -98,8 +101,8 @@ class FileRunIndex:
         self._s = shared
         self._reads = reads
         #: Sealed segments' run maps by (first, inode, device) of the file: (its
-        #: size then, the map).
-        self._sealed: dict[tuple[int, int, int], tuple[int, SegmentRuns]] = {}
+        #: size then, the map, whether it is saved beside the index file).
+        self._sealed: dict[tuple[int, int, int], tuple[int, SegmentRuns, bool]] = {}
 
     def _indexes(self, segments: list[Segment]) -> Iterator[tuple[Segment, SegmentIndex]]:
         """Each segment with its index (call with the lock held)."""
@@ -112,17 +115,24 @@ class FileRunIndex:
         """The run map of ``index`` (call with the lock held)."""
         key = (seg.first, seg.ino or 0, seg.dev or 0)
         cached = self._sealed.get(key)
-        known = cached[1] if cached is not None and cached[0] == index.size else None
+        if cached is not None and cached[0] != index.size:
+            cached = None
         if isinstance(index, MemIndex):
             if index.runs is None:
-                index.runs = known if known is not None else build_runs(index, index.count)
+                index.runs = cached[1] if cached is not None else build_runs(index, index.count)
             # (kept for the index file that takes over once the segment is sealed)
-            self._sealed[key] = (index.size, index.runs)
+            self._sealed[key] = (index.size, index.runs, False)
             return index.runs
-        if known is None:
-            known = build_runs(index, index.count)
-            self._sealed[key] = (index.size, known)
-        return known
+        if cached is not None and cached[2]:
+            return cached[1]
+        runs = cached[1] if cached is not None else load_runs(seg.idx_path, index)
+        saved = runs is not None and cached is None
+        if runs is None:
+            runs = build_runs(index, index.count)
+        if not saved and not self._s.segs.read_only:
+            save_runs(seg.idx_path, index, runs, self._s.file_mode)
+        self._sealed[key] = (index.size, runs, True)
+        return runs
 
     def _prune(self, segments: list[Segment]) -> None:
         live = {(s.first, s.ino or 0, s.dev or 0) for s in segments}

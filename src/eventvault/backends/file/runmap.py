@@ -34,6 +34,24 @@ class SegmentRun:
         self.actors: tuple[str, ...] = () if actor is None else (actor,)
         self.streams: tuple[str, ...] = (stream,)
 
+    @classmethod
+    def of(
+        cls,
+        count: int,
+        first: int,
+        last: int,
+        first_type: str,
+        last_type: str,
+        actors: tuple[str, ...],
+        streams: tuple[str, ...],
+    ) -> SegmentRun:
+        """A run as saved (:mod:`.runfile`)."""
+        run = cls.__new__(cls)
+        run.count, run.first, run.last = count, first, last
+        run.first_type, run.last_type = first_type, last_type
+        run.actors, run.streams = actors, streams
+        return run
+
     def add(self, slot: int, type: str, actor: str | None, stream: str) -> None:
         """One more event, after every one so far."""
         self.count += 1
