@@ -4,6 +4,7 @@ dangling and cyclic causation reported, never raised) and ``store.diff``."""
 from __future__ import annotations
 
 import random
+import threading
 import uuid
 from datetime import datetime, timedelta
 
@@ -54,9 +55,11 @@ def _interleaved(store: EventStore, n: int, seed: int, prefix: str = "r") -> lis
     return names
 
 
-def _assert_index_is_the_scan(store: EventStore, head: int, names: list[str]) -> None:
+def _assert_index_is_the_scan(
+    store: EventStore, head: int, names: list[str], *, whole: bool = True
+) -> None:
     """The store's run index (if any) answers what the scan answers, as of ``head``:
-    every page boundary, every summary."""
+    every page boundary, every summary (and, if ``whole``, the whole listing now)."""
     backend = store.backend
     index: RunIndex = backend if isinstance(backend, RunIndex) else ScanRunIndex(store)
     scan = ScanRunIndex(store)
@@ -68,6 +71,8 @@ def _assert_index_is_the_scan(store: EventStore, head: int, names: list[str]) ->
     ids = [*names, "no-such-run"]
     want_summaries = scan.run_summaries(ids, head=head, outcomes=DEFAULT_OUTCOMES)
     assert index.run_summaries(ids, head=head, outcomes=DEFAULT_OUTCOMES) == want_summaries
+    if not whole:
+        return
     # And the whole listing, page by page, as the scan pages it.
     page = list_runs(store, limit=5)
     listed = list(page.runs)
@@ -110,6 +115,39 @@ class RunsContract(ContractBase):
         )
         assert rest.runs == [want[k.correlation_id] for k in keys]
         assert all(r.last_position <= head for r in rest.runs)
+
+    def test_the_run_index_while_another_thread_appends(self, store: EventStore) -> None:
+        """Appends racing the listing (to listed runs and new ones) change nothing as
+        of the listing's head."""
+        names = _interleaved(store, 40, seed=11)
+        stop = threading.Event()
+        failed: list[BaseException] = []
+
+        def appender() -> None:
+            k = 0
+            try:
+                while not stop.is_set():
+                    k += 1
+                    store.append(
+                        [
+                            ev("job.step", correlation_id=names[k % 24]),
+                            ev("job.step", correlation_id=f"new-{k % 7}"),
+                        ]
+                    )
+            except BaseException as exc:  # pragma: no cover - reported below
+                failed.append(exc)
+
+        thread = threading.Thread(target=appender)
+        thread.start()
+        try:
+            for _ in range(5):
+                _assert_index_is_the_scan(
+                    store, store.head(), [*names, *(f"new-{k}" for k in range(7))], whole=False
+                )
+        finally:
+            stop.set()
+            thread.join()
+        assert not failed
 
     def test_the_run_index_after_retention(self, store: EventStore) -> None:
         """Removed events count nowhere; a run whose events are all gone is not listed."""
