@@ -19,7 +19,9 @@ on later pages); step 2 reads every event of the page's runs through the
 correlation-id filter (cost: the sum of their sizes, e.g. 50 runs of 1,000 events
 decode 50,000 events). A backend that keeps a table of runs (first/last position,
 count, actors, streams per correlation id, updated as events are appended) answers
-both steps with one indexed read each, and only has to implement this protocol.
+both steps with one indexed read each, and only has to implement this protocol;
+it may answer step 1 only for some queries (None: the listing scans for the runs
+and still asks the index for their summaries).
 """
 
 from __future__ import annotations
@@ -60,14 +62,27 @@ class RunKey(msgspec.Struct, frozen=True, array_like=True):
 class RunIndex(Protocol):
     """What :func:`list_runs` needs from a store; a backend with an index of runs
     implements these two methods — on its :class:`~eventvault.spi.Backend` (or its
-    store class) — and is used as it is."""
+    store class) — and is used as it is.
+
+    Both must answer exactly what :class:`ScanRunIndex` answers (the contract kit
+    compares them on every backend), in particular *as of* ``head``: events
+    appended after it neither list a run nor change a summary, and events
+    retention removed count nowhere. The PostgreSQL backend keeps a ``runs`` table
+    (:mod:`eventvault.backends.postgres.runindex`), the file backend derives runs
+    from its segment indexes (:mod:`eventvault.backends.file.runindex`).
+    """
 
     def newest_runs(
         self, query: Query, *, head: int, before: int | None, limit: int
-    ) -> list[RunKey]:
+    ) -> list[RunKey] | None:
         """Up to ``limit`` runs with an event matching ``query`` at a position
         ``<= head``, newest matching event first. With ``before``, only runs whose
-        newest matching event (up to ``head``) is below ``before``."""
+        newest matching event (up to ``head``) is below ``before``.
+
+        None: this index cannot answer ``query`` (an index of runs knows runs, not
+        every event: filters on types, actors, times… need the events), and
+        :func:`list_runs` scans for the runs instead — still asking this index for
+        their summaries."""
         ...
 
     def run_summaries(
@@ -100,7 +115,7 @@ class ScanRunIndex:
         while True:
             yield self.scan_pages[-1]
 
-    def newest_runs(
+    def newest_runs(  # (always answers: never None)
         self, query: Query, *, head: int, before: int | None, limit: int
     ) -> list[RunKey]:
         bound = head + 1 if before is None else min(before, head + 1)
@@ -229,6 +244,8 @@ def list_runs(
     else:
         head, before = _decode(cursor, query, store.store_id)
     keys = index.newest_runs(query, head=head, before=before, limit=limit + 1)
+    if keys is None:  # (the index cannot answer this query: scan for the runs)
+        keys = ScanRunIndex(store).newest_runs(query, head=head, before=before, limit=limit + 1)
     more = len(keys) > limit
     keys = keys[:limit]
     summaries = index.run_summaries([k.correlation_id for k in keys], head=head, outcomes=outcomes)

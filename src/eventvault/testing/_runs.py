@@ -3,14 +3,23 @@ dangling and cyclic causation reported, never raised) and ``store.diff``."""
 
 from __future__ import annotations
 
+import random
+import threading
 import uuid
+from datetime import datetime, timedelta
 
 import pytest
 
-from ..errors import RunNotFoundError, StoreClosedError, ValidationError
+from ..config import RetentionConfig
+from ..copy import copy_store
+from ..errors import NotSupportedError, RunNotFoundError, StoreClosedError, ValidationError
 from ..model import Query
+from ..retention import resolve_policy
+from ..runs import RunIndex, ScanRunIndex, list_runs
+from ..runs.outcomes import DEFAULT_OUTCOMES
+from ..spi import Importing
 from ..store import EventStore
-from ._base import ContractBase, ev
+from ._base import ContractBase, Stores, can_retain, ev
 
 __all__ = ["RunsContract"]
 
@@ -26,7 +35,150 @@ def _run(store: EventStore, cid: str, types: list[str], actor: str = "agent:1") 
     return [str(i) for i in ids]
 
 
+def _interleaved(store: EventStore, n: int, seed: int, prefix: str = "r") -> list[str]:
+    """``n`` appends of 1–3 events to a few dozen interleaved runs (some events
+    without a run, without an actor, on another stream); the run names."""
+    rnd = random.Random(seed)
+    names = [f"{prefix}{k}" for k in range(24)]
+    for _ in range(n):
+        store.append(
+            [
+                ev(
+                    rnd.choice(["job.step", "job.started", "job.failed", "job.succeeded"]),
+                    correlation_id=rnd.choice([*names, None]),
+                    actor=rnd.choice([None, "agent:a", "agent:b", "agent:c"]),
+                    stream=rnd.choice(["s-1", "s-2", "s-3"]),
+                )
+                for _ in range(rnd.randrange(1, 4))
+            ]
+        )
+    return names
+
+
+def _assert_index_is_the_scan(
+    store: EventStore, head: int, names: list[str], *, whole: bool = True
+) -> None:
+    """The store's run index (if any) answers what the scan answers, as of ``head``:
+    every page boundary, every summary (and, if ``whole``, the whole listing now)."""
+    backend = store.backend
+    index: RunIndex = backend if isinstance(backend, RunIndex) else ScanRunIndex(store)
+    scan = ScanRunIndex(store)
+    for query in (Query(), Query(types=["job.failed"])):
+        for before in (None, head + 1, head, head - 1, head // 2, head // 3, 2, 1):
+            want = scan.newest_runs(query, head=head, before=before, limit=7)
+            got = index.newest_runs(query, head=head, before=before, limit=7)
+            assert got is None or got == want, (query, head, before)
+    ids = [*names, "no-such-run"]
+    want_summaries = scan.run_summaries(ids, head=head, outcomes=DEFAULT_OUTCOMES)
+    assert index.run_summaries(ids, head=head, outcomes=DEFAULT_OUTCOMES) == want_summaries
+    if not whole:
+        return
+    # And the whole listing, page by page, as the scan pages it.
+    page = list_runs(store, limit=5)
+    listed = list(page.runs)
+    while page.next_cursor is not None:
+        page = list_runs(store, limit=5, cursor=page.next_cursor)
+        listed += page.runs
+    keys = scan.newest_runs(Query(), head=store.head(), before=None, limit=1000)
+    scanned = scan.run_summaries(
+        [k.correlation_id for k in keys], head=store.head(), outcomes=DEFAULT_OUTCOMES
+    )
+    assert listed == [scanned[k.correlation_id] for k in keys]
+
+
 class RunsContract(ContractBase):
+    def test_the_run_index_answers_what_the_scan_answers(
+        self, store: EventStore, stores: Stores
+    ) -> None:
+        names = _interleaved(store, 120, seed=5)
+        head = store.head()
+        for h in (head, head - 5, head // 2, 3):
+            _assert_index_is_the_scan(store, h, names)
+        reopened = stores.reopen(store)  # (an index rebuilt, or read back, at open)
+        _assert_index_is_the_scan(reopened, reopened.head(), names)
+
+    def test_the_run_index_is_as_of_the_listings_head(self, store: EventStore) -> None:
+        """Events appended after the first page (to listed runs and new ones) neither
+        list a run nor change a summary on later pages."""
+        names = _interleaved(store, 60, seed=6)
+        first = store.runs(limit=4)
+        head = store.head()
+        _interleaved(store, 40, seed=7)  # the same runs and more of them
+        store.append([ev("job.late", correlation_id="late-run", actor="agent:z")])
+        _assert_index_is_the_scan(store, head, [*names, "late-run"])
+        assert first.next_cursor is not None
+        rest = store.runs(limit=1000, cursor=first.next_cursor)
+        scan = ScanRunIndex(store)
+        keys = scan.newest_runs(Query(), head=head, before=None, limit=1000)[4:]
+        want = scan.run_summaries(
+            [k.correlation_id for k in keys], head=head, outcomes=DEFAULT_OUTCOMES
+        )
+        assert rest.runs == [want[k.correlation_id] for k in keys]
+        assert all(r.last_position <= head for r in rest.runs)
+
+    def test_the_run_index_while_another_thread_appends(self, store: EventStore) -> None:
+        """Appends racing the listing (to listed runs and new ones) change nothing as
+        of the listing's head."""
+        names = _interleaved(store, 40, seed=11)
+        stop = threading.Event()
+        failed: list[BaseException] = []
+
+        def appender() -> None:
+            k = 0
+            try:
+                while not stop.is_set():
+                    k += 1
+                    store.append(
+                        [
+                            ev("job.step", correlation_id=names[k % 24]),
+                            ev("job.step", correlation_id=f"new-{k % 7}"),
+                        ]
+                    )
+            except BaseException as exc:  # pragma: no cover - reported below
+                failed.append(exc)
+
+        thread = threading.Thread(target=appender)
+        thread.start()
+        try:
+            for _ in range(5):
+                _assert_index_is_the_scan(
+                    store, store.head(), [*names, *(f"new-{k}" for k in range(7))], whole=False
+                )
+        finally:
+            stop.set()
+            thread.join()
+        assert not failed
+
+    def test_the_run_index_after_retention(self, store: EventStore) -> None:
+        """Removed events count nowhere; a run whose events are all gone is not listed."""
+        if not can_retain(store):
+            pytest.skip(f"the {store.backend_name} backend does not apply retention")
+        store.append([ev("job.started", correlation_id="old-run", actor="agent:old")] * 1)
+        store.append([ev("job.step", correlation_id="old-run", stream="old") for _ in range(3)])
+        names = _interleaved(store, 80, seed=8)
+        policy = resolve_policy(RetentionConfig(max_count=60))
+        try:
+            report = store.apply_retention(
+                policy=policy, now=datetime.now().astimezone() + timedelta(days=1)
+            )
+        except NotSupportedError as exc:
+            pytest.skip(str(exc))
+        if not report.removed:
+            pytest.skip("this backend removed nothing (e.g. only whole sealed segments)")
+        assert "old-run" not in {r.correlation_id for r in store.runs(limit=1000).runs}
+        _assert_index_is_the_scan(store, store.head(), [*names, "old-run"])
+        names += _interleaved(store, 20, seed=9)
+        _assert_index_is_the_scan(store, store.head(), [*names, "old-run"])
+
+    def test_the_run_index_of_a_copy(self, store: EventStore, stores: Stores) -> None:
+        names = _interleaved(store, 60, seed=10)
+        copy = stores.new()
+        if not isinstance(copy.backend, Importing):
+            pytest.skip(f"the {copy.backend_name} backend does not take copied records")
+        copy_store(store, copy, verify=False)
+        _assert_index_is_the_scan(copy, copy.head(), names)
+        assert copy.runs(limit=1000).runs == store.runs(limit=1000).runs
+
     def test_runs_are_listed_newest_first_and_paged(self, store: EventStore) -> None:
         for n in range(5):
             _run(store, f"run-{n}", ["job.started", "job.succeeded" if n % 2 else "job.failed"])

@@ -32,6 +32,7 @@ from ...model import RecordedEvent
 from ...timeutil import from_us, to_us
 from .indexfile import FIELDS, Accessors, DiskIndex, write_index
 from .records import LineHead
+from .runmap import SegmentRuns
 
 __all__ = ["FIELDS", "DiskIndex", "MemIndex", "SegmentIndex", "from_us", "to_us"]
 
@@ -76,6 +77,9 @@ class MemIndex(Accessors):
         self._size = 0
         self._last_hash: str | None = None
         self._batch_ends: array[int] = array("I")
+        #: The segment's runs (:mod:`.runmap`): None until a run listing asks for
+        #: them (:func:`.runmap.build_runs`), then kept current by every add.
+        self.runs: SegmentRuns | None = None
 
     @property
     def count(self) -> int:
@@ -136,6 +140,8 @@ class MemIndex(Accessors):
         self._stream_last[stream] = stream_revision
         self._ids[id_key] = slot
         self._last_hash = hash
+        if self.runs is not None and correlation_id is not None:
+            self.runs.note(correlation_id, slot, type, actor, stream)
 
     def add_batch(
         self, records: Sequence[RecordedEvent], offsets: Sequence[int], recorded_us: int | None
@@ -163,6 +169,7 @@ class MemIndex(Accessors):
         )  # fmt: skip
         stream_last = self._stream_last
         ids = self._ids
+        runs = self.runs
         for rec in records:
             # Unrolled on purpose: this runs once per appended event.
             lst = by_type.get(rec.type)
@@ -183,6 +190,8 @@ class MemIndex(Accessors):
                 if lst is None:
                     lst = by_corr[rec.correlation_id] = array("I")
                 lst.append(slot)
+                if runs is not None:
+                    runs.note(rec.correlation_id, slot, rec.type, rec.actor, rec.stream)
             stream_last[rec.stream] = rec.stream_revision
             ids[rec.id.int] = slot
             slot += 1

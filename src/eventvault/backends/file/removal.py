@@ -23,6 +23,7 @@ from ...store import ProgressCallback
 from .compaction import RetentionState, SegmentEnd, compact_segment
 from .fsio import WriterLock, fsync_dir, replace_with
 from .index import DiskIndex, MemIndex, SegmentIndex
+from .runfile import runs_path
 from .segment import Segment
 from .shared import Shared
 
@@ -172,6 +173,7 @@ def remove_runs(
                     s.segs.drop(seg)
                     os.unlink(seg.path)
                     seg.idx_path.unlink(missing_ok=True)
+                    runs_path(seg.idx_path).unlink(missing_ok=True)
                     fsync_dir(seg_dir)
             else:
                 assert isinstance(index, (MemIndex, DiskIndex))
@@ -181,6 +183,7 @@ def remove_runs(
                 new = MemIndex.compacted(index, kept, offsets, size, last_hash, ends)
                 with swap_lock.held(), s.lock:
                     seg.idx_path.unlink(missing_ok=True)  # the old one no longer fits
+                    runs_path(seg.idx_path).unlink(missing_ok=True)  # (nor its run map)
                     replace_with(tmp, Path(seg.path))
                     replaced = s.segs.replace(seg, new)
                 try:

@@ -70,6 +70,9 @@ from ...model import (
     VerifyResult,
 )
 from ...retention import Policy
+from ...runs.listing import RunKey
+from ...runs.model import RunSummary
+from ...runs.outcomes import Outcomes
 from ...spi import (
     DEFAULT_MAX_EVENT_BYTES,
     Backend,
@@ -84,6 +87,7 @@ from . import readonly, removal
 from .fsio import atomic_write, backend_errors, dir_lock, fsync_dir
 from .index import from_us
 from .reading import ReadPath
+from .runindex import FileRunIndex
 from .segments import SegmentSet
 from .shared import Shared
 from .writing import Fsync, WritePath
@@ -157,6 +161,7 @@ class FileBackend(Backend, Importing, Retaining):
             segs = SegmentSet(self.path, file_mode=file_mode, read_only=self.read_only)
             self._s = Shared(self.path, segs, file_mode)
             self._reads = ReadPath(self._s)
+            self._runs = FileRunIndex(self._s, self._reads)
             # Read-only there is no write path at all: no lock file, no fsync thread.
             self._writes: WritePath | None = None
             if self.read_only:
@@ -269,6 +274,20 @@ class FileBackend(Backend, Importing, Retaining):
     def read(self, query: Query, limit: int) -> list[RecordedEvent]:
         with backend_errors("reading the store"):
             return self._reads.read(query, limit)
+
+    # -- runs (eventvault.runs.RunIndex: see .runindex) ------------------------------------
+
+    def newest_runs(
+        self, query: Query, *, head: int, before: int | None, limit: int
+    ) -> list[RunKey] | None:
+        with backend_errors("listing runs"):
+            return self._runs.newest_runs(query, head=head, before=before, limit=limit)
+
+    def run_summaries(
+        self, correlation_ids: Sequence[str], *, head: int, outcomes: Outcomes
+    ) -> dict[str, RunSummary]:
+        with backend_errors("listing runs"):
+            return self._runs.run_summaries(correlation_ids, head=head, outcomes=outcomes)
 
     def get(self, event_id: UUID) -> RecordedEvent | None:
         with backend_errors("reading the store"):

@@ -15,6 +15,7 @@ import psycopg
 from psycopg import sql
 
 from .columns import table_ddl
+from .runindex import V5_RUNS
 
 __all__ = ["SCHEMA_VERSION", "channel_name", "migrate", "schema_version"]
 
@@ -183,7 +184,7 @@ CREATE INDEX IF NOT EXISTS events_causation_position
     ON {schema}.events (causation_id, position) WHERE causation_id IS NOT NULL;
 """
 
-MIGRATIONS: list[LiteralString] = [_V1, _V2, _V3, _V4]
+MIGRATIONS: list[LiteralString] = [_V1, _V2, _V3, _V4, V5_RUNS]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -249,7 +250,11 @@ def migrate(conn: psycopg.Connection[tuple[Any, ...]], schema: str) -> int:
             if version <= current:
                 continue
             owner = sql.Literal(_retention_owner(conn, schema))
-            conn.execute(sql.SQL(statement).format(schema=ident, owner=owner))
+            conn.execute(
+                sql.SQL(statement).format(
+                    schema=ident, owner=owner, schema_text=sql.Literal(schema)
+                )
+            )
             conn.execute(
                 sql.SQL("INSERT INTO {}.schema_version (version) VALUES (%s)").format(ident),
                 (version,),

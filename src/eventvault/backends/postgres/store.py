@@ -56,6 +56,7 @@ from . import retention as _retention
 from .config import postgres_schema_problem
 from .connection import STATEMENTS, db_errors, translate
 from .reading import ReadPath, _record
+from .runindex import RunIndexPath
 from .schema import SCHEMA_VERSION, channel_name, migrate, schema_version
 from .writing import CLOCK_TOLERANCE, WritePath
 
@@ -72,7 +73,7 @@ class _Head(NamedTuple):
     hash: str
 
 
-class PostgresBackend(WritePath, ReadPath, Backend, Importing, Retaining):
+class PostgresBackend(WritePath, ReadPath, RunIndexPath, Backend, Importing, Retaining):
     """Events in a PostgreSQL schema. Thread- and process-safe."""
 
     name = "postgres"
