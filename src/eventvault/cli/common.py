@@ -42,6 +42,7 @@ EXIT_CODES: list[tuple[type[BaseException], int]] = [
     (errors.ConfigError, EXIT_CONFIG),
     (errors.MissingExtraError, EXIT_CONFIG),
     (errors.ValidationError, EXIT_INPUT),
+    (errors.EventNotFoundError, EXIT_INPUT),  # (a proof of an id no event has)
     (errors.ConflictError, EXIT_CONFLICT),
     (errors.CorruptionError, EXIT_INTEGRITY),
     # A proof or a signature that does not verify is an integrity failure; a note

@@ -182,8 +182,8 @@ def check_once(
             ctx.say(f"unchanged: tree size {new.size:,}")
             return None
         try:
-            if new.size < kept.size:
-                check_extends(kept, new, ())  # raises: backwards
+            if new.size < kept.size or new.origin != kept.origin:
+                check_extends(kept, new, ())  # raises, naming which
             proof = consistency(kept.size, new.size) if kept.size else None
             if proof is not None:
                 if (proof.first, proof.second) != (kept.size, new.size):
@@ -197,7 +197,7 @@ def check_once(
         except ProofError as exc:
             raise IntegrityFailure(
                 f"the log's checkpoint of size {new.size} does not extend the one kept "
-                f"(size {kept.size}): {exc} — a fork, or history rewritten"
+                f"(size {kept.size}): {exc}"
             ) from None
     _keep(folder, new.size, note)
     was = f" (extends {kept.size:,})" if kept is not None else " (the first one kept)"
