@@ -555,3 +555,46 @@ def test_upgrade_on_a_store_that_keeps_its_tree(env: Env) -> None:
     assert "tree has 3 leaves" in r.stdout or "keeps its Merkle tree (3 leaves)" in r.stdout
     r = env.run("upgrade")  # no terminal: asks for --yes (unless nothing to do)
     assert r.returncode in (0, 2)
+
+
+class Upgradable(KeptOpen):
+    """A backend with the upgrade hook the backends add (``build_tree(progress) ->
+    leaves added``): the first call "adds" every leaf, the next ones none."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[int] = []
+
+    def build_tree(self, progress: Any) -> int:
+        size = self.tree_state().size
+        added = 0 if self.calls else size
+        if progress is not None:
+            progress(size, size)
+        self.calls.append(added)
+        return added
+
+
+def test_upgrade_calls_the_backends_build_tree(tmp_path: Path) -> None:
+    name = f"audit_upgradable_{id(tmp_path)}"
+    backend = Upgradable()
+    register_backend(name, lambda cfg: EventStore(backend))
+    cfg = tmp_path / "up.toml"
+    cfg.write_text(f'[store]\nbackend = "{name}"\n')
+    try:
+        with open_store(cfg) as store:
+            for i in range(7):
+                store.append(NewEvent(type="t", stream="s", data={"i": i}))
+        runner = CliRunner()
+        r = runner.invoke(cli, ["--config", str(cfg), "upgrade"])
+        assert r.exit_code == 2
+        assert "pass --yes" in r.stderr
+        assert backend.calls == []
+        r = runner.invoke(cli, ["--config", str(cfg), "upgrade", "--yes"])
+        assert r.exit_code == 0, r.output
+        assert "added 7 leaves: the tree has 7 leaves, root " in r.stdout
+        r = runner.invoke(cli, ["--config", str(cfg), "upgrade", "--yes"])
+        assert r.exit_code == 0, r.output
+        assert "already upgraded: the tree has 7 leaves" in r.stdout
+        assert backend.calls == [7, 0]
+    finally:
+        _REGISTRY.pop(name, None)

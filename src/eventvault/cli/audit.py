@@ -12,7 +12,7 @@ import msgspec
 from .. import errors
 from ..spi import Proving, lacking
 from .auditkeys import load_signer, load_verifiers
-from .common import EXIT_INTEGRITY, Ctx, PathArg, _handle_errors, pass_ctx
+from .common import EXIT_INTEGRITY, EXIT_INTERRUPTED, Ctx, PathArg, _handle_errors, pass_ctx
 
 __all__ = ["checkpoint_command", "keygen", "prove", "upgrade", "verify_bundle_command"]
 
@@ -221,8 +221,15 @@ def upgrade(ctx: Ctx, /, yes: bool) -> None:
             if not sys.stdin.isatty():
                 raise errors.ValidationError("refusing to upgrade without confirmation; pass --yes")
             click.confirm(f"Build the Merkle tree over {total:,} events?", abort=True, err=True)
-        with ctx.progress("building the tree", total) as advance:
-            added = build(lambda done, _total: advance(done))
+        try:
+            with ctx.progress("building the tree", total) as advance:
+                added = build(lambda done, _total: advance(done))
+        except KeyboardInterrupt:
+            click.echo(
+                "interrupted: what was built is kept; run 'eventvault upgrade' again to continue",
+                err=True,
+            )
+            raise SystemExit(EXIT_INTERRUPTED) from None
         state = store.log.state()
         root = store.log.root().hex()
     if added:

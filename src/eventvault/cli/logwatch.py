@@ -42,7 +42,12 @@ LATEST = "latest"
 
 @click.group("log")
 def log_group() -> None:
-    """The store as a transparency log (docs/audit.md)."""
+    """The store as a transparency log (docs/audit.md).
+
+    \b
+    Example:
+      eventvault log watch --checkpoint-dir seen/ --key audit.pub --once
+    """
 
 
 # (latest note or None, consistency proof between two sizes)
