@@ -205,3 +205,14 @@ def test_bundle_of_1000_events_is_fast(signer: NoteSigner, tmp_path: Path) -> No
     assert report.events == 1000
     assert wrote < 3.0, wrote
     assert checked < 1.5, checked
+
+
+def test_another_stores_checkpoint_is_refused_when_writing(
+    store: EventStore, signer: NoteSigner, tmp_path: Path
+) -> None:
+    other = EventStore(MemoryBackend())
+    for i in range(20):
+        other.append(NewEvent(type="other", stream="s", data={"i": i}))
+    with pytest.raises(ValidationError, match="not this store's"):
+        write_bundle(store, Query(), tmp_path / "b", checkpoint=other.log.checkpoint(signer))
+    assert not (tmp_path / "b").exists()

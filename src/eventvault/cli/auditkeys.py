@@ -14,6 +14,7 @@ import click
 from .. import errors
 from ..tlog.checkpoint import Checkpoint
 from ..tlog.note import (
+    InvalidSignatureError,
     NoteError,
     NoteSigner,
     NoteVerifier,
@@ -91,10 +92,10 @@ def open_signed(note: str, verifiers: Sequence[NoteVerifier], label: str) -> Che
         raise IntegrityFailure(
             f"{label} is signed by {signers or 'no key'}, not by a key given ({given})"
         ) from None
-    except NoteError as exc:
-        if "malformed" in str(exc):
-            raise errors.ValidationError(f"{label}: {exc}") from None
+    except InvalidSignatureError as exc:
         raise IntegrityFailure(f"{label}: {exc} (the checkpoint was altered)") from None
+    except NoteError as exc:  # not a signed note at all
+        raise errors.ValidationError(f"{label}: {exc}") from None
     try:
         return Checkpoint.from_text(opened.text)
     except errors.ValidationError as exc:

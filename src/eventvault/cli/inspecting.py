@@ -204,6 +204,12 @@ def verify(
         body = msgspec.to_builtins(result)
         if where is not None:
             body["file"] = where
+        if signed:
+            body["checkpoints"] = [
+                {"source": label, "origin": cp.origin, "tree_size": cp.size,
+                 "root_hash": cp.root_hash.hex()}
+                for label, cp in signed
+            ]  # fmt: skip
         click.echo(msgspec.json.encode(body).decode())
     elif result.ok:
         holes = (

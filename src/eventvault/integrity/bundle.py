@@ -120,12 +120,21 @@ def write_bundle(
             "the store keeps no signed checkpoint: sign a fresh one for the bundle "
             "(eventvault export --bundle FILE --key SIGNING_KEY)"
         )
-    size = _unverified_size(note)
+    claimed = _unverified(note)
+    size = claimed.size
     state = store.log.state()
     if size > state.size:
         raise ValidationError(
             f"the checkpoint is of a tree of {size} leaves, larger than this store's "
             f"({state.size}): it is not this store's checkpoint"
+        )
+    root = store.log.root(size)
+    if root != claimed.root_hash:
+        # (checked here so the bundle is refused now, not by whoever receives it)
+        raise ValidationError(
+            f"the checkpoint's root at tree size {size} is not this store's "
+            f"({root.hex()}): it is another store's checkpoint, or this store was rewritten "
+            "since it was signed (eventvault verify --checkpoint finds out)"
         )
     entries: list[bytes] = []
     for done, event in enumerate(store.iter(msgspec.structs.replace(query, limit=MAX_LIMIT)), 1):
@@ -150,18 +159,17 @@ def write_bundle(
     head = _encoder.encode({"format": BUNDLE_FORMAT, "version": BUNDLE_VERSION, "checkpoint": note})
     body = head[:-1] + b',"events":[\n' + b",\n".join(entries) + b"\n]}\n"
     _write(path, body)
-    root = store.log.root(size)
     origin = note.split("\n", 1)[0]
     return BundleReport(len(entries), size, root.hex(), origin)
 
 
-def _unverified_size(note: str) -> int:
-    """The tree size a signed checkpoint names (its signature is the reader's check)."""
+def _unverified(note: str) -> Checkpoint:
+    """The checkpoint in a signed note, its signature unchecked (the reader's check)."""
     text, sep, _ = note.rpartition("\n\n")
     if not sep:
         raise ValidationError("the checkpoint is not a signed note (no signature lines)")
     try:
-        return Checkpoint.from_text(text + "\n").size
+        return Checkpoint.from_text(text + "\n")
     except ValidationError as exc:
         raise ValidationError(f"the checkpoint is malformed: {exc}") from None
 
