@@ -235,7 +235,9 @@ def upgrade(ctx: Ctx, /, yes: bool) -> None:
     if added:
         click.echo(f"added {added:,} leaves: the tree has {state.size:,} leaves, root {root}")
     else:
-        click.echo(f"already upgraded: the tree has {state.size:,} leaves, root {root}")
+        click.echo(
+            f"nothing left to build: the tree is complete, {state.size:,} leaves, root {root}"
+        )
 
 
 @click.command("verify-bundle")
