@@ -177,15 +177,41 @@ def http_get(url: str, params: dict[str, Any] | None = None) -> bytes:
         response = httpx.get(url, params=params, headers=headers, timeout=30.0)
     except httpx.HTTPError as exc:
         raise errors.StoreUnavailableError(f"GET {url}: {exc}") from None
-    if response.status_code in (401, 403):
+    code = response.status_code
+    if code == 200:
+        return response.content
+    said = _error_message(response.content)
+    where = f"GET {url}: HTTP {code}" + (f": {said}" if said else "")
+    if code in (401, 403):
         raise errors.AuthenticationError(
-            f"GET {url}: {response.status_code} (set EVENTVAULT_TOKEN to a token the server knows)"
+            f"{where} (set EVENTVAULT_TOKEN to a token the server knows)"
         )
-    if response.status_code == 404:
-        raise errors.StoreNotFoundError(f"GET {url}: 404 (no checkpoint or proof there yet)")
-    if response.status_code != 200:
-        raise errors.StoreUnavailableError(f"GET {url}: HTTP {response.status_code}")
-    return response.content
+    if code == 404:
+        raise errors.StoreNotFoundError(f"{where} (no checkpoint there yet, or not a server)")
+    if code == 400:
+        raise errors.ValidationError(where)
+    if code == 501:
+        raise errors.NotSupportedError(where)
+    raise errors.StoreUnavailableError(where)
+
+
+def _error_message(body: bytes) -> str:
+    """The message of a server's error answer (``{"error": {"message": ...}}`` or
+    ``{"detail": ...}``), or its first line of text, shortened, for a person."""
+    import msgspec
+
+    text = ""
+    try:
+        doc = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        text = body[:300].decode("utf-8", "replace").split("\n", 1)[0]
+    else:
+        if isinstance(doc, dict):
+            err = doc.get("error")
+            found = err.get("message") if isinstance(err, dict) else doc.get("detail")
+            text = found if isinstance(found, str) else ""
+    text = text.strip()
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def fetch_checkpoint(url: str) -> str:
