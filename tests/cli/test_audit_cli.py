@@ -598,3 +598,15 @@ def test_upgrade_calls_the_backends_build_tree(tmp_path: Path) -> None:
         assert backend.calls == [7, 0]
     finally:
         _REGISTRY.pop(name, None)
+
+
+def test_verify_counts_a_watchers_directory_once_per_checkpoint(env: Env) -> None:
+    _keys(env)
+    env.append(4)
+    assert env.run("checkpoint", "--key", "audit.key", "--save").returncode == 0
+    assert _watch(env).returncode == 0  # w/4.checkpoint and w/latest: the same note
+    r = env.run("verify", "--checkpoint", "w", "--key", "audit.pub", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    body = json.loads(r.stdout)
+    assert body["checkpoints_checked"] == 1
+    assert [c["tree_size"] for c in body["checkpoints"]] == [4]

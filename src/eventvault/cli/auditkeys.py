@@ -147,11 +147,17 @@ def _note_text(raw: bytes, label: str) -> str:
 def read_checkpoints(
     specs: Sequence[str], verifiers: Sequence[NoteVerifier]
 ) -> list[tuple[str, Checkpoint]]:
-    """Every checkpoint the ``--checkpoint`` specs name, each signature checked."""
+    """Every checkpoint the ``--checkpoint`` specs name, each signature checked; the
+    same note found twice (``log watch`` keeps DIR/latest and DIR/<size>.checkpoint)
+    counts once."""
     out = []
+    seen: set[str] = set()
     for spec in specs:
         for label, note in CheckpointSource(spec).notes():
-            out.append((label, open_signed(note, verifiers, f"checkpoint {label}")))
+            checkpoint = open_signed(note, verifiers, f"checkpoint {label}")
+            if note not in seen:
+                seen.add(note)
+                out.append((label, checkpoint))
     return out
 
 
