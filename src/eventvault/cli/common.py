@@ -21,6 +21,8 @@ from ..model import Query
 from ..registry import load_config, open_store
 from ..store import EventStore
 from ..timeutil import parse_time
+from ..tlog.note import InvalidSignatureError, NoteError, UnverifiedNoteError
+from ..tlog.proofs import ProofError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,8 +42,15 @@ EXIT_CODES: list[tuple[type[BaseException], int]] = [
     (errors.ConfigError, EXIT_CONFIG),
     (errors.MissingExtraError, EXIT_CONFIG),
     (errors.ValidationError, EXIT_INPUT),
+    (errors.EventNotFoundError, EXIT_INPUT),  # (a proof of an id no event has)
     (errors.ConflictError, EXIT_CONFLICT),
     (errors.CorruptionError, EXIT_INTEGRITY),
+    # A proof or a signature that does not verify is an integrity failure; a note
+    # that is not one at all is bad input.
+    (ProofError, EXIT_INTEGRITY),
+    (InvalidSignatureError, EXIT_INTEGRITY),
+    (UnverifiedNoteError, EXIT_INTEGRITY),
+    (NoteError, EXIT_INPUT),
     (errors.StoreNotFoundError, EXIT_NO_STORE),
     (errors.StoreError, EXIT_UNAVAILABLE),
     (errors.AccessError, EXIT_CONFIG),

@@ -38,10 +38,29 @@ from .common import (
     show_default=True,
     help="Where to write the export ('-': stdout).",
 )
+@click.option(
+    "--bundle",
+    type=PathArg(dir_okay=False, allow_dash=True),
+    default=None,
+    metavar="FILE",
+    help="Instead: an offline audit bundle of the selected events, their inclusion "
+    "proofs and a signed checkpoint ('eventvault verify-bundle' checks it).",
+)
+@click.option(
+    "--key",
+    "key_path",
+    type=PathArg(dir_okay=False, exists=True),
+    default=None,
+    metavar="SIGNING_KEY",
+    help="With --bundle: sign a fresh checkpoint with this key (needed when the store's "
+    "latest kept checkpoint does not cover every selected event).",
+)
 @query_options
 @pass_ctx
 @_handle_errors
-def export_command(ctx: Ctx, /, path: str, **filters: Any) -> None:
+def export_command(
+    ctx: Ctx, /, path: str, bundle: str | None, key_path: str | None, **filters: Any
+) -> None:
     """Write every event (or a filtered slice) to a file, exactly as stored.
 
     Ids, positions, revisions, times and chain hashes are kept: `eventvault import`
@@ -55,8 +74,16 @@ def export_command(ctx: Ctx, /, path: str, **filters: Any) -> None:
       eventvault export --file backup.jsonl
       eventvault export --type 'deploy.*' --since 7d > deploys.jsonl
       eventvault --config new.toml import --file backup.jsonl
+      eventvault export --correlation-id run-7 --bundle run-7.evb
     """
     query = _query(**filters)
+    if bundle is not None:
+        if path != "-":
+            raise click.UsageError("--bundle FILE is the output; --file is for a plain export")
+        _export_bundle(ctx, query, bundle, key_path)
+        return
+    if key_path is not None:
+        raise click.UsageError("--key signs the checkpoint of a bundle: pass --bundle FILE")
     with ctx.store() as store:
         total = store.stats().events
         with ctx.progress("exporting", total) as advance:
@@ -76,6 +103,24 @@ def export_command(ctx: Ctx, /, path: str, **filters: Any) -> None:
     ctx.say(
         f"exported {report.events:,} events in {report.seconds:.1f} s"
         + (f", chain head {report.head_hash}" if report.head_hash else "")
+    )
+
+
+def _export_bundle(ctx: Ctx, query: Any, target: str, key_path: str | None) -> None:
+    from ..integrity.bundle import write_bundle
+    from .auditkeys import load_signer
+
+    with ctx.store() as store:
+        note = None
+        if key_path is not None:
+            note = store.log.checkpoint(load_signer(ctx, key_path))
+        total = store.stats().events
+        with ctx.progress("proving", total) as advance:
+            out: Any = sys.stdout.buffer if target == "-" else target
+            report = write_bundle(store, query, out, checkpoint=note, progress=advance)
+    ctx.say(
+        f"wrote a bundle of {report.events:,} events proven by the checkpoint of "
+        f"{report.origin} (tree size {report.tree_size:,}, root {report.root_hash})"
     )
 
 

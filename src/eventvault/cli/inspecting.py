@@ -137,10 +137,38 @@ def list_command(ctx: Ctx, /, what: str, fmt: str, **filters: Any) -> None:
     metavar="CONFIG",
     help="Instead: compare this store with another, event by event (e.g. after a copy).",
 )
+@click.option(
+    "--checkpoint",
+    "checkpoints",
+    multiple=True,
+    metavar="FILE_DIR_OR_URL",
+    help="A signed checkpoint seen before: a file, every file in a directory, or a "
+    "server's latest (http(s)://…). Repeatable. Needs --key.",
+)
+@click.option(
+    "--key",
+    "keys",
+    multiple=True,
+    metavar="KEY_OR_FILE",
+    help="The log's verifier key (or a file holding it) the checkpoints must be signed by.",
+)
 @pass_ctx
 @_handle_errors
-def verify(ctx: Ctx, /, fmt: str, against: str | None) -> None:
-    """Recompute the hash chain; exit 6 at the first broken event.
+def verify(
+    ctx: Ctx,
+    /,
+    fmt: str,
+    against: str | None,
+    checkpoints: tuple[str, ...],
+    keys: tuple[str, ...],
+) -> None:
+    """Recompute the hash chain (and the Merkle tree, where the store keeps one); exit
+    6 at the first broken event.
+
+    With --checkpoint and --key, also check that the store is consistent with every
+    signed checkpoint given — the same root at its size, and a consistency proof to
+    now — which finds the newest events removed, a rewrite with recomputed hashes,
+    inserted events and a replaced (forked) store (docs/audit.md).
 
     With --against, compare this store with another one event by event (ids, content,
     revisions, times, hashes) and exit 6 at the first difference.
@@ -148,20 +176,40 @@ def verify(ctx: Ctx, /, fmt: str, against: str | None) -> None:
     \b
     Examples:
       eventvault verify && echo "record intact"
+      eventvault verify --checkpoint seen/ --key prod.pub
       eventvault --config file.toml verify --against postgres.toml
     """
     if against is not None:
+        if checkpoints:
+            raise click.UsageError("--against compares two stores; --checkpoint is for one")
         _verify_against(ctx, against, fmt)
         return
+    if keys and not checkpoints:
+        raise click.UsageError("--key verifies checkpoints: pass --checkpoint too")
+    signed = []
+    if checkpoints:
+        from .auditkeys import load_verifiers, read_checkpoints
+
+        signed = read_checkpoints(checkpoints, load_verifiers(keys))
+        ctx.say(f"{len(signed)} signed checkpoint(s) read, signatures verified")
     with ctx.store() as store:
         total = store.head()
         with ctx.progress("verifying", total) as advance:
-            result = store.verify(progress=lambda done, _total: advance(done))
+            result = store.verify(
+                progress=lambda done, _total: advance(done),
+                checkpoints=[cp for _, cp in signed],
+            )
         where = _segment_of(store, result.first_bad_position)
     if fmt == "json":
         body = msgspec.to_builtins(result)
         if where is not None:
             body["file"] = where
+        if signed:
+            body["checkpoints"] = [
+                {"source": label, "origin": cp.origin, "tree_size": cp.size,
+                 "root_hash": cp.root_hash.hex()}
+                for label, cp in signed
+            ]  # fmt: skip
         click.echo(msgspec.json.encode(body).decode())
     elif result.ok:
         holes = (
@@ -171,6 +219,11 @@ def verify(ctx: Ctx, /, fmt: str, against: str | None) -> None:
             else ""
         )
         click.echo(f"ok: {result.checked} events verified{holes}, head hash {result.head_hash}")
+        if result.tree_size is not None:
+            click.echo(
+                f"ok: Merkle tree of {result.tree_size:,} leaves, root {result.tree_root}"
+                + _checked(result.checkpoints_checked, signed)
+            )
     else:
         click.echo(
             f"BROKEN at position {result.first_bad_position}: {result.reason} "
@@ -178,6 +231,12 @@ def verify(ctx: Ctx, /, fmt: str, against: str | None) -> None:
         )
     if not result.ok:
         sys.exit(EXIT_INTEGRITY)
+
+
+def _checked(count: int, signed: list[Any]) -> str:
+    if not signed:
+        return " (no signed checkpoint given: see --checkpoint)"
+    return f"; consistent with {count} signed checkpoint(s)"
 
 
 def _segment_of(store: EventStore, position: int | None) -> str | None:

@@ -11,7 +11,8 @@ Data goes to stdout, messages and progress bars to stderr. Exit codes:
 4     conflict: wrong expected revision, or an id reused with other content
 5     store unavailable: I/O error, disk full, server unreachable, a write to a
       read-only store
-6     integrity: verify found a broken chain, or stored data is corrupt
+6     integrity: verify found a broken chain, or stored data is corrupt; a checkpoint,
+      proof or audit bundle does not verify (or is signed by another key)
 7     no store where the configuration points (reading commands never create one)
 130   interrupted (Ctrl-C / SIGINT)
 ====  =========================================================
@@ -29,12 +30,14 @@ import click
 
 from ..registry import backend_names
 from .appending import append
+from .audit import checkpoint_command, keygen, prove, upgrade, verify_bundle_command
 from .bench import bench
 from .common import EXIT_INTERNAL, Ctx
 from .copying import copy_command
 from .exporting import export_command, import_command
 from .init import init
 from .inspecting import list_command, reindex, stats, verify
+from .logwatch import log_group
 from .reading import get, query, tail
 from .retention import retention
 from .runs import COMMANDS as RUN_COMMANDS  # runs, trace, diff
@@ -82,7 +85,8 @@ def cli(
 
     \b
     Exit codes: 0 ok, 1 internal error, 2 bad input, 3 configuration,
-    4 conflict, 5 store unavailable, 6 integrity (verify), 7 no store at the
+    4 conflict, 5 store unavailable, 6 integrity (verify, verify-bundle, log
+    watch), 7 no store at the
     configured place (only init, append, import, serve create one),
     130 interrupted.
     """
@@ -94,7 +98,8 @@ def cli(
 
 for _command in [
     init, append, query, get, tail, stats, list_command, verify, reindex, retention,
-    bench, copy_command, export_command, import_command, serve, *RUN_COMMANDS, witness,
+    bench, copy_command, export_command, import_command, serve, *RUN_COMMANDS,
+    keygen, checkpoint_command, prove, upgrade, verify_bundle_command, log_group, witness,
 ]:  # fmt: skip
     cli.add_command(_command)
 
