@@ -186,6 +186,7 @@ def _attack_the_tree(conn: psycopg.Connection[tuple[object, ...]], s: sql.Identi
         "TRUNCATE {}.checkpoints",
         # The head row, which appends must update: its tree can only grow.
         "UPDATE {}.head SET tree_size = tree_size - 1",
+        "UPDATE {}.head SET tree_size = NULL",
         "UPDATE {}.head SET tree_base = tree_base + 1",
     ):
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match=r"append-only|never"):

@@ -250,8 +250,8 @@ DROP TRIGGER IF EXISTS head_tree_grows ON {schema}.head;
 CREATE TRIGGER head_tree_grows BEFORE UPDATE ON {schema}.head
     FOR EACH ROW WHEN (
         (OLD.tree_base IS NOT NULL AND NEW.tree_base IS DISTINCT FROM OLD.tree_base)
-        OR (OLD.tree_size IS NOT NULL AND NEW.tree_size IS DISTINCT FROM OLD.tree_size
-            AND NOT NEW.tree_size > OLD.tree_size)
+        OR (OLD.tree_size IS NOT NULL
+            AND (NEW.tree_size IS NULL OR NEW.tree_size < OLD.tree_size))
     )
     EXECUTE FUNCTION {schema}.head_tree_grows();
 """

@@ -166,17 +166,16 @@ class TreePath(Connected):
     # -- building the tree of an upgraded store -------------------------------------------
 
     def tree_behind(self) -> int:
-        """How many events the tree has still to take (0: caught up with the head)."""
+        """How many events the tree has still to take (0: caught up with the head). For
+        a tree not started yet: the head's position, an upper bound (where the tree
+        starts, after retention's last hole, is found when it is built)."""
         rows = self._query(
             "reading the Merkle tree",
             self._q("SELECT position, tree_base, tree_size FROM {s}.head"),
         )
         position, base, size = rows[0]
-        if base is None:  # not started: at most every event (fewer after retention)
-            counted = self._query(
-                "reading the Merkle tree", self._q("SELECT count(*) FROM {s}.events")
-            )
-            return int(counted[0][0])
+        if base is None:
+            return int(position)
         return int(position) - int(base) - int(size or 0)
 
     def build_tree(self, progress: ProgressCallback | None = None) -> int:
