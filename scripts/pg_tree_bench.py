@@ -7,7 +7,8 @@ Two modes (run with the venv of the checkout to measure):
   checkout (public API only), so alternate it between a worktree of the base and
   this branch: ``python scripts/pg_tree_bench.py append --events 20000 --single 1000``.
 * ``proofs``: writes a synthetic tree of ``--leaves`` random leaves *directly into
-  the tree table* (one row per 65,536 leaves, as ``build_tree`` would; no events),
+  the tree table* (``--per-row`` leaves a row: 65,536 by default; 1 is the layout single-event
+  appends leave; no events),
   then times inclusion and consistency proofs through ``tlog`` over the backend's
   ``read_hashes`` (one round trip each read): p50/p99 in ms.
 """
@@ -70,7 +71,7 @@ def bench_append(events: int, single: int) -> dict[str, float]:
         drop_schema(DSN, schema)
 
 
-def bench_proofs(leaves: int, samples: int, keep: bool) -> dict[str, float]:
+def bench_proofs(leaves: int, samples: int, keep: bool, per_row: int) -> dict[str, float]:
     import hashlib
 
     import psycopg
@@ -81,7 +82,7 @@ def bench_proofs(leaves: int, samples: int, keep: bool) -> dict[str, float]:
     from eventvault.tlog.layout import stored_hash_count
     from eventvault.tlog.proofs import consistency_proof, inclusion_proof
 
-    schema = f"bench_proofs_{leaves}"
+    schema = f"bench_proofs_{leaves}_{per_row}"
     backend = PostgresBackend(DSN, schema=schema)
     s = sql.Identifier(schema)
     try:
@@ -94,12 +95,14 @@ def bench_proofs(leaves: int, samples: int, keep: bool) -> dict[str, float]:
                 for lo in range(0, leaves, chunk):
                     n = min(chunk, leaves - lo)
                     hs = [hashlib.sha256(b"%d" % (lo + i)).digest() for i in range(n)]
-                    hashes, edge = extend(size, edge, hs)
                     with conn.cursor().copy(
                         sql.SQL("COPY {}.tree (start, hashes) FROM STDIN").format(s)
                     ) as copy:
-                        copy.write_row((stored_hash_count(size), hashes))
-                    size += n
+                        # ``per_row`` leaves a row: 1 is the layout of single appends.
+                        for k in range(0, n, per_row):
+                            hashes, edge = extend(size, edge, hs[k : k + per_row])
+                            copy.write_row((stored_hash_count(size), hashes))
+                            size += len(hs[k : k + per_row])
                 conn.execute(
                     sql.SQL(
                         "UPDATE {}.head SET position = %s, tree_base = 0, tree_size = %s, "
@@ -123,6 +126,7 @@ def bench_proofs(leaves: int, samples: int, keep: bool) -> dict[str, float]:
             con.append(time.perf_counter() - t)
         return {
             "leaves": leaves,
+            "leaves_per_row": per_row,
             "inclusion_p50_ms": statistics.median(inc) * 1000,
             "inclusion_p99_ms": _pct(inc, 0.99) * 1000,
             "consistency_p50_ms": statistics.median(con) * 1000,
@@ -141,12 +145,13 @@ def main() -> None:
     p.add_argument("--single", type=int, default=1000)
     p.add_argument("--leaves", type=int, default=1_000_000)
     p.add_argument("--samples", type=int, default=1000)
+    p.add_argument("--per-row", type=int, default=65536, help="leaves a tree row holds")
     p.add_argument("--keep", action="store_true", help="keep the synthetic tree's schema")
     a = p.parse_args()
     if a.mode == "append":
         out = bench_append(a.events, a.single)
     else:
-        out = bench_proofs(a.leaves, a.samples, a.keep)
+        out = bench_proofs(a.leaves, a.samples, a.keep, a.per_row)
     print(json.dumps(out))
 
 

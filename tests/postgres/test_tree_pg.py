@@ -305,3 +305,30 @@ def test_checkpoints_are_kept_and_the_largest_is_latest(postgres_dsn: str, schem
         big = store.log.checkpoint(signer, save=True)
         store.backend.save_checkpoint(3, small)  # an older one saved later
         assert store.log.latest_checkpoint() == big
+
+
+def test_read_hashes_across_rows_in_one_round_trip(postgres_dsn: str, schema: str) -> None:
+    """Ranges and scattered indexes spanning many tree rows read the same hashes an
+    in-memory tree of the same leaves stores; past the end is a CorruptionError."""
+    from eventvault.errors import CorruptionError
+    from eventvault.tlog import MemoryHashStore, MerkleTree, stored_hash_count
+
+    with PostgresEventStore(postgres_dsn, schema=schema) as store:
+        for n in (1, 2, 3, 70, 1, 5, 64, 1, 1, 9):  # both commit paths, many rows
+            store.append([NewEvent(type="t", data={"n": n, "j": j}) for j in range(n)])
+        mem = MerkleTree(MemoryHashStore())
+        mem.append_leaf_hashes([event_leaf_hash(e) for e in store.iter(Query(limit=1000))])
+        count = stored_hash_count(store.log.state().size)
+        assert count == mem.store.hash_count
+        backend = store.backend
+        everything = list(range(count))
+        assert backend.read_hashes(everything) == mem.store.read_hashes(everything)
+        for lo, hi in ((0, 1), (3, 9), (5, 150), (count - 7, count)):
+            assert backend.read_hashes(range(lo, hi)) == mem.store.read_hashes(range(lo, hi))
+        scattered = [0, 2, 7, 100, 101, 250, count - 1]
+        assert backend.read_hashes(scattered) == mem.store.read_hashes(scattered)
+        assert backend.read_hashes([]) == []
+        with pytest.raises(CorruptionError, match=f"stored hash {count} was asked for"):
+            backend.read_hashes([1, count])
+        with pytest.raises(CorruptionError, match="shorter than its size"):
+            backend.read_hashes(range(count - 2, count + 3))
