@@ -77,18 +77,20 @@ def extend(size: int, edge: Sequence[bytes], leaves: Sequence[bytes]) -> tuple[b
     and the new edge. (:meth:`eventvault.tlog.MerkleTree.append_leaf_hashes`' loop,
     over an edge held in a row instead of a store.)"""
     stack = list(edge)
+    push, pop = stack.append, stack.pop
     out: list[bytes] = []
-    sha256 = hashlib.sha256
+    add = out.append
+    sha256 = hashlib.sha256  # (bound once: this loop is on every append's path)
     n = size
     for leaf in leaves:
         h = leaf
-        out.append(h)
+        add(h)
         m = n
-        while m & 1:
-            h = sha256(b"\x01" + stack.pop() + h).digest()
-            out.append(h)
+        while m & 1:  # each trailing 1 bit of n completes a perfect subtree
+            h = sha256(b"\x01" + pop() + h).digest()
+            add(h)
             m >>= 1
-        stack.append(h)
+        push(h)
         n += 1
     return b"".join(out), stack
 
