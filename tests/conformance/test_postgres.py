@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, settings
 from eventvault import EventStore
 from eventvault.testing import (
     ImportContract,
+    ProvingContract,
     Reopen,
     RetentionContract,
     StatefulContract,
@@ -48,7 +49,9 @@ def reopen_postgres(store: EventStore) -> EventStore:
     return open_postgres(store.dsn, store.schema)
 
 
-class TestPostgres(StoreContract, ImportContract, RetentionContract, StatefulContract):
+class TestPostgres(
+    StoreContract, ImportContract, RetentionContract, StatefulContract, ProvingContract
+):
     stateful_settings = settings(
         max_examples=10,
         stateful_step_count=20,

@@ -19,6 +19,8 @@ README_GRANTS = (
     "GRANT SELECT ON {s}.schema_version TO {r}",
     "GRANT SELECT ON {s}.stream_tails TO {r}",
     "GRANT SELECT ON {s}.runs TO {r}",
+    "GRANT SELECT, INSERT ON {s}.tree TO {r}",
+    "GRANT SELECT, INSERT ON {s}.checkpoints TO {r}",
 )
 #: What the README granted before issue 16 (EXECUTE alone); still not enough to
 #: remove anything a genuine receipt did not announce.

@@ -165,3 +165,72 @@ def test_retention_still_works_when_another_role_ran_the_upgrade(postgres_dsn: s
         with psycopg.connect(postgres_dsn, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP OWNED BY {}").format(r))
             conn.execute(sql.SQL("DROP ROLE {}").format(r))
+
+
+#: What a careless GRANT could add on the tree's tables: the triggers still refuse.
+TREE_GRANTS_BY_MISTAKE = (
+    "GRANT UPDATE, DELETE, TRUNCATE ON {s}.tree TO {r}",
+    "GRANT UPDATE, DELETE, TRUNCATE ON {s}.checkpoints TO {r}",
+)
+
+
+def _attack_the_tree(conn: psycopg.Connection[tuple[object, ...]], s: sql.Identifier) -> None:
+    """Every way a role could unwrite the Merkle tree or a checkpoint: each refused."""
+    conn.execute("SET eventvault.retention = 'on'")  # (retention's switch: no help)
+    for statement in (
+        "DELETE FROM {}.tree",
+        "UPDATE {}.tree SET hashes = hashes || hashes",
+        "TRUNCATE {}.tree",
+        "DELETE FROM {}.checkpoints",
+        "UPDATE {}.checkpoints SET note = 'forged'",
+        "TRUNCATE {}.checkpoints",
+        # The head row, which appends must update: its tree can only grow.
+        "UPDATE {}.head SET tree_size = tree_size - 1",
+        "UPDATE {}.head SET tree_size = NULL",
+        "UPDATE {}.head SET tree_base = tree_base + 1",
+    ):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match=r"append-only|never"):
+            conn.execute(sql.SQL(statement).format(s))
+
+
+@pytest.mark.parametrize("retention", [False, True], ids=["app", "retention"])
+def test_no_role_can_unwrite_the_tree(postgres_dsn: str, schema: str, retention: bool) -> None:
+    """The application role (README grants: INSERT on tree and checkpoints, never
+    UPDATE/DELETE) and the retention role (a member of the owner's), even with those
+    grants given by mistake, cannot change or remove tree rows or checkpoints, nor
+    shrink the tree in the head row; retention removes events and leaves every tree row."""
+    from eventvault.tlog import NoteSigner
+
+    s = sql.Identifier(schema)
+    with PostgresEventStore(postgres_dsn, schema=schema) as owner:
+        owner.append([NewEvent(type="audit.step", data={"k": k}) for k in range(6)])
+        owner.log.checkpoint(NoteSigner.generate("eventvault.test/roles"), save=True)
+    count = sql.SQL(
+        "SELECT (SELECT count(*) FROM {s}.tree), (SELECT count(*) FROM {s}.checkpoints)"
+    )
+    # Without the mistaken grants: the privilege system refuses first.
+    with (
+        app_role(postgres_dsn, schema, retention=retention) as dsn,
+        psycopg.connect(dsn, autocommit=True) as conn,
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
+    ):
+        conn.execute(sql.SQL("DELETE FROM {}.tree").format(s))
+    with (
+        app_role(postgres_dsn, schema, retention=retention, extra=TREE_GRANTS_BY_MISTAKE) as dsn,
+        psycopg.connect(dsn, autocommit=True) as conn,
+    ):
+        before = conn.execute(count.format(s=s)).fetchone()
+        _attack_the_tree(conn, s)
+        assert conn.execute(count.format(s=s)).fetchone() == before
+        with PostgresEventStore(dsn, schema=schema, create_schema=False) as app:
+            app.append([NewEvent(type="audit.step") for _ in range(3)])  # INSERT: allowed
+            if retention:
+                report = app.apply_retention(policy=resolve_policy(RetentionConfig(max_count=2)))
+                assert report.removed > 0
+            assert app.verify().ok
+            assert app.log.state().size == app.head()
+        after = conn.execute(count.format(s=s)).fetchone()
+        assert after is not None
+        assert before is not None
+        assert after[0] > before[0]  # rows only ever added
+        assert after[1] == before[1]

@@ -103,6 +103,8 @@ class TreeCheck:
         self.beyond = 0
         #: Leaves taken from the stored tree because their events were removed.
         self.removed_leaves = 0
+        #: Stored leaf hashes read ahead for holes: (first leaf index, hashes).
+        self._window: tuple[int, list[bytes]] = (0, [])
 
     @property
     def checkpoints_checked(self) -> int:
@@ -156,12 +158,29 @@ class TreeCheck:
             stop = min(upto, self._next + _BLOCK)
             if self._checkpoints[self._cp :]:
                 stop = min(stop, max(self._next + 1, self._checkpoints[self._cp].size))
-            indexes = [stored_hash_index(0, i) for i in range(self._next, stop)]
-            self._leaves.extend(self.backend.read_hashes(indexes))
+            self._leaves.extend(self._stored_leaves(self._next, stop))
             self.removed_leaves += stop - self._next
             self._next = stop
             if len(self._leaves) >= _BLOCK or self._at_checkpoint():
                 self._flush()
+
+    def _stored_leaves(self, lo: int, hi: int) -> list[bytes]:
+        """The stored leaf hashes ``lo..hi-1``, read a window of :data:`_BLOCK` leaves
+        at a time: holes are often one event wide (retention removing one type among
+        others), and one read per hole — a round trip on a database — would dominate
+        the walk. (The window's other leaves, of events still stored, are not used.)"""
+        out: list[bytes] = []
+        while lo < hi:
+            start, window = self._window
+            if not start <= lo < start + len(window):
+                end = min(self.size, max(hi, lo + _BLOCK))
+                indexes = [stored_hash_index(0, i) for i in range(lo, end)]
+                self._window = (lo, self.backend.read_hashes(indexes))
+                continue
+            take = min(hi, start + len(window))
+            out.extend(window[lo - start : take - start])
+            lo = take
+        return out
 
     def _at_checkpoint(self) -> bool:
         cps = self._checkpoints

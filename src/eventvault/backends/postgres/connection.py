@@ -26,7 +26,10 @@ COLUMN_SQL: dict[str, sql.Composable] = {
     "unnest": _columns.frozen(_columns.unnest_casts()),
 }
 STATEMENTS: dict[str, LiteralString] = {
-    "lock_head": "SELECT position, hash, recorded_at, clock_timestamp() FROM {s}.head FOR UPDATE",
+    "lock_head": (
+        "SELECT position, hash, recorded_at, clock_timestamp(), tree_base, tree_size, "
+        "tree_edge FROM {s}.head FOR UPDATE"
+    ),
     "by_ids": "SELECT {columns} FROM {s}.events WHERE id = ANY(%s)",
     # One backward probe of (stream, stream_revision) per stream: O(1), not O(length).
     # (stream_tails: the last revision of streams retention emptied.)
@@ -39,20 +42,31 @@ STATEMENTS: dict[str, LiteralString] = {
         "WHERE r.stream_revision IS NOT NULL OR t.revision IS NOT NULL"
     ),
     "copy": "COPY {s}.events ({columns}) FROM STDIN",
+    # The head moves with the Merkle tree: its size and edge in the head row, the
+    # hashes the append stored in one tree row (none while an upgraded store's tree is
+    # still being built: see tree.py).
     "move_head": (
-        "WITH upd AS (UPDATE {s}.head SET position = %s, hash = %s, recorded_at = %s) "
+        "WITH upd AS (UPDATE {s}.head SET position = %s, hash = %s, recorded_at = %s, "
+        "tree_size = %s, tree_edge = %s), "
+        "grown AS (INSERT INTO {s}.tree (start, hashes) SELECT t.start, t.hashes FROM "
+        "(SELECT %s::bigint AS start, %s::bytea AS hashes) AS t WHERE t.hashes IS NOT NULL) "
         "SELECT pg_notify(%s, %s::text)"
     ),
     "insert_move_head": (
         "WITH ins AS (INSERT INTO {s}.events ({columns}) SELECT * FROM {unnest}), "
-        "upd AS (UPDATE {s}.head SET position = %s, hash = %s, recorded_at = %s) "
+        "upd AS (UPDATE {s}.head SET position = %s, hash = %s, recorded_at = %s, "
+        "tree_size = %s, tree_edge = %s), "
+        "grown AS (INSERT INTO {s}.tree (start, hashes) SELECT t.start, t.hashes FROM "
+        "(SELECT %s::bigint AS start, %s::bytea AS hashes) AS t WHERE t.hashes IS NOT NULL) "
         "SELECT pg_notify(%s, %s::text)"
     ),
     # The one-round-trip append (see _commit_fast): the head moves only if it is where
     # we left it and the streams new to us are empty; the rows go in only if it moved.
     "fast_insert": (
-        "WITH upd AS (UPDATE {s}.head SET position = %s, hash = %s, recorded_at = %s "
+        "WITH upd AS (UPDATE {s}.head SET position = %s, hash = %s, recorded_at = %s, "
+        "tree_size = %s, tree_edge = %s "
         "WHERE position = %s AND hash IS NOT DISTINCT FROM %s "
+        "AND tree_size IS NOT DISTINCT FROM %s "
         # One clock: the client's stamp only if it is the database's, within tolerance.
         "AND %s::timestamptz BETWEEN clock_timestamp() - %s::interval "
         "AND clock_timestamp() + %s::interval AND NOT EXISTS "
@@ -63,7 +77,10 @@ STATEMENTS: dict[str, LiteralString] = {
         "SELECT 1 FROM {s}.stream_tails t WHERE t.stream = u.stream LIMIT 1) AS hit) "
         "RETURNING 1), "
         "ins AS (INSERT INTO {s}.events ({columns}) SELECT * FROM {unnest} "
-        "WHERE EXISTS (SELECT 1 FROM upd)) "
+        "WHERE EXISTS (SELECT 1 FROM upd)), "
+        "grown AS (INSERT INTO {s}.tree (start, hashes) SELECT t.start, t.hashes FROM "
+        "(SELECT %s::bigint AS start, %s::bytea AS hashes) AS t "
+        "WHERE t.hashes IS NOT NULL AND EXISTS (SELECT 1 FROM upd)) "
         "SELECT count(*) FROM upd, LATERAL (SELECT pg_notify(%s, %s::text)) AS notified"
     ),
     "by_id": "SELECT {columns} FROM {s}.events WHERE id = %s",

@@ -184,7 +184,80 @@ CREATE INDEX IF NOT EXISTS events_causation_position
     ON {schema}.events (causation_id, position) WHERE causation_id IS NOT NULL;
 """
 
-MIGRATIONS: list[LiteralString] = [_V1, _V2, _V3, _V4, V5_RUNS]
+#: The Merkle tree (RFC 9162) of the events (issue 20; :mod:`.tree`). Its stored
+#: hashes (:mod:`eventvault.tlog.layout`), one row per commit: the run of hashes that
+#: commit appended, from index ``start`` — one index entry per commit, not per hash,
+#: and ``STORAGE EXTERNAL`` (uncompressed TOAST) so ``substring`` reads only the pages
+#: holding the hashes asked for. The tree's size, its right edge and ``tree_base``
+#: (leaf 0 is the event at ``tree_base + 1``) live in the head row, which every append
+#: locks and updates anyway: the tree moves with the events, in one transaction.
+#: ``tree_base`` NULL: a schema upgraded with events whose tree is not built yet
+#: (:meth:`~.tree.TreePath.build_tree`). Tree rows and checkpoints are insert-only,
+#: whatever the client; the head's tree never shrinks and its base never moves.
+_V6_TREE: LiteralString = """
+CREATE TABLE IF NOT EXISTS {schema}.tree (
+    start  bigint PRIMARY KEY CHECK (start >= 0),
+    hashes bytea  NOT NULL CHECK (length(hashes) > 0 AND length(hashes) % 32 = 0)
+);
+ALTER TABLE {schema}.tree ALTER COLUMN hashes SET STORAGE EXTERNAL;
+
+-- Signed checkpoints (C2SP signed notes) kept for readers' convenience.
+CREATE TABLE IF NOT EXISTS {schema}.checkpoints (
+    size       bigint      NOT NULL CHECK (size >= 0),
+    note       text        NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS checkpoints_size ON {schema}.checkpoints (size, created_at);
+
+ALTER TABLE {schema}.head
+    ADD COLUMN IF NOT EXISTS tree_base bigint,
+    ADD COLUMN IF NOT EXISTS tree_size bigint,
+    ADD COLUMN IF NOT EXISTS tree_edge bytea;
+-- An upgraded store without events starts its tree with its first event.
+UPDATE {schema}.head SET tree_base = 0, tree_size = 0, tree_edge = ''
+    WHERE position = 0 AND tree_base IS NULL;
+
+CREATE OR REPLACE FUNCTION {schema}.tree_append_only() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'eventvault: the Merkle tree and its checkpoints are append-only '
+        '(% of %.% refused)', TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME
+        USING ERRCODE = 'insufficient_privilege';
+END $$;
+DROP TRIGGER IF EXISTS tree_append_only ON {schema}.tree;
+CREATE TRIGGER tree_append_only BEFORE UPDATE OR DELETE ON {schema}.tree
+    FOR EACH ROW EXECUTE FUNCTION {schema}.tree_append_only();
+DROP TRIGGER IF EXISTS tree_no_truncate ON {schema}.tree;
+CREATE TRIGGER tree_no_truncate BEFORE TRUNCATE ON {schema}.tree
+    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.tree_append_only();
+DROP TRIGGER IF EXISTS checkpoints_append_only ON {schema}.checkpoints;
+CREATE TRIGGER checkpoints_append_only BEFORE UPDATE OR DELETE ON {schema}.checkpoints
+    FOR EACH ROW EXECUTE FUNCTION {schema}.tree_append_only();
+DROP TRIGGER IF EXISTS checkpoints_no_truncate ON {schema}.checkpoints;
+CREATE TRIGGER checkpoints_no_truncate BEFORE TRUNCATE ON {schema}.checkpoints
+    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.tree_append_only();
+
+-- The role that moves the head (it must, to append) cannot shrink the tree or move
+-- its base: the WHEN clause is a plain expression, so appends pay no function call.
+CREATE OR REPLACE FUNCTION {schema}.head_tree_grows() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'eventvault: the Merkle tree never shrinks and its base never moves '
+        '(tree_size % -> %, tree_base % -> % refused)',
+        OLD.tree_size, NEW.tree_size, OLD.tree_base, NEW.tree_base
+        USING ERRCODE = 'insufficient_privilege';
+END $$;
+DROP TRIGGER IF EXISTS head_tree_grows ON {schema}.head;
+CREATE TRIGGER head_tree_grows BEFORE UPDATE ON {schema}.head
+    FOR EACH ROW WHEN (
+        (OLD.tree_base IS NOT NULL AND NEW.tree_base IS DISTINCT FROM OLD.tree_base)
+        OR (OLD.tree_size IS NOT NULL
+            AND (NEW.tree_size IS NULL OR NEW.tree_size < OLD.tree_size))
+    )
+    EXECUTE FUNCTION {schema}.head_tree_grows();
+"""
+
+MIGRATIONS: list[LiteralString] = [_V1, _V2, _V3, _V4, V5_RUNS, _V6_TREE]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -262,7 +335,8 @@ def migrate(conn: psycopg.Connection[tuple[Any, ...]], schema: str) -> int:
             applied += 1
         conn.execute(
             sql.SQL(
-                "INSERT INTO {}.head (position, store_id) VALUES (0, %s) "
+                "INSERT INTO {}.head (position, store_id, tree_base, tree_size, tree_edge) "
+                "VALUES (0, %s, 0, 0, '') "
                 "ON CONFLICT (singleton) DO NOTHING"
             ).format(ident),
             (uuid.uuid4(),),

@@ -39,6 +39,7 @@ from ...spi import (
     GroupPlan,
     Importing,
     ProgressCallback,
+    Proving,
     Retaining,
     Run,
 )
@@ -58,9 +59,22 @@ from .connection import STATEMENTS, db_errors, translate
 from .reading import ReadPath, _record
 from .runindex import RunIndexPath
 from .schema import SCHEMA_VERSION, channel_name, migrate, schema_version
+from .tree import TreePath
 from .writing import CLOCK_TOLERANCE, WritePath
 
-__all__ = ["CLOCK_TOLERANCE", "PostgresBackend", "PostgresEventStore", "drop_schema"]
+__all__ = [
+    "AUTO_BUILD_TREE",
+    "CLOCK_TOLERANCE",
+    "PostgresBackend",
+    "PostgresEventStore",
+    "drop_schema",
+]
+
+#: An upgraded store whose Merkle tree lacks at most this many events has it built
+#: when it is opened (with ``create_schema``: by the role that migrates); a larger one
+#: is left to ``eventvault upgrade`` (:meth:`PostgresBackend.build_tree`), which shows
+#: progress, instead of an open that blocks for minutes.
+AUTO_BUILD_TREE = 50_000
 
 log = logging.getLogger("eventvault.postgres")
 
@@ -73,8 +87,11 @@ class _Head(NamedTuple):
     hash: str
 
 
-class PostgresBackend(WritePath, ReadPath, RunIndexPath, Backend, Importing, Retaining):
-    """Events in a PostgreSQL schema. Thread- and process-safe."""
+class PostgresBackend(
+    WritePath, ReadPath, RunIndexPath, TreePath, Backend, Importing, Retaining, Proving
+):
+    """Events in a PostgreSQL schema, and their Merkle tree (:mod:`.tree`). Thread-
+    and process-safe."""
 
     name = "postgres"
 
@@ -155,6 +172,7 @@ class PostgresBackend(WritePath, ReadPath, RunIndexPath, Backend, Importing, Ret
         self._group = GroupCommit(self._commit)
         # The head and stream revisions as of our last commit (see _commit_fast).
         self._known: ChainHead | None = None
+        self._known_tree = None
         self._revisions: dict[str, int] = {}
         #: The database's clock minus ours, as of the last locking commit.
         self._clock_offset: timedelta | None = None
@@ -163,6 +181,31 @@ class PostgresBackend(WritePath, ReadPath, RunIndexPath, Backend, Importing, Ret
         self._listener: threading.Thread | None = None
         #: Events one retention transaction removes at most.
         self.retention_batch = _retention.BATCH
+        if create_schema:
+            try:
+                self._catch_up_tree()
+            except BaseException:
+                self.close()
+                raise
+
+    def _catch_up_tree(self) -> None:
+        """Build the tree of an upgraded store now if that is quick; otherwise say that
+        ``eventvault upgrade`` builds it (appends work meanwhile; proofs and the tree
+        check cover only the part built so far)."""
+        behind = self.tree_behind()
+        if not behind:
+            return
+        if behind <= AUTO_BUILD_TREE:
+            log.info("building the Merkle tree of %d events in schema %r", behind, self.schema)
+            self.build_tree()
+            return
+        log.warning(
+            "schema %r: the Merkle tree lacks %d events (the store was upgraded); run "
+            "'eventvault upgrade' to build it - until then proofs and checkpoints cover only "
+            "the part built so far",
+            self.schema,
+            behind,
+        )
 
     def translate_error(self, exc: Exception, action: str) -> EventVaultError | None:
         return translate(exc, action)

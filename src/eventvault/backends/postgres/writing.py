@@ -35,6 +35,16 @@ written and the locking path stamps with the database's clock. So every
 ``recorded_at`` is the database's clock, or within ``CLOCK_TOLERANCE`` of it — a
 client whose clock is a day off cannot drag later events (which never go back in
 time) a day into the future.
+
+The Merkle tree moves with the head
+-----------------------------------
+Both paths append the events' leaves to the Merkle tree in the events' own
+transaction (see :mod:`.tree`): the tree's size and right edge sit in the head row
+they lock (or, on the one-round-trip path, match), so the hashes to store are
+computed here from the edge, without reading the tree, and written as one ``tree``
+row — by the locking path under the lock, by the one-round-trip path only if the
+head (tree included) is where it left it. While an upgraded store's tree is still
+being built (``build_tree``), appends leave their leaves to the builder.
 """
 
 from __future__ import annotations
@@ -52,8 +62,10 @@ from ...errors import EventVaultError
 from ...groupcommit import GroupCommit, Request
 from ...model import ExpectedRevision, NewEvent, RecordedEvent
 from ...spi import GENESIS, ChainHead, Import, stamp_group
+from ...tlog.layout import stored_hash_count
 from . import columns as _columns
 from .connection import Connected, db_errors
+from .tree import TreeHead, extend
 
 __all__ = ["CLOCK_TOLERANCE", "WritePath"]
 
@@ -86,6 +98,29 @@ def _size(req: Request) -> int:
     return len(_items(req))
 
 
+def _grow(
+    tree: TreeHead, position: int, leaves: list[bytes]
+) -> tuple[TreeHead, int | None, bytes | None]:
+    """The tree after appending ``leaves`` to a head at ``position``, and the tree row
+    to insert (start, hashes), or (None, None) if nothing is stored (no leaves, or an
+    upgraded store whose tree is still behind the head: ``build_tree`` adds them)."""
+    if not leaves or not tree.caught_up(position):
+        return tree, None, None
+    assert tree.size is not None
+    hashes, edge = extend(tree.size, tree.edge, leaves)
+    return (
+        TreeHead(tree.base, tree.size + len(leaves), tuple(edge)),
+        stored_hash_count(tree.size),
+        hashes,
+    )
+
+
+def _tree_params(tree: TreeHead, start: int | None, hashes: bytes | None) -> tuple[Any, ...]:
+    """``tree_size``, ``tree_edge`` and the tree row, as the statements take them."""
+    edge = b"".join(tree.edge) if tree.size is not None else None
+    return (tree.size, edge, start, hashes)
+
+
 class WritePath(Connected):
     """Appends and imports of :class:`~.store.PostgresBackend` (state set by its
     ``__init__``)."""
@@ -94,6 +129,8 @@ class WritePath(Connected):
     _writer_conn: psycopg.Connection[tuple[Any, ...]] | None
     #: The head and stream revisions as of our last commit (see _commit_fast).
     _known: ChainHead | None
+    #: The Merkle tree in the head row, as of our last commit (with ``_known``).
+    _known_tree: TreeHead | None
     _revisions: dict[str, int]
     #: The database's clock minus ours, as of the last locking commit.
     _clock_offset: timedelta | None
@@ -137,17 +174,17 @@ class WritePath(Connected):
                         optimistic = use_copy and all(r.imported is not None for r in group)
                         try:
                             with pipeline, conn.transaction():
-                                written, head, revisions = self._commit_in(
+                                written, head, revisions, tree = self._commit_in(
                                     conn, group, use_copy=use_copy, check_ids=not optimistic
                                 )
                         except (psycopg.errors.UniqueViolation, _Recheck):
                             if not optimistic:
                                 raise
                             with conn.transaction():
-                                written, head, revisions = self._commit_in(
+                                written, head, revisions, tree = self._commit_in(
                                     conn, group, use_copy=use_copy
                                 )
-                        self._remember(head, revisions)
+                        self._remember(head, revisions, tree)
                 except psycopg.Error:
                     self._known = None
                     if self._writer_conn is not None and self._writer_conn.broken:
@@ -165,9 +202,10 @@ class WritePath(Connected):
                     req.error = exc
                     req.results = []
 
-    def _remember(self, head: ChainHead, revisions: dict[str, int]) -> None:
+    def _remember(self, head: ChainHead, revisions: dict[str, int], tree: TreeHead) -> None:
         """What the next append may assume if nobody else writes in between."""
         self._known = head
+        self._known_tree = tree
         if len(self._revisions) + len(revisions) > _REVISION_CACHE:
             self._revisions.clear()
         self._revisions.update(revisions)
@@ -187,8 +225,8 @@ class WritePath(Connected):
         safe to make, e.g. an expected revision on a stream we have not seen) this
         returns None and the locking path decides, authoritatively.
         """
-        known = self._known
-        if known is None:
+        known, known_tree = self._known, self._known_tree
+        if known is None or known_tree is None:
             return None
         unknown = list({ev.stream for r in group for ev in _items(r)} - self._revisions.keys())
         if unknown and any(r.expected is not ExpectedRevision.ANY for r in group):
@@ -208,6 +246,7 @@ class WritePath(Connected):
         if stamped.failed:
             return None  # let the authoritative path produce (or not) the error
         head, new = stamped.head, stamped.new
+        tree, start, hashes = _grow(known_tree, known.position, stamped.leaves)
         columns = list(zip(*map(_row, new), strict=True))
         try:
             # One statement on an autocommit connection is its own transaction: atomic,
@@ -218,13 +257,17 @@ class WritePath(Connected):
                     head.position,
                     head.hash.hex(),
                     head.recorded_at,
+                    *_tree_params(tree, None, None)[:2],
                     known.position,
                     known.hash.hex() if known.position else None,
+                    known_tree.size,
                     head.recorded_at,
                     CLOCK_TOLERANCE,
                     CLOCK_TOLERANCE,
                     unknown,
                     *map(list, columns),
+                    start,
+                    hashes,
                     self._channel,
                     head.position,
                 ),
@@ -237,7 +280,7 @@ class WritePath(Connected):
             self._known = None  # someone else wrote: fall back, and re-learn
             return None
         stamped.settle()
-        self._remember(head, stamped.revisions)
+        self._remember(head, stamped.revisions, tree)
         return len(new)
 
     def _commit_in(
@@ -247,7 +290,7 @@ class WritePath(Connected):
         *,
         use_copy: bool,
         check_ids: bool = True,
-    ) -> tuple[int, ChainHead, dict[str, int]]:
+    ) -> tuple[int, ChainHead, dict[str, int], TreeHead]:
         streams = list({ev.stream for req in group for ev in _items(req)})
         # The lock orders all writers (see the module docstring). The reads come
         # after it is granted: under READ COMMITTED each statement sees every commit
@@ -267,6 +310,8 @@ class WritePath(Connected):
             recorded_at=row[2],
         )
         now: datetime = row[3]
+        tree = TreeHead.of(row[4], row[5], row[6])
+        before = head.position
         self._clock_offset = now - _sequencer.client_clock()
         stored = {rec.id.int: rec for rec in map(_record, ids_cur.fetchall())} if ids_cur else {}
         revisions: dict[str, int] = {r[0]: r[1] for r in revs_cur.fetchall()}
@@ -284,8 +329,16 @@ class WritePath(Connected):
         head, new = stamped.head, stamped.new
         revisions.update(stamped.revisions)
         if not new:
-            return 0, head, revisions
-        move_head = (head.position, head.hash.hex(), head.recorded_at, self._channel, head.position)
+            return 0, head, revisions, tree
+        tree, start, hashes = _grow(tree, before, stamped.leaves)
+        move_head = (
+            head.position,
+            head.hash.hex(),
+            head.recorded_at,
+            *_tree_params(tree, start, hashes),
+            self._channel,
+            head.position,
+        )
         if use_copy:
             with conn.cursor() as cur, cur.copy(self._sql["copy"]) as copy:
                 for r in new:
@@ -296,4 +349,4 @@ class WritePath(Connected):
             # the head and notifies listeners (delivered at COMMIT).
             columns = list(zip(*map(_row, new), strict=True))
             conn.execute(self._sql["insert_move_head"], (*map(list, columns), *move_head))
-        return len(new), head, revisions
+        return len(new), head, revisions, tree
