@@ -8,6 +8,8 @@ Layout of a store directory::
     segments/00000000000000131073.jsonl   named by first position, zero-padded
     index/00000000000000000001.idx     derived, rebuildable (sealed segments only)
     retention.json                     what retention removal must not lose (see compaction.py)
+    tree.json, tree.hashes             the Merkle tree (derived; see tree.py)
+    checkpoints/                       signed checkpoints kept (see tree.py)
 
 This module holds :class:`FileBackend` (the :mod:`eventvault.spi` contract) and
 :class:`FileEventStore`, the store over it; the parts live beside it:
@@ -20,6 +22,7 @@ This module holds :class:`FileBackend` (the :mod:`eventvault.spi` contract) and
 * :mod:`.reading` — queries, which never take the flock;
 * :mod:`.recovery` — indexing committed records, cutting what a crash left;
 * :mod:`.removal` — retention;
+* :mod:`.tree` — the Merkle tree (:class:`~eventvault.spi.Proving`);
 * :mod:`.readonly` — when a store opens read-only, and what it reports then.
 
 Read-only (``read_only=True``, or detected: the directory, ``segments/``, the lock
@@ -76,8 +79,10 @@ from ...spi import (
     GroupEvents,
     Importing,
     ProgressCallback,
+    Proving,
     Retaining,
     Run,
+    TreeState,
 )
 from ...store import EventStore
 from . import readonly, removal
@@ -86,6 +91,7 @@ from .index import from_us
 from .reading import ReadPath
 from .segments import SegmentSet
 from .shared import Shared
+from .tree import StoreTree
 from .writing import Fsync, WritePath
 
 if TYPE_CHECKING:
@@ -110,7 +116,7 @@ class _Meta(msgspec.Struct):
     created_at: datetime
 
 
-class FileBackend(Backend, Importing, Retaining):
+class FileBackend(Backend, Importing, Retaining, Proving):
     """Events in JSONL segment files under one directory. Thread- and process-safe."""
 
     name = "file"
@@ -157,6 +163,9 @@ class FileBackend(Backend, Importing, Retaining):
             segs = SegmentSet(self.path, file_mode=file_mode, read_only=self.read_only)
             self._s = Shared(self.path, segs, file_mode)
             self._reads = ReadPath(self._s)
+            self._tree = StoreTree(
+                self.path, file_mode=file_mode, dir_mode=dir_mode, read_only=self.read_only
+            )
             # Read-only there is no write path at all: no lock file, no fsync thread.
             self._writes: WritePath | None = None
             if self.read_only:
@@ -165,12 +174,14 @@ class FileBackend(Backend, Importing, Retaining):
                 self._writes = WritePath(
                     self._s,
                     self._reads,
+                    self._tree,
                     fsync=fsync,
                     fsync_interval=fsync_interval,
                     segment_max_bytes=segment_max_bytes,
                     max_event_bytes=max_event_bytes,
                 )
                 self._writes.recover()
+                self.notices.extend(self._tree.notices)
 
     # -- opening ---------------------------------------------------------------------
 
@@ -394,9 +405,39 @@ class FileBackend(Backend, Importing, Retaining):
         receipts: list[RecordedEvent],
         progress: ProgressCallback | None,
     ) -> None:
-        self._writer("apply retention")
+        writes = self._writer("apply retention")
         with backend_errors("applying retention"):
+            writes.sync_tree_for_removal()  # (the leaves of what goes, durably first)
             removal.remove_runs(self._s, runs, tails, receipts, progress)
+
+    # -- the Merkle tree ----------------------------------------------------------------------
+
+    def tree_state(self) -> TreeState:
+        with backend_errors("reading the Merkle tree"), self._s.lock:
+            if not self._s.writing:
+                self._s.refresh()
+            return self._tree.state(self._s.segs)
+
+    def read_hashes(self, indexes: Sequence[int]) -> list[bytes]:
+        with backend_errors("reading the Merkle tree"):
+            return self._tree.read_hashes(indexes)
+
+    def save_checkpoint(self, size: int, note: str) -> None:
+        self._writer("keep a checkpoint")
+        with backend_errors("keeping a checkpoint"):
+            self._tree.save_checkpoint(size, note)
+
+    def latest_checkpoint(self) -> str | None:
+        with backend_errors("reading the latest checkpoint"):
+            return self._tree.latest_checkpoint()
+
+    def build_tree(self, progress: ProgressCallback | None = None) -> int:
+        """Build the Merkle tree of a store made before it (or finish a build that
+        was stopped; it resumes where ``tree.hashes`` ends); returns the leaves added
+        (0 when it is complete). A writer's open does this by itself."""
+        writes = self._writer("build the Merkle tree")
+        with backend_errors("building the Merkle tree"):
+            return writes.build_tree(progress)
 
     def close(self) -> None:
         self._closed = True
@@ -414,6 +455,7 @@ class FileBackend(Backend, Importing, Retaining):
                     if seg.on_disk() and seg.length() == index.size:
                         index.write(seg.idx_path, self._file_mode)
             self._s.segs.close()
+            self._tree.close(sync=not self.read_only and self.fsync != "never")
 
 
 class FileEventStore(EventStore):
