@@ -416,7 +416,13 @@ class FileBackend(Backend, Importing, Retaining, Proving):
         with backend_errors("reading the Merkle tree"), self._s.lock:
             if not self._s.writing:
                 self._s.refresh()
-            return self._tree.state(self._s.segs)
+            state = self._tree.state(self._s.segs)
+            if self._unrecovered is not None and state.size:
+                # Read-only over a torn tail a writer would cut — leaves and all (see
+                # tree.py): the tree ends where the events a writer keeps end.
+                head = self._s.segs.head.position
+                return TreeState(min(state.size, max(0, head - state.base)), state.base)
+            return state
 
     def read_hashes(self, indexes: Sequence[int]) -> list[bytes]:
         with backend_errors("reading the Merkle tree"):

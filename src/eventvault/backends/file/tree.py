@@ -27,7 +27,13 @@ the store opens, reads and ``verify`` work (verify names the removed positions),
 but appends are refused with a :class:`~eventvault.errors.CorruptionError`. A
 writer opened with ``fsync="never"`` or ``"interval"``, where a crash *can* lose
 events whose leaves' page reached the disk, cuts the tree back with a warning,
-keeping the cut hashes in ``tree.cut-<size>.hashes``.
+keeping the cut hashes in ``tree.cut-<size>.hashes``. So does a writer whose
+recovery has just cut *torn* batches at the head (:mod:`.records`: a commit marker
+on disk, pages before it not): recovery judged those events unacknowledged, and
+the tree follows that judgement — loudly, keeping the cut leaves. (Under
+``fsync="always"`` their leaves can only exist if the batch *was* acknowledged,
+i.e. the "torn" batch is later damage; the kept hashes and any signed checkpoint
+still show it.)
 
 **The tail check on open.** An unsynced tail can be garbage after a power loss
 (zeros, typically). A writer opening the store recomputes the last few leaves
@@ -358,7 +364,7 @@ class StoreTree:
         self._tree.truncate(want)
         self._key = self._stat()
         message = (
-            f"{what} (a crash with fsync other than 'always' lost them): the tree was cut "
+            f"{what} (lost in a crash, or cut as torn by recovery): the tree was cut "
             f"back to {want} leaves; the cut hashes are in tree.cut-{size}.hashes"
         )
         self.notices.append(message)

@@ -99,14 +99,18 @@ class WritePath:
         return self._reads.read(Query(after=after, limit=limit), limit)
 
     def catch_up_tree(
-        self, progress: ProgressCallback | None = None, *, opening: bool = False
+        self, progress: ProgressCallback | None = None, *, opening: bool = False, torn: bool = False
     ) -> int:
-        """Append the leaves the tree lacks (flock and lock held); returns how many."""
+        """Append the leaves the tree lacks (flock and lock held); returns how many.
+
+        ``torn``: recovery just cut torn batches at the head (see :mod:`.records`);
+        leaves the tree has for them go too — recovery judged those events never
+        acknowledged — kept aside and reported like any cut (see :mod:`.tree`)."""
         building = self.tree.meta is None
         added = self.tree.catch_up(
             self._s.segs,
             self._read_after,
-            may_cut=self.fsync != "always",
+            may_cut=self.fsync != "always" or torn,
             progress=progress,
             check_tail=opening,
         )
@@ -152,11 +156,13 @@ class WritePath:
         segs = self._s.segs
         segs.refresh()
         seg = segs.active
+        cut = len(segs.recovered)
         if seg is not None:
             index = segs.active_index()
             assert index is not None
             cut_uncommitted_tail(seg, index, segs.recovered)
-        self.catch_up_tree(opening=opening)
+        torn = any(info["torn_batches"] for info in segs.recovered[cut:])
+        self.catch_up_tree(opening=opening, torn=torn)
         if roll:
             index = segs.active_index()
             if index is None or index.size >= self.segment_max_bytes:
