@@ -275,6 +275,7 @@ class WritePath:
         parts = []
         layout = []
         at = base
+        pending = self.tree.begin(leaves)  # (hashed during the write and fdatasync)
         try:
             with backend_errors("appending to the store"):
                 for req, recs in chunks:
@@ -288,6 +289,7 @@ class WritePath:
                 if self.fsync == "always":
                     os.fdatasync(fd)
         except BaseException as exc:
+            self.tree.abandon(pending)
             # Nothing partial may stay, whatever stopped the write: cut back to the
             # last committed byte (unacknowledged bytes a later catch-up would index).
             with contextlib.suppress(OSError):
@@ -308,7 +310,7 @@ class WritePath:
             segs.head = head
             # After the events (durable under fsync="always"), still under the flock;
             # not fsynced here: a crash leaves the tree behind, and _prepare catches up.
-            self.tree.append(leaves)
+            self.tree.append(leaves, pending)
             self._dirty = True
             self._s.appended.notify_all()
 
