@@ -108,6 +108,7 @@ def test_a_deleted_tree_file_is_rebuilt_on_open(tmp_path: Path) -> None:
     with FileEventStore(tmp_path / "s") as s:
         assert (s.log.state().size, s.log.root()) == (size, root)
         assert_tree_whole(s)
+        assert s.stats().details["tree"] == {"size": size, "base": 0, "behind": 0}
 
 
 def test_a_garbage_tail_is_rebuilt_on_open(tmp_path: Path) -> None:

@@ -323,6 +323,7 @@ class FileBackend(Backend, Importing, Retaining, Proving):
                     "recovered": list(segs.recovered),
                     "retention_generation": segs.retention.generation,
                     "ignored_files": list(segs.stray),
+                    "tree": self._tree_details(),
                     **(
                         {"read_only": True, "unrecovered": self._unrecovered}
                         if self.read_only
@@ -423,6 +424,15 @@ class FileBackend(Backend, Importing, Retaining, Proving):
                 head = self._s.segs.head.position
                 return TreeState(min(state.size, max(0, head - state.base)), state.base)
             return state
+
+    def _tree_details(self) -> dict[str, Any]:
+        state = self.tree_state()
+        return {
+            "size": state.size,
+            "base": state.base,
+            "behind": self._s.segs.head.position - state.base - state.size,
+            **({"refused": self._tree.refused} if self._tree.refused else {}),
+        }
 
     def read_hashes(self, indexes: Sequence[int]) -> list[bytes]:
         with backend_errors("reading the Merkle tree"):

@@ -185,6 +185,8 @@ class StoreTree:
     def _reopen(self) -> None:
         """(Re)open ``tree.hashes`` as it is on disk now."""
         old = self._store
+        if self.meta is None:
+            self.meta = self._load_meta()  # (a reader: a writer may have started the tree)
         key = self._stat()
         if key is None and self.read_only:
             self._store = MemoryHashStore()  # no tree yet: size 0, nothing written
