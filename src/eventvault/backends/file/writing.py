@@ -275,7 +275,7 @@ class WritePath:
         parts = []
         layout = []
         at = base
-        pending = self.tree.begin(leaves)  # (hashed during the write and fdatasync)
+        pending = None
         try:
             with backend_errors("appending to the store"):
                 for req, recs in chunks:
@@ -284,6 +284,9 @@ class WritePath:
                     layout.append((req, recs, [at + o for o in offsets]))
                     at += len(data)
                 view = memoryview(b"".join(parts))
+                # The tree's hashes are computed while the write and fdatasync run
+                # (they hold no GIL), and written after them (self.tree.append).
+                pending = self.tree.begin(leaves)
                 while view:
                     view = view[os.write(fd, view) :]
                 if self.fsync == "always":
