@@ -45,9 +45,7 @@ def reopen_file(store: EventStore) -> EventStore:
     return open_file(store.path)
 
 
-class TestFile(
-    StoreContract, ImportContract, RetentionContract, StatefulContract, ProvingContract
-):
+class TestFile(StoreContract, ImportContract, RetentionContract, StatefulContract, ProvingContract):
     @pytest.fixture
     def make_store(self, tmp_path: Path) -> StoreFactory:
         return fresh_paths(tmp_path)
