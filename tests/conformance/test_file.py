@@ -11,6 +11,7 @@ from eventvault import EventStore
 from eventvault.backends.file import FileEventStore
 from eventvault.testing import (
     ImportContract,
+    ProvingContract,
     Reopen,
     RetentionContract,
     StatefulContract,
@@ -44,7 +45,7 @@ def reopen_file(store: EventStore) -> EventStore:
     return open_file(store.path)
 
 
-class TestFile(StoreContract, ImportContract, RetentionContract, StatefulContract):
+class TestFile(StoreContract, ImportContract, RetentionContract, StatefulContract, ProvingContract):
     @pytest.fixture
     def make_store(self, tmp_path: Path) -> StoreFactory:
         return fresh_paths(tmp_path)

@@ -8,6 +8,8 @@ Layout of a store directory::
     segments/00000000000000131073.jsonl   named by first position, zero-padded
     index/00000000000000000001.idx     derived, rebuildable (sealed segments only)
     retention.json                     what retention removal must not lose (see compaction.py)
+    tree.json, tree.hashes             the Merkle tree (derived; see tree.py)
+    checkpoints/                       signed checkpoints kept (see tree.py)
 
 This module holds :class:`FileBackend` (the :mod:`eventvault.spi` contract) and
 :class:`FileEventStore`, the store over it; the parts live beside it:
@@ -20,6 +22,7 @@ This module holds :class:`FileBackend` (the :mod:`eventvault.spi` contract) and
 * :mod:`.reading` — queries, which never take the flock;
 * :mod:`.recovery` — indexing committed records, cutting what a crash left;
 * :mod:`.removal` — retention;
+* :mod:`.tree` — the Merkle tree (:class:`~eventvault.spi.Proving`);
 * :mod:`.readonly` — when a store opens read-only, and what it reports then.
 
 Read-only (``read_only=True``, or detected: the directory, ``segments/``, the lock
@@ -79,8 +82,10 @@ from ...spi import (
     GroupEvents,
     Importing,
     ProgressCallback,
+    Proving,
     Retaining,
     Run,
+    TreeState,
 )
 from ...store import EventStore
 from . import readonly, removal
@@ -90,6 +95,7 @@ from .reading import ReadPath
 from .runindex import FileRunIndex
 from .segments import SegmentSet
 from .shared import Shared
+from .tree import StoreTree
 from .writing import Fsync, WritePath
 
 if TYPE_CHECKING:
@@ -114,7 +120,7 @@ class _Meta(msgspec.Struct):
     created_at: datetime
 
 
-class FileBackend(Backend, Importing, Retaining):
+class FileBackend(Backend, Importing, Retaining, Proving):
     """Events in JSONL segment files under one directory. Thread- and process-safe."""
 
     name = "file"
@@ -162,6 +168,9 @@ class FileBackend(Backend, Importing, Retaining):
             self._s = Shared(self.path, segs, file_mode)
             self._reads = ReadPath(self._s)
             self._runs = FileRunIndex(self._s, self._reads)
+            self._tree = StoreTree(
+                self.path, file_mode=file_mode, dir_mode=dir_mode, read_only=self.read_only
+            )
             # Read-only there is no write path at all: no lock file, no fsync thread.
             self._writes: WritePath | None = None
             if self.read_only:
@@ -170,12 +179,14 @@ class FileBackend(Backend, Importing, Retaining):
                 self._writes = WritePath(
                     self._s,
                     self._reads,
+                    self._tree,
                     fsync=fsync,
                     fsync_interval=fsync_interval,
                     segment_max_bytes=segment_max_bytes,
                     max_event_bytes=max_event_bytes,
                 )
                 self._writes.recover()
+                self.notices.extend(self._tree.notices)
 
     # -- opening ---------------------------------------------------------------------
 
@@ -331,6 +342,7 @@ class FileBackend(Backend, Importing, Retaining):
                     "recovered": list(segs.recovered),
                     "retention_generation": segs.retention.generation,
                     "ignored_files": list(segs.stray),
+                    "tree": self._tree_details(),
                     **(
                         {"read_only": True, "unrecovered": self._unrecovered}
                         if self.read_only
@@ -413,9 +425,54 @@ class FileBackend(Backend, Importing, Retaining):
         receipts: list[RecordedEvent],
         progress: ProgressCallback | None,
     ) -> None:
-        self._writer("apply retention")
+        writes = self._writer("apply retention")
         with backend_errors("applying retention"):
+            writes.sync_tree_for_removal()  # (the leaves of what goes, durably first)
             removal.remove_runs(self._s, runs, tails, receipts, progress)
+
+    # -- the Merkle tree ----------------------------------------------------------------------
+
+    def tree_state(self) -> TreeState:
+        with backend_errors("reading the Merkle tree"), self._s.lock:
+            if not self._s.writing:
+                self._s.refresh()
+            state = self._tree.state(self._s.segs)
+            if self._unrecovered is not None and state.size:
+                # Read-only over a torn tail a writer would cut — leaves and all (see
+                # tree.py): the tree ends where the events a writer keeps end.
+                head = self._s.segs.head.position
+                return TreeState(min(state.size, max(0, head - state.base)), state.base)
+            return state
+
+    def _tree_details(self) -> dict[str, Any]:
+        state = self.tree_state()
+        return {
+            "size": state.size,
+            "base": state.base,
+            "behind": self._s.segs.head.position - state.base - state.size,
+            **({"refused": self._tree.refused} if self._tree.refused else {}),
+        }
+
+    def read_hashes(self, indexes: Sequence[int]) -> list[bytes]:
+        with backend_errors("reading the Merkle tree"):
+            return self._tree.read_hashes(indexes)
+
+    def save_checkpoint(self, size: int, note: str) -> None:
+        self._writer("keep a checkpoint")
+        with backend_errors("keeping a checkpoint"):
+            self._tree.save_checkpoint(size, note)
+
+    def latest_checkpoint(self) -> str | None:
+        with backend_errors("reading the latest checkpoint"):
+            return self._tree.latest_checkpoint()
+
+    def build_tree(self, progress: ProgressCallback | None = None) -> int:
+        """Build the Merkle tree of a store made before it (or finish a build that
+        was stopped; it resumes where ``tree.hashes`` ends); returns the leaves added
+        (0 when it is complete). A writer's open does this by itself."""
+        writes = self._writer("build the Merkle tree")
+        with backend_errors("building the Merkle tree"):
+            return writes.build_tree(progress)
 
     def close(self) -> None:
         self._closed = True
@@ -433,6 +490,7 @@ class FileBackend(Backend, Importing, Retaining):
                     if seg.on_disk() and seg.length() == index.size:
                         index.write(seg.idx_path, self._file_mode)
             self._s.segs.close()
+            self._tree.close(sync=not self.read_only and self.fsync != "never")
 
 
 class FileEventStore(EventStore):

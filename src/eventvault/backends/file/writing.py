@@ -8,6 +8,10 @@ the file at its path, at the length indexed, and the last one), cuts what a dead
 writer left after the last commit marker, rolls to a new segment if the active
 one is full, and only then stamps and writes — to that proven file, at that
 proven length.
+
+The Merkle tree (:mod:`.tree`) is derived data written after the events, still
+under the flock: :meth:`WritePath._prepare` first catches it up with whatever a
+crash (or a writer of an older version) left it lacking.
 """
 
 from __future__ import annotations
@@ -16,15 +20,16 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
-from ...errors import EventVaultError, StoreUnavailableError
+from ...errors import CorruptionError, EventVaultError, StoreUnavailableError
 from ...groupcommit import GroupCommit, Request
-from ...model import RecordedEvent
+from ...model import Query, RecordedEvent
 from ...sequencer import ChainHead, Keyed, stamp_group
+from ...spi import ProgressCallback
 from .fsio import WriterLock, backend_errors
 from .index import DiskIndex, MemIndex, to_us
 from .reading import ReadPath
@@ -32,6 +37,7 @@ from .records import encode_batch
 from .recovery import cut_uncommitted_tail
 from .segment import Segment
 from .shared import Shared
+from .tree import StoreTree
 
 __all__ = ["Fsync", "WritePath"]
 
@@ -47,6 +53,7 @@ class WritePath:
         self,
         shared: Shared,
         reads: ReadPath,
+        tree: StoreTree,
         *,
         fsync: Fsync,
         fsync_interval: float,
@@ -55,6 +62,7 @@ class WritePath:
     ) -> None:
         self._s = shared
         self._reads = reads
+        self.tree = tree
         self.fsync = fsync
         self.segment_max_bytes = segment_max_bytes
         self.max_event_bytes = max_event_bytes
@@ -71,28 +79,96 @@ class WritePath:
             self._syncer.start()
 
     def recover(self) -> None:
-        """On open: cut a dead writer's uncommitted tail, if no writer is alive."""
+        """On open: cut a dead writer's uncommitted tail and bring the tree level with
+        the events (building it for a store made before it), if no writer is alive."""
         if self.lock.acquire(blocking=False):
             try:
                 with self._s.lock:
-                    self._prepare(roll=False)
+                    try:
+                        self._prepare(roll=False, opening=True)
+                    except CorruptionError as exc:
+                        # The store still opens (reads and verify work); appends
+                        # raise this again from _prepare.
+                        if str(exc) not in self.tree.notices:
+                            log.warning("%s", exc)
+                            self.tree.notices.append(str(exc))
             finally:
                 self.lock.release()
 
-    def _prepare(self, *, roll: bool = True) -> None:
-        """Prove the view current and the active segment ready (flock held)."""
+    def _read_after(self, after: int, limit: int) -> list[RecordedEvent]:
+        return self._reads.read(Query(after=after, limit=limit), limit)
+
+    def catch_up_tree(
+        self, progress: ProgressCallback | None = None, *, opening: bool = False, torn: bool = False
+    ) -> int:
+        """Append the leaves the tree lacks (flock and lock held); returns how many.
+
+        ``torn``: recovery just cut torn batches at the head (see :mod:`.records`);
+        leaves the tree has for them go too — recovery judged those events never
+        acknowledged — kept aside and reported like any cut (see :mod:`.tree`)."""
+        building = self.tree.meta is None
+        added = self.tree.catch_up(
+            self._s.segs,
+            self._read_after,
+            may_cut=self.fsync != "always" or torn,
+            progress=progress,
+            check_tail=opening,
+        )
+        if added and (opening or progress is not None):
+            log.info(
+                "%s: %s the Merkle tree: %d leaves added (now %d, from position %d)",
+                self.tree.path,
+                "built" if building else "caught up",
+                added,
+                self.tree.size,
+                self.tree.base + 1,
+            )
+        return added
+
+    @contextlib.contextmanager
+    def _flock(self) -> Iterator[None]:
+        """The writer flock on a descriptor of its own (flock() on the appenders' one
+        would succeed at once in this process, and its release would drop theirs),
+        then the store's lock."""
+        lock = WriterLock(self._s.path / "lock", self._s.file_mode)
+        try:
+            with lock.held(), self._s.lock:
+                self._s.segs.refresh()
+                yield
+        finally:
+            lock.close()
+
+    def build_tree(self, progress: ProgressCallback | None) -> int:
+        """Build (or finish building) the tree under the flock; returns leaves added."""
+        with self._flock():
+            return self.catch_up_tree(progress)
+
+    def sync_tree_for_removal(self) -> None:
+        """Before retention removes events: their leaves must be in the tree, durably
+        (afterwards nothing could recompute them)."""
+        with self._flock():
+            self.catch_up_tree()
+            self.tree.sync()
+
+    def _prepare(self, *, roll: bool = True, opening: bool = False) -> None:
+        """Prove the view current, the tree caught up and the active segment ready
+        (flock held)."""
         segs = self._s.segs
         segs.refresh()
         seg = segs.active
+        cut = len(segs.recovered)
         if seg is not None:
             index = segs.active_index()
             assert index is not None
             cut_uncommitted_tail(seg, index, segs.recovered)
+        torn = any(info["torn_batches"] for info in segs.recovered[cut:])
+        self.catch_up_tree(opening=opening, torn=torn)
         if roll:
             index = segs.active_index()
             if index is None or index.size >= self.segment_max_bytes:
                 if seg is not None and self.fsync != "always":
                     os.fsync(seg.open())
+                self.tree.sync()  # (a roll is a durability point for the tree too)
                 sealed = segs.roll()
                 if sealed is not None and isinstance(sealed.index, MemIndex):
                     # Derived data, so written off the append path: until it lands
@@ -115,13 +191,13 @@ class WritePath:
                     return
                 try:
                     with backend_errors("preparing to append"):
-                        chunks, head = self._prepare_and_stamp(group)
+                        chunks, head, leaves = self._prepare_and_stamp(group)
                 except EventVaultError as exc:
                     _fail(group, exc)
                     return
                 self._s.writing = True
             try:
-                self._write(chunks, head)
+                self._write(chunks, head, leaves)
             finally:
                 with self._s.lock:
                     self._s.writing = False
@@ -131,7 +207,7 @@ class WritePath:
 
     def _prepare_and_stamp(
         self, group: list[Request]
-    ) -> tuple[list[tuple[Request, list[RecordedEvent]]], ChainHead]:
+    ) -> tuple[list[tuple[Request, list[RecordedEvent]]], ChainHead, list[bytes]]:
         """:meth:`_prepare`, then :meth:`_stamp` — again over a fresh listing when a
         file the view names is gone.
 
@@ -154,8 +230,9 @@ class WritePath:
 
     def _stamp(
         self, group: list[Request]
-    ) -> tuple[list[tuple[Request, list[RecordedEvent]]], ChainHead]:
-        """Decide each request's records; a failing request fails alone."""
+    ) -> tuple[list[tuple[Request, list[RecordedEvent]]], ChainHead, list[bytes]]:
+        """Decide each request's records (and their leaf hashes, parallel to what is
+        written); a failing request fails alone."""
         segs = self._s.segs
 
         def find_many(batch: Sequence[Keyed], pending: AbstractSet[int]) -> list[int]:
@@ -178,9 +255,14 @@ class WritePath:
             find_many=find_many,
             max_event_bytes=self.max_event_bytes,
         )
-        return stamped.settle(), stamped.head
+        return stamped.settle(), stamped.head, stamped.leaves
 
-    def _write(self, chunks: list[tuple[Request, list[RecordedEvent]]], head: ChainHead) -> None:
+    def _write(
+        self,
+        chunks: list[tuple[Request, list[RecordedEvent]]],
+        head: ChainHead,
+        leaves: list[bytes],
+    ) -> None:
         if not chunks:
             return
         segs = self._s.segs
@@ -193,6 +275,7 @@ class WritePath:
         parts = []
         layout = []
         at = base
+        pending = None
         try:
             with backend_errors("appending to the store"):
                 for req, recs in chunks:
@@ -201,11 +284,15 @@ class WritePath:
                     layout.append((req, recs, [at + o for o in offsets]))
                     at += len(data)
                 view = memoryview(b"".join(parts))
+                # The tree's hashes are computed while the write and fdatasync run
+                # (they hold no GIL), and written after them (self.tree.append).
+                pending = self.tree.begin(leaves)
                 while view:
                     view = view[os.write(fd, view) :]
                 if self.fsync == "always":
                     os.fdatasync(fd)
         except BaseException as exc:
+            self.tree.abandon(pending)
             # Nothing partial may stay, whatever stopped the write: cut back to the
             # last committed byte (unacknowledged bytes a later catch-up would index).
             with contextlib.suppress(OSError):
@@ -224,6 +311,9 @@ class WritePath:
                 index.add_batch(recs, offsets, None if req.imported else to_us(recs[0].recorded_at))
             index.set_size(at)
             segs.head = head
+            # After the events (durable under fsync="always"), still under the flock;
+            # not fsynced here: a crash leaves the tree behind, and _prepare catches up.
+            self.tree.append(leaves, pending)
             self._dirty = True
             self._s.appended.notify_all()
 
@@ -259,6 +349,7 @@ class WritePath:
             if fd is not None:
                 with contextlib.suppress(OSError):
                     os.fdatasync(fd)
+            self.tree.sync()
 
     def close(self) -> None:
         self.group.drain()
