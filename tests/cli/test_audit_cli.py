@@ -25,20 +25,16 @@ import pytest
 from click.testing import CliRunner
 
 from eventvault import EventStore, NewEvent, Query, open_store, register_backend
-from eventvault.backends.file.store import FileBackend
 from eventvault.backends.memory import MemoryBackend
 from eventvault.cli.main import cli
 from eventvault.integrity.bundle import write_bundle
 from eventvault.registry import _REGISTRY
-from eventvault.spi import Proving
 from eventvault.tlog import NoteSigner
 
 from ..test_spi import Core
 from .helpers import ev
 
 pytest.importorskip("cryptography")
-
-FILE_PROVING = issubclass(FileBackend, Proving)
 
 
 @dataclass
@@ -109,17 +105,7 @@ class Env:
             _REGISTRY.pop(name, None)
 
 
-@pytest.fixture(
-    params=[
-        "memory",
-        pytest.param(
-            "file",
-            marks=pytest.mark.skipif(
-                not FILE_PROVING, reason="the file backend is not Proving yet (wt-file)"
-            ),
-        ),
-    ]
-)
+@pytest.fixture(params=["memory", "file"])
 def env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Env]:
     e = Env(request.param, tmp_path)
     try:
