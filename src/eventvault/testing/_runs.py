@@ -126,7 +126,9 @@ class RunsContract(ContractBase):
         def appender() -> None:
             k = 0
             try:
-                while not stop.is_set():
+                # Bounded: a scanning backend's listing reads every event, so an
+                # appender that never stops could outrun it (EventStoreDB did).
+                while not stop.is_set() and k < 200:
                     k += 1
                     store.append(
                         [
