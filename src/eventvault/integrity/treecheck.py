@@ -30,6 +30,7 @@ from ..errors import EventVaultError
 from ..model import RecordedEvent
 from ..spi import Proving, TreeState
 from ..tlog.checkpoint import Checkpoint
+from ..tlog.hashing import EMPTY_ROOT
 from ..tlog.layout import split_stored_hash_index, stored_hash_index
 from ..tlog.proofs import ProofError, consistency_proof, tree_hash, verify_consistency
 from ..tlog.tree import MerkleTree
@@ -39,6 +40,7 @@ __all__ = ["TreeCheck", "TreeFailure"]
 
 #: Leaves regenerated per comparison with the stored hashes (one read each).
 _BLOCK = 4096
+_sha256 = hashlib.sha256
 
 
 class TreeFailure(WalkFailure):
@@ -97,18 +99,27 @@ class TreeCheck:
         self._regen = MerkleTree(self._store, repair=False)
         self._leaves: list[bytes] = []
         self._next = 0  # the next leaf index to regenerate
-        self._checkpoints = sorted(checkpoints, key=lambda c: c.size)
+        # A checkpoint of the empty tree is checked here (its root is a constant);
+        # the others when the regenerated tree reaches their size.
+        empty = [c for c in checkpoints if c.size == 0]
+        self._empty_forged = [c for c in empty if c.root_hash != EMPTY_ROOT]
+        self._checkpoints = sorted((c for c in checkpoints if c.size), key=lambda c: c.size)
         self._cp = 0  # checkpoints checked so far
+        self._empty_checked = len(empty) - len(self._empty_forged)
         #: Events walked that are newer than the tree (it is catching up with them).
         self.beyond = 0
         #: Leaves taken from the stored tree because their events were removed.
         self.removed_leaves = 0
         #: Stored leaf hashes read ahead for holes: (first leaf index, hashes).
         self._window: tuple[int, list[bytes]] = (0, [])
+        #: The leaf count at which :meth:`event` must flush: a block's end, or the
+        #: next checkpoint's size (its root is compared exactly there).
+        self._stop = 0
+        self._set_stop()
 
     @property
     def checkpoints_checked(self) -> int:
-        return self._cp
+        return self._cp + self._empty_checked
 
     def root(self) -> bytes:
         """The regenerated root (after :meth:`finish`: the root of the whole tree)."""
@@ -116,6 +127,13 @@ class TreeCheck:
 
     def event(self, event: RecordedEvent, canonical: bytes) -> None:
         index = event.position - 1 - self.base
+        if index == self._next and index < self.size:
+            # The common case, kept short (it runs once per event): the next leaf.
+            self._leaves.append(_sha256(b"\x00" + canonical).digest())
+            self._next = index = index + 1
+            if index >= self._stop:
+                self._flush()
+            return
         if index < 0:
             return  # before the tree began (an upgraded store): the chain covers it
         if index >= self.size:
@@ -123,13 +141,19 @@ class TreeCheck:
             return
         if index > self._next:
             self._fill(index)  # a hole retention left: the tree kept those leaves
-        self._leaves.append(hashlib.sha256(b"\x00" + canonical).digest())
+        self._leaves.append(_sha256(b"\x00" + canonical).digest())
         self._next = index + 1
-        if len(self._leaves) >= _BLOCK or self._at_checkpoint():
+        if self._next >= self._stop:
             self._flush()
 
     def finish(self, newest: int | None) -> None:
         """The walk is over; ``newest``: the position of the newest stored event."""
+        for cp in self._empty_forged:
+            raise TreeFailure(
+                f"the checkpoint of {cp.origin!r} for the empty tree signed the root "
+                f"{cp.root_hash.hex()}, which is not the empty tree's: it is not of this log",
+                None,
+            )
         last = self.base + self.size  # the position of the tree's last leaf
         newest = 0 if newest is None else newest
         if newest < last and self.size:
@@ -155,13 +179,11 @@ class TreeCheck:
     def _fill(self, upto: int) -> None:
         """Take leaves ``_next..upto-1`` from the stored tree (removed events)."""
         while self._next < upto:
-            stop = min(upto, self._next + _BLOCK)
-            if self._checkpoints[self._cp :]:
-                stop = min(stop, max(self._next + 1, self._checkpoints[self._cp].size))
+            stop = min(upto, self._stop)
             self._leaves.extend(self._stored_leaves(self._next, stop))
             self.removed_leaves += stop - self._next
             self._next = stop
-            if len(self._leaves) >= _BLOCK or self._at_checkpoint():
+            if stop >= self._stop:
                 self._flush()
 
     def _stored_leaves(self, lo: int, hi: int) -> list[bytes]:
@@ -182,9 +204,12 @@ class TreeCheck:
             lo = take
         return out
 
-    def _at_checkpoint(self) -> bool:
+    def _set_stop(self) -> None:
+        stop = self._regen.size + _BLOCK
         cps = self._checkpoints
-        return self._cp < len(cps) and self._regen.size + len(self._leaves) == cps[self._cp].size
+        if self._cp < len(cps) and cps[self._cp].size > self._regen.size:
+            stop = min(stop, cps[self._cp].size)
+        self._stop = stop
 
     def _flush(self) -> None:
         if self._leaves:
@@ -197,6 +222,7 @@ class TreeCheck:
                 raise AssertionError("checkpoint skipped")  # pragma: no cover
             self._check_checkpoint(cp)
             self._cp += 1
+        self._set_stop()
 
     def _check_checkpoint(self, cp: Checkpoint) -> None:
         root = self._regen.root()

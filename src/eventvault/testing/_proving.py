@@ -200,3 +200,16 @@ class ProvingContract(ContractBase):
         result = store.verify()
         assert result.ok, result.reason
         assert result.tree_size == state.size
+
+    def test_a_checkpoint_of_the_empty_tree_verifies_on_any_store(self, store: EventStore) -> None:
+        self._proving(store)
+        signer = NoteSigner.generate("eventvault.test/contract")
+        empty = open_checkpoint(store.log.checkpoint(signer), [signer.verifier()])
+        store.append(mixed(5000))  # (more than one block of the tree check)
+        result = store.verify(checkpoints=[empty])
+        assert result.ok, result.reason
+        assert result.checkpoints_checked == 1
+        forged = Checkpoint(signer.name, 0, bytes(32))
+        bad = store.verify(checkpoints=[forged])
+        assert not bad.ok
+        assert "empty tree" in (bad.reason or "")
