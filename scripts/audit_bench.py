@@ -66,7 +66,7 @@ def open_store(args: argparse.Namespace) -> EventStore:
         from eventvault.backends.file import FileEventStore
 
         return FileEventStore(Path(args.data), fsync="never")
-    from eventvault.backends.postgres import PostgresEventStore
+    from eventvault.backends.postgres.store import PostgresEventStore
 
     return PostgresEventStore(args.dsn, schema=args.schema)
 

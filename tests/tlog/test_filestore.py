@@ -208,3 +208,22 @@ def test_a_reader_never_cuts_a_leaf_the_writer_is_still_writing(tmp_path: Path) 
     assert rtree.inclusion_proof(39) == ref.path(39, ENTRIES[:40])
     reader.close()
     writer.close()
+
+
+def test_a_range_reads_like_the_same_indexes_listed(tmp_path: Path) -> None:
+    """A ``range`` of flushed hashes is one pread; the answer is the listed one's, and a
+    range reaching into the unflushed buffer or past the end is handled the same way."""
+    import hashlib
+
+    from eventvault.errors import CorruptionError
+
+    hashes = [hashlib.sha256(b"%d" % i).digest() for i in range(100)]
+    with FileHashStore(tmp_path / "h") as store:
+        store.append_hashes(0, hashes[:60])
+        store.flush()
+        store.append_hashes(60, hashes[60:])  # buffered, not flushed
+        for lo, hi in ((0, 60), (5, 17), (59, 61), (50, 100), (10, 10)):
+            assert store.read_hashes(range(lo, hi)) == hashes[lo:hi]
+            assert store.read_hashes(list(range(lo, hi))) == hashes[lo:hi]
+        with pytest.raises(CorruptionError):
+            store.read_hashes(range(90, 101))

@@ -99,6 +99,10 @@ class BundleReport:
     signed_by: tuple[str, ...] = ()  # the verifier keys' names whose signatures held
 
 
+#: Events whose proofs are read from the tree together.
+_PROOF_CHUNK = 1000
+
+
 def write_bundle(
     store: EventStore,
     query: Query,
@@ -137,6 +141,17 @@ def write_bundle(
             "since it was signed (eventvault verify --checkpoint finds out)"
         )
     entries: list[bytes] = []
+    chunk: list[RecordedEvent] = []
+
+    def prove(events: list[RecordedEvent]) -> None:
+        # One read of the tree per chunk of events (a round trip on a database).
+        for ev, proof in zip(events, store.log.inclusion_proofs(events, size=size), strict=True):
+            entries.append(
+                b'{"event":' + _encoder.encode(ev) + b',"proof":'
+                + _encoder.encode(proof.to_dict()) + b"}"
+            )  # fmt: skip
+        events.clear()
+
     for done, event in enumerate(store.iter(msgspec.structs.replace(query, limit=MAX_LIMIT)), 1):
         if done > MAX_BUNDLE_EVENTS:
             raise ValidationError(
@@ -149,13 +164,12 @@ def write_bundle(
                 f"checkpoint (tree size {size}): sign a fresh checkpoint for the bundle "
                 "(--key SIGNING_KEY)"
             )
-        proof = store.log.inclusion_proof(event, size=size)
-        entries.append(
-            b'{"event":' + _encoder.encode(event) + b',"proof":'
-            + _encoder.encode(proof.to_dict()) + b"}"
-        )  # fmt: skip
+        chunk.append(event)
+        if len(chunk) >= _PROOF_CHUNK:
+            prove(chunk)
         if progress is not None and done % 100 == 0:
             progress(done)
+    prove(chunk)
     head = _encoder.encode({"format": BUNDLE_FORMAT, "version": BUNDLE_VERSION, "checkpoint": note})
     body = head[:-1] + b',"events":[\n' + b",\n".join(entries) + b"\n]}\n"
     _write(path, body)

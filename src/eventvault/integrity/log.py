@@ -15,6 +15,7 @@ Proofs read ``O(log n)`` stored hashes; nothing here walks the events.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from uuid import UUID
 
@@ -84,18 +85,47 @@ class AuditLog:
             if found is None:
                 raise EventNotFoundError(f"no event with id {event} in this store")
             event = found
+        return self.inclusion_proofs([event], size=size)[0]
+
+    def inclusion_proofs(
+        self, events: Sequence[RecordedEvent], *, size: int | None = None
+    ) -> list[InclusionProof]:
+        """:meth:`inclusion_proof` of each of ``events`` (stored events), against one
+        tree size, reading every stored hash they need in **one** ``read_hashes``
+        call (a bundle of 1,000 events: one round trip to a database, not 5,000)."""
         tree = self._tree()
-        current = tree.tree_state().size
-        size = current if size is None else _size(size, current, "tree size")
-        index = self.leaf_index(event)
-        if index >= size:
-            raise ValidationError(
-                f"event {event.id} is leaf {index}, not in the tree of size {size} "
-                f"(it was appended after the tree had {size} leaves)"
+        state = tree.tree_state()
+        size = state.size if size is None else _size(size, state.size, "tree size")
+        indexes = []
+        for event in events:
+            index = event.position - 1 - state.base
+            if not 0 <= index < state.size:
+                self.leaf_index(event)  # (raises, saying where the tree is)
+            if index >= size:
+                raise ValidationError(
+                    f"event {event.id} is leaf {index}, not in the tree of size {size} "
+                    f"(it was appended after the tree had {size} leaves)"
+                )
+            indexes.append(index)
+        # Which stored hashes the proofs read depends on the sizes only: ask once
+        # with placeholders, fetch them all, then build the proofs from memory.
+        wanted = _Recorder()
+        tree_hash(wanted, size)
+        for index in indexes:
+            wanted.read_hashes([stored_hash_index(0, index)])
+            inclusion_proof(wanted, index, size)
+        fetched = _Prefetched(tree, wanted.indexes)
+        root = tree_hash(fetched, size)
+        return [
+            InclusionProof(
+                index,
+                size,
+                fetched.read_hashes([stored_hash_index(0, index)])[0],
+                tuple(inclusion_proof(fetched, index, size)),
+                root,
             )
-        leaf, *_ = tree.read_hashes([stored_hash_index(0, index)])
-        path = inclusion_proof(tree, index, size)
-        return InclusionProof(index, size, leaf, tuple(path), tree_hash(tree, size))
+            for index in indexes
+        ]
 
     def consistency_proof(self, first: int, second: int | None = None) -> ConsistencyProof:
         """Prove that the tree of ``second`` leaves (default: all) extends the tree of
@@ -127,6 +157,31 @@ class AuditLog:
         """The newest checkpoint kept in the store (its signature unchecked: open it
         with :func:`eventvault.tlog.open_checkpoint` and the key you trust)."""
         return self._tree().latest_checkpoint()
+
+
+class _Recorder:
+    """A hash reader that only notes which stored hashes are asked for."""
+
+    def __init__(self) -> None:
+        self.indexes: set[int] = set()
+
+    def read_hashes(self, indexes: Sequence[int]) -> list[bytes]:
+        self.indexes.update(indexes)
+        return [_PLACEHOLDER] * len(indexes)
+
+
+class _Prefetched:
+    """The stored hashes at ``indexes``, read in one call, served from memory."""
+
+    def __init__(self, tree: Proving, indexes: set[int]) -> None:
+        ordered = sorted(indexes)
+        self._hashes = dict(zip(ordered, tree.read_hashes(ordered), strict=True))
+
+    def read_hashes(self, indexes: Sequence[int]) -> list[bytes]:
+        return [self._hashes[i] for i in indexes]
+
+
+_PLACEHOLDER = bytes(32)
 
 
 def _size(size: int, limit: int, name: str) -> int:

@@ -213,3 +213,16 @@ class ProvingContract(ContractBase):
         bad = store.verify(checkpoints=[forged])
         assert not bad.ok
         assert "empty tree" in (bad.reason or "")
+
+    def test_many_inclusion_proofs_at_once_are_the_same_proofs(self, store: EventStore) -> None:
+        store.append(mixed(17))
+        events = _events(store)
+        leaves = [event_leaf_hash(e) for e in events]
+        for size in (1, 7, 16, 17):
+            batch = store.log.inclusion_proofs(events[:size], size=size)
+            assert batch == [store.log.inclusion_proof(e, size=size) for e in events[:size]]
+            for i, p in enumerate(batch):
+                assert list(p.audit_path) == path(i, leaves[:size])
+        assert store.log.inclusion_proofs([]) == []
+        with pytest.raises(ValidationError, match="not in the tree of size 3"):
+            store.log.inclusion_proofs(events[:5], size=3)
