@@ -221,6 +221,12 @@ class Segment:
         i = 0
         n = len(slots)
         step = 1 if n == 1 or slots[-1] >= slots[0] else -1
+        # The batches last read and found intact: runs of records scattered through
+        # one big batch (a run's events among others') read and checksum it once,
+        # not once per run (779 preads of a 10,000-event batch for 1,000 events).
+        kept_lo = kept_hi = -1
+        kept_start = 0
+        kept_buf = b""
         while i < n:
             j = i
             while j + 1 < n and slots[j + 1] == slots[j] + step:
@@ -231,17 +237,26 @@ class Segment:
             b1 = bisect.bisect_right(ends, hi, b0)
             blo = ends[b0 - 1] if b0 else 0
             bhi = min(ends[b1], count) if b1 < len(ends) else count
-            start = offsets[blo]
-            buf = os.pread(fd, (offsets[bhi] if bhi < count else size) - start, start)
-            for b in range(b0, min(b1 + 1, len(ends))):
-                first_slot = ends[b - 1] if b else 0
-                end_slot = min(ends[b], count)
-                bs = offsets[first_slot] - start
-                be = (offsets[end_slot] if end_slot < count else size) - start
-                if not batch_ok(buf, bs, be):
-                    batch = range(first_slot, end_slot)
-                    wanted = range(max(lo, batch.start), min(hi + 1, batch.stop))
-                    self._check_batch(buf, start, batch, wanted, index, count, size, damaged)
+            if kept_lo <= blo and bhi <= kept_hi:
+                start, buf = kept_start, kept_buf
+            else:
+                start = offsets[blo]
+                buf = os.pread(fd, (offsets[bhi] if bhi < count else size) - start, start)
+                intact = True
+                for b in range(b0, min(b1 + 1, len(ends))):
+                    first_slot = ends[b - 1] if b else 0
+                    end_slot = min(ends[b], count)
+                    bs = offsets[first_slot] - start
+                    be = (offsets[end_slot] if end_slot < count else size) - start
+                    if not batch_ok(buf, bs, be):
+                        intact = False
+                        batch = range(first_slot, end_slot)
+                        wanted = range(max(lo, batch.start), min(hi + 1, batch.stop))
+                        self._check_batch(buf, start, batch, wanted, index, count, size, damaged)
+                # (A damaged batch is read again for each run: each run's records are
+                # judged on their own, as _check_batch does.)
+                if intact:
+                    kept_lo, kept_hi, kept_start, kept_buf = blo, bhi, start, buf
             a = offsets[lo] - start
             z = (offsets[hi + 1] if hi + 1 < count else size) - start
             run = decode_run(buf[a:z], positions, lo, hi - lo + 1, self.path)
