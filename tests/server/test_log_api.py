@@ -29,7 +29,6 @@ from eventvault.model import NewEvent, Query
 from eventvault.server import create_app
 from eventvault.server.checkpoints import Checkpointer, kept_size
 from eventvault.server.holder import StoreHolder
-from eventvault.spi import Backend
 from eventvault.store import EventStore
 from eventvault.testing import _rfc9162 as rfc
 from eventvault.tlog import (
@@ -39,6 +38,7 @@ from eventvault.tlog import (
     open_checkpoint,
     write_key_file,
 )
+from tests.test_spi import Core
 
 from .conftest import running
 from .test_process import EV, answers, free_port
@@ -256,41 +256,10 @@ async def test_read_scope_is_required() -> None:
             assert (await c.get(path, headers=READ)).status_code in (200, 404)
 
 
-class Bare(Backend):
-    """The memory backend's core, without its tree (not Proving)."""
-
-    name = "bare"
-
-    def __init__(self) -> None:
-        self.inner = MemoryBackend()
-
-    @property
-    def store_id(self) -> str:
-        return self.inner.store_id
-
-    def commit(self, batch, expected):  # type: ignore[no-untyped-def]
-        return self.inner.commit(batch, expected)
-
-    def read(self, query, limit):  # type: ignore[no-untyped-def]
-        return self.inner.read(query, limit)
-
-    def get(self, event_id):  # type: ignore[no-untyped-def]
-        return self.inner.get(event_id)
-
-    def head(self) -> int:
-        return self.inner.head()
-
-    def stats(self):  # type: ignore[no-untyped-def]
-        return self.inner.stats()
-
-    def wait(self, head: int, timeout: float) -> None:
-        self.inner.wait(head, timeout)
-
-
 async def test_a_backend_without_a_tree_answers_501_and_serves_unsigned(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    store = EventStore(Bare())
+    store = EventStore(Core())  # (the memory backend's core: no tree)
     fill(store, 2)
     ev = next(iter(store.iter(Query())))
     key, _ = key_file(tmp_path)
