@@ -30,7 +30,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Final
+from typing import ClassVar, Final, Self
 
 from ..errors import EventVaultError, MissingExtraError, StoreUnavailableError, ValidationError
 
@@ -122,8 +122,9 @@ def _b64(text: str, what: str) -> bytes:
     return data
 
 
-def _parse_key(text: str, what: str) -> tuple[str, int, bytes]:
-    """``name+hexid+base64`` → (name, key id, decoded key) with the key's algorithm checked."""
+def _parse_key(text: str, what: str, alg: int = ALG_ED25519) -> tuple[str, int, bytes]:
+    """``name+hexid+base64`` → (name, key id, decoded key) with the key's type byte
+    checked (``alg``: 0x01 signed-note Ed25519, 0x04 tlog-cosignature/v1)."""
     # Cut at the first two '+' only: base64 uses '+' too.
     parts = text.split("+", 2)
     if len(parts) != 3:
@@ -133,8 +134,10 @@ def _parse_key(text: str, what: str) -> tuple[str, int, bytes]:
     if len(hex_id) != 8 or any(c not in "0123456789abcdef" for c in hex_id):
         raise ValidationError(f"{what}: key id {hex_id!r} must be 8 lowercase hex digits")
     key = _b64(b64, f"{what}: the key")
-    if not key or key[0] != ALG_ED25519:
-        raise ValidationError(f"{what}: unknown signature algorithm (only Ed25519, 0x01)")
+    if not key or key[0] != alg:
+        raise ValidationError(
+            f"{what}: unknown signature algorithm (this key must be of type 0x{alg:02x})"
+        )
     if len(key) != 33:
         raise ValidationError(f"{what}: an Ed25519 key must be 32 bytes, got {len(key) - 1}")
     return name, int(hex_id, 16), key[1:]
@@ -147,17 +150,17 @@ class NoteVerifier:
     name: str
     public_key: bytes
     key_id: int = field(init=False)
+    #: The key's type byte (a subclass for another signature type sets its own).
+    ALG: ClassVar[int] = ALG_ED25519
 
     def __post_init__(self) -> None:
         _check_name(self.name)
         if type(self.public_key) is not bytes or len(self.public_key) != 32:
             raise ValidationError("an Ed25519 public key must be 32 bytes")
-        object.__setattr__(
-            self, "key_id", key_id(self.name, bytes([ALG_ED25519]) + self.public_key)
-        )
+        object.__setattr__(self, "key_id", key_id(self.name, bytes([self.ALG]) + self.public_key))
 
     @classmethod
-    def from_key(cls, vkey: str) -> NoteVerifier:
+    def from_key(cls, vkey: str) -> Self:
         """Parse ``<name>+<hex key id>+<base64(0x01 ‖ public key)>``; the id must match."""
         text = vkey.strip()
         if text.startswith(_PRIVATE):
@@ -165,7 +168,7 @@ class NoteVerifier:
                 "this is a signer (private) key; verifying needs the verifier key "
                 "(eventvault keygen writes both)"
             )
-        name, kid, pub = _parse_key(text, "verifier key")
+        name, kid, pub = _parse_key(text, "verifier key", cls.ALG)
         verifier = cls(name, pub)
         if verifier.key_id != kid:
             raise ValidationError(
@@ -177,7 +180,7 @@ class NoteVerifier:
     @property
     def key_text(self) -> str:
         """The verifier key text, to hand to anyone who checks this log."""
-        b64 = base64.b64encode(bytes([ALG_ED25519]) + self.public_key).decode()
+        b64 = base64.b64encode(bytes([self.ALG]) + self.public_key).decode()
         return f"{self.name}+{self.key_id:08x}+{b64}"
 
     def verify(self, message: bytes, signature: bytes) -> bool:
@@ -196,6 +199,10 @@ class NoteSigner:
     """Signs notes with one Ed25519 key. Its ``repr`` never shows the key."""
 
     __slots__ = ("_private", "_seed", "name", "public_key")
+    #: The key's type byte and the class verifying its signatures (a subclass for
+    #: another signature type sets both).
+    ALG: ClassVar[int] = ALG_ED25519
+    VERIFIER: ClassVar[type[NoteVerifier]] = NoteVerifier
 
     def __init__(self, name: str, seed: bytes) -> None:
         ed = _ed25519()
@@ -211,18 +218,18 @@ class NoteSigner:
         )
 
     @classmethod
-    def generate(cls, name: str) -> NoteSigner:
+    def generate(cls, name: str) -> Self:
         """A new random key named ``name`` (e.g. the log's origin)."""
         _check_name(name)
         return cls(name, os.urandom(32))
 
     @classmethod
-    def from_key(cls, skey: str) -> NoteSigner:
+    def from_key(cls, skey: str) -> Self:
         """Parse ``PRIVATE+KEY+<name>+<hex key id>+<base64(0x01 ‖ seed)>``."""
         text = skey.strip()
         if not text.startswith(_PRIVATE):
             raise ValidationError("a signer key starts with PRIVATE+KEY+")
-        name, kid, seed = _parse_key(text[len(_PRIVATE) :], "signer key")
+        name, kid, seed = _parse_key(text[len(_PRIVATE) :], "signer key", cls.ALG)
         signer = cls(name, seed)
         if signer.key_id != kid:
             # Go checks the id against the public key derived from the seed, too.
@@ -233,17 +240,17 @@ class NoteSigner:
 
     @property
     def key_id(self) -> int:
-        return key_id(self.name, bytes([ALG_ED25519]) + self.public_key)
+        return key_id(self.name, bytes([self.ALG]) + self.public_key)
 
     @property
     def key_text(self) -> str:
         """The signer key text. Secret: write it only with :func:`write_key_file`."""
-        b64 = base64.b64encode(bytes([ALG_ED25519]) + self._seed).decode()
+        b64 = base64.b64encode(bytes([self.ALG]) + self._seed).decode()
         return f"{_PRIVATE}{self.name}+{self.key_id:08x}+{b64}"
 
     def verifier(self) -> NoteVerifier:
         """The verifier of this key's signatures."""
-        return NoteVerifier(self.name, self.public_key)
+        return self.VERIFIER(self.name, self.public_key)
 
     def sign(self, message: bytes) -> bytes:
         """The Ed25519 signature of ``message`` (64 bytes, deterministic)."""
@@ -251,7 +258,7 @@ class NoteSigner:
         return signature
 
     def __repr__(self) -> str:
-        return f"NoteSigner(name={self.name!r}, key_id={self.key_id:08x})"
+        return f"{type(self).__name__}(name={self.name!r}, key_id={self.key_id:08x})"
 
 
 @dataclass(frozen=True, slots=True)

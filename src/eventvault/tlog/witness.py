@@ -42,16 +42,7 @@ from typing import Final
 from ..errors import ValidationError
 from .checkpoint import Checkpoint
 from .hashing import EMPTY_ROOT
-from .note import (
-    NoteError,
-    NoteVerifier,
-    Signature,
-    _b64,
-    _check_name,
-    _ed25519,
-    key_id,
-    open_note,
-)
+from .note import NoteError, NoteSigner, NoteVerifier, Signature, open_note
 from .proofs import ProofError, verify_consistency
 
 __all__ = [
@@ -66,42 +57,19 @@ __all__ = [
 
 ALG_COSIGNATURE_V1: Final = 0x04
 MAX_PROOF_LINES: Final = 63
-_PRIVATE: Final = "PRIVATE+KEY+"
 
 
 def _cosigned_message(text: str, timestamp: int) -> bytes:
     return f"cosignature/v1\ntime {timestamp}\n{text}".encode()
 
 
-def _key_id(name: str, public_key: bytes) -> int:
-    return key_id(name, bytes([ALG_COSIGNATURE_V1]) + public_key)
-
-
 class CosignatureVerifier(NoteVerifier):
     """Verifies a witness's ``cosignature/v1`` lines (pass it to ``open_note`` /
-    ``open_checkpoint`` with the log's own verifier to require both)."""
+    ``open_checkpoint`` with the log's own verifier to require both). Its key text
+    is ``<name>+<hex key id>+<base64(0x04 ‖ public key)>``."""
 
     __slots__ = ()
-
-    def __post_init__(self) -> None:
-        _check_name(self.name)
-        if type(self.public_key) is not bytes or len(self.public_key) != 32:
-            raise ValidationError("an Ed25519 public key must be 32 bytes")
-        object.__setattr__(self, "key_id", _key_id(self.name, self.public_key))
-
-    @classmethod
-    def from_key(cls, vkey: str) -> CosignatureVerifier:
-        """Parse ``<name>+<hex key id>+<base64(0x04 ‖ public key)>``."""
-        name, kid, raw = _split_key(vkey.strip(), "witness key")
-        verifier = cls(name, raw)
-        if verifier.key_id != kid:
-            raise ValidationError(f"witness key {name}+{kid:08x}: the key id does not match")
-        return verifier
-
-    @property
-    def key_text(self) -> str:
-        b64 = base64.b64encode(bytes([ALG_COSIGNATURE_V1]) + self.public_key).decode()
-        return f"{self.name}+{self.key_id:08x}+{b64}"
+    ALG = ALG_COSIGNATURE_V1
 
     def verify(self, message: bytes, signature: bytes) -> bool:
         if len(signature) != 8 + 64:
@@ -119,81 +87,23 @@ class CosignatureVerifier(NoteVerifier):
         return int.from_bytes(base64.b64decode(signature.base64)[4:12], "big")
 
 
-def _split_key(text: str, what: str) -> tuple[str, int, bytes]:
-    parts = text.split("+", 2)
-    if len(parts) != 3 or len(parts[1]) != 8:
-        raise ValidationError(f"{what} must look like <name>+<8 hex digits>+<base64 key>")
-    name, hex_id, b64 = parts
-    _check_name(name)
-    try:
-        kid = int(hex_id, 16)
-    except ValueError:
-        raise ValidationError(f"{what}: key id {hex_id!r} is not hex") from None
-    key = _b64(b64, f"{what}: the key")
-    if len(key) != 33 or key[0] != ALG_COSIGNATURE_V1:
-        raise ValidationError(f"{what}: not an Ed25519 cosignature/v1 key (type 0x04)")
-    return name, kid, key[1:]
+class Cosigner(NoteSigner):
+    """The witness's Ed25519 key (``PRIVATE+KEY+<name>+<hex id>+<base64(0x04 ‖
+    seed)>``: the signed-note private key form with the cosignature type byte). Its
+    ``repr`` never shows the key."""
 
-
-class Cosigner:
-    """The witness's Ed25519 key; its ``repr`` never shows the key."""
-
-    __slots__ = ("_private", "_seed", "name", "public_key")
-
-    def __init__(self, name: str, seed: bytes) -> None:
-        ed = _ed25519()
-        from cryptography.hazmat.primitives import serialization
-
-        self.name = _check_name(name)
-        if type(seed) is not bytes or len(seed) != 32:
-            raise ValidationError("an Ed25519 private key seed must be 32 bytes")
-        self._seed = seed
-        self._private = ed.Ed25519PrivateKey.from_private_bytes(seed)
-        self.public_key: bytes = self._private.public_key().public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw
-        )
-
-    @classmethod
-    def generate(cls, name: str) -> Cosigner:
-        return cls(_check_name(name), os.urandom(32))
-
-    @classmethod
-    def from_key(cls, skey: str) -> Cosigner:
-        """Parse ``PRIVATE+KEY+<name>+<hex id>+<base64(0x04 ‖ seed)>`` (the signed-note
-        private key form with the cosignature type byte)."""
-        text = skey.strip()
-        if not text.startswith(_PRIVATE):
-            raise ValidationError("a witness signing key starts with PRIVATE+KEY+")
-        name, kid, seed = _split_key(text[len(_PRIVATE) :], "witness signing key")
-        signer = cls(name, seed)
-        if signer.key_id != kid:
-            raise ValidationError(f"witness signing key for {name}: the key id does not match")
-        return signer
-
-    @property
-    def key_id(self) -> int:
-        return _key_id(self.name, self.public_key)
-
-    @property
-    def key_text(self) -> str:
-        """Secret: write it only with :func:`~eventvault.tlog.write_key_file`."""
-        b64 = base64.b64encode(bytes([ALG_COSIGNATURE_V1]) + self._seed).decode()
-        return f"{_PRIVATE}{self.name}+{self.key_id:08x}+{b64}"
-
-    def verifier(self) -> CosignatureVerifier:
-        return CosignatureVerifier(self.name, self.public_key)
+    __slots__ = ()
+    ALG = ALG_COSIGNATURE_V1
+    VERIFIER = CosignatureVerifier
 
     def cosign(self, text: str, timestamp: int | None = None) -> str:
         """The cosignature line (``— name base64…\\n``) of checkpoint body ``text``."""
         when = int(time.time()) if timestamp is None else timestamp
         if not 0 < when < 2**63:
             raise ValidationError(f"a cosignature's time must be 1..2^63-1, got {when}")
-        sig = self._private.sign(_cosigned_message(text, when))
+        sig = self.sign(_cosigned_message(text, when))
         raw = self.key_id.to_bytes(4, "big") + when.to_bytes(8, "big") + sig
         return Signature(self.name, self.key_id, base64.b64encode(raw).decode()).line
-
-    def __repr__(self) -> str:
-        return f"Cosigner(name={self.name!r}, key_id={self.key_id:08x})"
 
 
 class WitnessRefusal(Exception):
