@@ -45,7 +45,7 @@ from .tree import summarise
 if TYPE_CHECKING:  # (the store imports this module when asked for runs)
     from ..store import EventStore
 
-__all__ = ["MAX_RUNS_PAGE", "RunIndex", "ScanRunIndex", "list_runs"]
+__all__ = ["MAX_RUNS_PAGE", "RunIndex", "ScanRunIndex", "list_runs", "unfiltered"]
 
 #: The largest page of runs one call returns.
 MAX_RUNS_PAGE = 1000
@@ -90,6 +90,21 @@ class RunIndex(Protocol):
     ) -> dict[str, RunSummary]:
         """The summary of each run over its events at positions ``<= head``."""
         ...
+
+
+def unfiltered(query: Query) -> bool:
+    """Whether ``query`` filters no events (a backend's table of runs answers it alone)."""
+    return not (
+        query.types
+        or query.actors
+        or query.streams
+        or query.correlation_ids
+        or query.causation_ids
+        or query.after is not None
+        or query.before is not None
+        or query.since is not None
+        or query.until is not None
+    )
 
 
 class ScanRunIndex:

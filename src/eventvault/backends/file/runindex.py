@@ -37,7 +37,7 @@ from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
 from ...model import Query, RecordedEvent
-from ...runs.listing import RunKey
+from ...runs.listing import RunKey, unfiltered
 from ...runs.model import RunSummary
 from ...runs.outcomes import Outcomes, outcome_of
 from ...timeutil import from_us, to_us
@@ -63,20 +63,6 @@ class _Part(NamedTuple):
     last_type: str
     actors: tuple[str, ...]
     streams: tuple[str, ...]
-
-
-def _unfiltered(query: Query) -> bool:
-    return not (
-        query.types
-        or query.actors
-        or query.streams
-        or query.correlation_ids
-        or query.causation_ids
-        or query.after is not None
-        or query.before is not None
-        or query.since is not None
-        or query.until is not None
-    )
 
 
 def _part_of(records: Sequence[RecordedEvent]) -> _Part:
@@ -144,7 +130,7 @@ class FileRunIndex:
     ) -> list[RunKey] | None:
         """Without filters, from the run maps (newest segment first, each backwards);
         with filters None: the listing scans."""
-        if not _unfiltered(query):
+        if not unfiltered(query):
             return None
         bound = head + 1 if before is None else min(before, head + 1)
         seen: set[str] = set()

@@ -34,7 +34,7 @@ from typing import Any, LiteralString
 from psycopg import sql
 
 from ...model import Query, RecordedEvent
-from ...runs.listing import RunKey
+from ...runs.listing import RunKey, unfiltered
 from ...runs.model import RunSummary
 from ...runs.outcomes import Outcomes, outcome_of
 from ...runs.tree import summarise
@@ -232,21 +232,6 @@ def _summary(row: tuple[Any, ...], outcomes: Outcomes) -> RunSummary:
     )
 
 
-def _unfiltered(query: Query) -> bool:
-    """Whether the table alone answers ``query``: no filter on the events."""
-    return not (
-        query.types
-        or query.actors
-        or query.streams
-        or query.correlation_ids
-        or query.causation_ids
-        or query.after is not None
-        or query.before is not None
-        or query.since is not None
-        or query.until is not None
-    )
-
-
 class RunIndexPath(Connected):
     """:class:`~eventvault.runs.RunIndex` of :class:`~.store.PostgresBackend`, over
     the ``runs`` table."""
@@ -271,7 +256,7 @@ class RunIndexPath(Connected):
         by the ``last_position`` index, and those appended to since ``head`` (their
         newest event up to ``head`` probed, one index lookup each). With filters:
         None, and the listing scans (the table knows runs, not every event)."""
-        if not _unfiltered(query) or not self._can_read_runs():
+        if not unfiltered(query) or not self._can_read_runs():
             return None
         bound = head + 1 if before is None else min(before, head + 1)
         rows = self._query(
