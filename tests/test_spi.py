@@ -26,7 +26,8 @@ class Core(Backend):
     name = "core"
 
     def __init__(self) -> None:
-        self.inner = MemoryBackend()
+        # No tree here, so the chain: leaf hashes alone do not fix the order.
+        self.inner = MemoryBackend(hash_format=1)
         self.closed = 0
 
     @property

@@ -34,7 +34,7 @@ import msgspec
 from .errors import ConflictError, ValidationError
 from .integrity.bridges import GENESIS_HEX, Bridges
 from .integrity.canonical import format_time, same_payload
-from .integrity.chain import bridge, record_hash
+from .integrity.chain import LEAF, bridge, record_hash
 from .model import MAX_LIMIT, Import, Query, RecordedEvent
 from .retention import RECEIPT_TYPE
 from .store import EventStore
@@ -196,10 +196,13 @@ def copy_store(
     query = query if query is not None else Query()
     if query.reverse:
         raise ValidationError("a copy goes in position order; drop reverse")
-    rechain = _is_slice(query)
+    sliced = _is_slice(query)
+    # A slice's events no longer chain as they did; a destination of another hash
+    # format computes every hash its own way: either way its hashes are its own.
+    rechain = sliced or src.hash_format != dst.hash_format
     after = _resume_point(src, dst, query, rechain)
     resumed_after = after
-    total = src.stats().events if not rechain else None
+    total = src.stats().events if not sliced else None
     done = 0
     if after is not None and total is not None:
         # What the destination holds already counts as done for the progress bar.
@@ -344,6 +347,7 @@ class _Side:
     def __init__(self, store: EventStore) -> None:
         receipts = store.iter(Query(types=[RECEIPT_TYPE], limit=1000))
         self._walker = Bridges(store.store_id).add_all(receipts).walker()
+        self._hashes = store.hash_format
         self._hash = GENESIS_HEX
         self._position = 0
 
@@ -354,6 +358,9 @@ class _Side:
     def removed_before(self, ev: RecordedEvent) -> bool:
         """Whether ``ev`` does not chain to the event walked before it, but across a
         hole that this store's retention receipts account for."""
+        if self._hashes == LEAF:  # (a leaf hash says nothing of the event before)
+            gap = ev.position > self._position + 1
+            return gap and self._walker.covers(self._position, ev.position)
         if record_hash(bytes.fromhex(self._hash), ev).hex() == ev.hash:
             return False  # no hole here
         return bridge(self._walker, self._position, ev) is not None

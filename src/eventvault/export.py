@@ -30,7 +30,7 @@ from typing import IO
 import msgspec
 
 from .errors import ConflictError, CorruptionError, ValidationError
-from .integrity.chain import record_hash
+from .integrity.chain import CHAIN, GENESIS, LEAF, record_hash
 from .model import MAX_LIMIT, Import, NewEvent, Query, RecordedEvent, utcnow
 from .store import EventStore
 
@@ -59,6 +59,9 @@ class ExportHeader(msgspec.Struct, frozen=True, kw_only=True):
     exported_at: datetime
     filtered: bool  # a slice: its hashes do not chain, import rechains
     contiguous: bool  # the source numbers positions 1, 2, 3… (gaps: retention's holes)
+    #: The source's hash format (1: chained hashes, 2: leaf hashes; absent in exports
+    #: written before format 2 existed, all of them chained).
+    hash_format: int = CHAIN
 
 
 class ExportEnd(msgspec.Struct, frozen=True, kw_only=True):
@@ -119,6 +122,7 @@ def export_store(
         exported_at=utcnow(),
         filtered=not everything,
         contiguous=store.contiguous_positions,
+        hash_format=store.hash_format,
     )
     out.write(_encoder.encode(header) + b"\n")
     count = 0
@@ -199,6 +203,7 @@ def check_export(handle: IO[bytes], name: str, store: EventStore | None) -> Chec
     header = _header(handle, name)
     newest = store.read(Query(reverse=True, limit=1)).events if store is not None else []
     oldest = store.read(Query(limit=1)).events if store is not None else []
+    store_format = store.hash_format if store is not None else None
     resume_line = 0
     count = 0
     prev: RecordedEvent | None = None
@@ -218,7 +223,13 @@ def check_export(handle: IO[bytes], name: str, store: EventStore | None) -> Chec
             _as_new(event)
         except (msgspec.DecodeError, msgspec.ValidationError, ValidationError) as exc:
             raise ValidationError(f"{where}: {exc}") from None
-        if (
+        if header.hash_format == LEAF:
+            if record_hash(GENESIS, event, LEAF).hex() != event.hash:
+                raise CorruptionError(
+                    f"{where}: event {event.id} (source position {event.position}) does not "
+                    "match its hash: the export was altered or damaged"
+                )
+        elif (
             not header.filtered
             and header.contiguous
             and prev is not None
@@ -236,7 +247,9 @@ def check_export(handle: IO[bytes], name: str, store: EventStore | None) -> Chec
                 f"the first event of {name}: import into an empty store"
             )
         if newest and event.id == newest[0].id:
-            if not header.filtered and event.hash != newest[0].hash:
+            # (hashes of another format are other numbers; the id and place decide)
+            same_format = header.hash_format == store_format
+            if not header.filtered and same_format and event.hash != newest[0].hash:
                 raise ConflictError(
                     f"{where}: event {event.id} is in the store with another hash: the "
                     "store is not an (interrupted) import of this file"
@@ -281,7 +294,8 @@ def import_store(
         checked = check_export(handle, name, store)
     handle.seek(0)
     _header(handle, name)
-    rechain = checked.header.filtered
+    # (a store of another hash format computes every hash its own way)
+    rechain = checked.header.filtered or checked.header.hash_format != store.hash_format
     imported = 0
     done = 0
     page: list[RecordedEvent] = []

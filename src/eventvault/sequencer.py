@@ -26,7 +26,7 @@ from .errors import (
 )
 from .groupcommit import Request
 from .integrity.canonical import CANONICAL_ENCODER, CANONICAL_VERSION, payload_bytes, same_payload
-from .integrity.chain import event_leaf_hash, record_hash
+from .integrity.chain import CHAIN, LEAF, event_leaf_hash, record_hash
 from .model import ExpectedRevision, Import, NewEvent, RecordedEvent, utcnow
 
 #: What id lookups take: new events or recorded ones (both have ``.id``).
@@ -134,8 +134,12 @@ def stamp_batch(
     find_many: Callable[[Sequence[Keyed]], Sequence[int]] | None = None,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     now: datetime | None = None,
+    hashes: int = CHAIN,
 ) -> StampedBatch:
     """Decide what appending ``batch`` writes. Raises before anything is decided to write.
+
+    ``hashes``: the store's hash format (:mod:`eventvault.integrity.chain`): in the
+    leaf format each event's stored hash *is* its tree leaf — one hash per event.
 
     * Ids already stored with the same content are returned as stored (nothing is
       written for them); with other content they raise :class:`DuplicateEventError`.
@@ -178,6 +182,7 @@ def stamp_batch(
     encode = CANONICAL_ENCODER.encode
     record = RecordedEvent
     get_rev = revisions.get
+    leaf_format = hashes == LEAF
     for i, ev in enumerate(batch):
         if existing:
             old = existing.get(i)
@@ -219,8 +224,12 @@ def stamp_batch(
                 f"event {i} ({ev.type}) is {len(canon)} bytes; the limit is {max_event_bytes} "
                 "(store.max_event_bytes)"
             )
-        prev = sha256(prev + canon).digest()
-        leaves.append(sha256(b"\x00" + canon).digest())
+        if leaf_format:
+            prev = sha256(b"\x00" + canon).digest()
+            leaves.append(prev)
+        else:
+            prev = sha256(prev + canon).digest()
+            leaves.append(sha256(b"\x00" + canon).digest())
         rec = record(
             position=position,
             stream_revision=rev,
@@ -254,6 +263,7 @@ def stamp_import(
     revision_of: Callable[[str], int | None],
     find: Callable[[UUID], RecordedEvent | None],
     find_many: Callable[[Sequence[Keyed]], Sequence[int]] | None = None,
+    hashes: int = CHAIN,
 ) -> StampedBatch:
     """Decide what importing ``imp`` writes. Raises before anything is decided to write.
 
@@ -261,15 +271,21 @@ def stamp_import(
     was imported before: it is returned as stored, so re-running an interrupted copy
     never duplicates. Imports must keep each stream's revisions increasing and
     ``recorded_at`` non-decreasing on top of what the destination holds.
+
+    A leaf-format destination (``hashes=LEAF``) always computes each event's hash
+    from its content: the hash a source stored is never taken on trust, and in the
+    other format it would be another number altogether.
     """
     records = imp.records
+    leaf_format = hashes == LEAF
+    rechain = imp.rechain or leaf_format
     existing: dict[int, RecordedEvent] = {}
     maybe = range(len(records)) if find_many is None else find_many(records)
     for i in maybe:
         rec = records[i]
         old = find(rec.id)
         if old is not None:
-            if not _same_record(rec, old) or (not imp.rechain and old.hash != rec.hash):
+            if not _same_record(rec, old) or (not rechain and old.hash != rec.hash):
                 raise DuplicateEventError(rec.id, old.position)
             existing[i] = old
     position = head.position
@@ -282,7 +298,6 @@ def stamp_import(
     # Hot loop (a copy runs every event through it): locals only.
     replace = msgspec.structs.replace
     get_rev = revisions.get
-    rechain = imp.rechain
     last_digest = prev.hex()
     for i, rec in enumerate(records):
         if existing:
@@ -307,13 +322,18 @@ def stamp_import(
                 f"before the destination's newest event ({last_time.isoformat()})"
             )
         position += 1
-        if rechain:
-            prev = record_hash(prev, rec)
+        if leaf_format:
+            prev = event_leaf_hash(rec)
             last_digest = prev.hex()
+            leaves.append(prev)
         else:
-            last_digest = rec.hash
+            if rechain:
+                prev = record_hash(prev, rec)
+                last_digest = prev.hex()
+            else:
+                last_digest = rec.hash
+            leaves.append(event_leaf_hash(rec))
         out = replace(rec, position=position, hash=last_digest)
-        leaves.append(event_leaf_hash(rec))
         revisions[stream] = rec.stream_revision
         last_time = when
         new.append(out)
@@ -376,6 +396,7 @@ def stamp_group(
     find_many: Callable[[Sequence[Keyed], AbstractSet[int]], Sequence[int]] | None = None,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     now: datetime | None = None,
+    hashes: int = CHAIN,
 ) -> StampedGroup:
     """Stamp every request of a group in turn, each on top of the ones before it.
 
@@ -411,6 +432,7 @@ def stamp_group(
                     revision_of=overlay_revision,
                     find=overlay_find,
                     find_many=overlay_find_many if find_many is not None else None,
+                    hashes=hashes,
                 )
             else:
                 stamped = stamp_batch(
@@ -422,6 +444,7 @@ def stamp_group(
                     find_many=overlay_find_many if find_many is not None else None,
                     max_event_bytes=max_event_bytes,
                     now=now,
+                    hashes=hashes,
                 )
         except EventVaultError as exc:
             outcomes.append((req, exc))

@@ -60,7 +60,7 @@ from typing import ClassVar
 from uuid import UUID
 
 from .errors import EventVaultError, NotSupportedError
-from .integrity.chain import GENESIS
+from .integrity.chain import CHAIN, GENESIS, LEAF
 from .model import MAX_BATCH, ExpectedRevision, Import, NewEvent, Query, RecordedEvent, StoreStats
 from .retention import Policy
 from .retention.plan import EventHead, GroupEvents, GroupPlan, plan_groups
@@ -80,7 +80,9 @@ from .timeutil import from_us, to_us
 
 __all__ = [
     "DEFAULT_MAX_EVENT_BYTES",
+    "CHAIN",
     "GENESIS",
+    "LEAF",
     "Backend",
     "ChainHead",
     "EventHead",
@@ -126,6 +128,11 @@ class Backend(ABC):
     #: (``verify`` then reports a gap nothing accounts for as damage). A backend
     #: that only knows once connected may make it a property.
     contiguous_positions: bool = True
+    #: What each event's stored ``hash`` is (see :mod:`eventvault.integrity.chain`):
+    #: 1, a hash chain (the default, and every store made before format 2 existed);
+    #: 2, the event's Merkle-tree leaf hash, for backends that keep the tree
+    #: (:class:`Proving`). Fixed when a store is made; pass it to the sequencer.
+    hash_format: int = CHAIN
     #: The largest event (canonical JSON bytes) :meth:`commit` takes: pass it to the
     #: sequencer, which refuses larger ones. Retention sizes its receipts by it.
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES

@@ -160,6 +160,13 @@ class EventStore:
         return self._backend.name
 
     @property
+    def hash_format(self) -> int:
+        """What each event's stored ``hash`` is: 1, a hash chain (stores made before
+        format 2, and backends without a Merkle tree); 2, the event's RFC 9162 leaf
+        hash (see :mod:`eventvault.integrity.chain`)."""
+        return self._ask(lambda: self._backend.hash_format, "hash format")
+
+    @property
     def contiguous_positions(self) -> bool:
         """Whether positions are assigned 1, 2, 3… (gaps then mean removed events)."""
         return self._ask(lambda: self._backend.contiguous_positions, "contiguous positions")

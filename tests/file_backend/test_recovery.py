@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import stat
 from pathlib import Path
 
@@ -220,6 +221,6 @@ def test_unknown_fsync_mode_is_rejected(tmp_path: Path) -> None:
 def test_newer_format_is_refused(tmp_path: Path) -> None:
     fill(tmp_path, batches=1)
     meta = tmp_path / "eventvault.json"
-    meta.write_text(meta.read_text().replace('"version":1', '"version":99'))
+    meta.write_text(re.sub(r'"version":\d+', '"version":99', meta.read_text()))
     with pytest.raises(StoreUnavailableError, match="not supported"):
         reopen(tmp_path)

@@ -6,6 +6,8 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from eventvault import NewEvent, Query, RecordedEvent
 from eventvault.backends.file import FileEventStore
 from eventvault.backends.file.index import DiskIndex
@@ -122,12 +124,16 @@ def test_another_process_stops_seeing_removed_events(tmp_path: Path) -> None:
         assert writer.verify().ok
 
 
-def test_an_empty_active_segment_after_deletion_resumes_the_chain(tmp_path: Path) -> None:
+@pytest.mark.parametrize("hashes", [1, 2])
+def test_an_empty_active_segment_after_deletion_resumes_the_chain(
+    tmp_path: Path, hashes: int
+) -> None:
     """With every sealed segment deleted, the chain head before an (empty) active
-    segment comes from retention.json: no segment shows it any more."""
+    segment comes from retention.json: no segment shows it any more. (In both hash
+    formats: the head's position matters to both, its hash to the chain.)"""
     path = tmp_path / "s"
     everything = resolve_policy(RetentionConfig(max_age="1h"))
-    with FileEventStore(path, segment_max_bytes=SEG) as store:
+    with FileEventStore(path, segment_max_bytes=SEG, hash_format=hashes) as store:
         before = fill(store)
         plan = store.plan_retention(everything, now=before[-1].recorded_at + timedelta(hours=2))
         sealed_end = plan.limit
@@ -153,7 +159,7 @@ def test_an_empty_active_segment_after_deletion_resumes_the_chain(tmp_path: Path
         )
         assert rec.stream_revision == kept_tail + 1  # from the tails retention kept
         last = next(e for e in before if e.position == sealed_end)
-        assert record_hash(bytes.fromhex(last.hash), rec).hex() == rec.hash
+        assert record_hash(bytes.fromhex(last.hash), rec, hashes).hex() == rec.hash
 
 
 def test_retention_under_concurrent_appends_and_reads(tmp_path: Path) -> None:

@@ -58,13 +58,16 @@ def events(path: Path) -> list[RecordedEvent]:
 
 def rewrite(path: Path, change: Callable[[list[RecordedEvent]], list[RecordedEvent]]) -> None:
     """Rewrite the store's events as an attacker would: change them, renumber them,
-    recompute every chain hash and batch checksum, drop the derived indexes."""
+    recompute every hash (in the chain format, every later one too) and batch checksum,
+    drop the derived indexes."""
     recs = change(events(path))
+    with FileEventStore(path, read_only=True) as r:
+        hashes = r.hash_format  # (the attacker writes the store's own format)
     prev = GENESIS
     out = []
     for i, old in enumerate(recs):
         rec = msgspec.structs.replace(old, position=i + 1, hash="")
-        prev = record_hash(prev, rec)
+        prev = record_hash(prev, rec, hashes)
         out.append(msgspec.structs.replace(rec, hash=prev.hex()))
     segs = sorted((path / "segments").iterdir())
     for seg in segs:

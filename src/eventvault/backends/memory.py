@@ -21,10 +21,13 @@ from uuid import UUID
 import msgspec
 
 from ..config import Config
+from ..errors import ValidationError
+from ..integrity.chain import HASH_FORMATS
 from ..model import ExpectedRevision, NewEvent, Query, RecordedEvent, StoreStats
 from ..spi import (
     DEFAULT_MAX_EVENT_BYTES,
     GENESIS,
+    LEAF,
     Backend,
     ChainHead,
     Import,
@@ -61,8 +64,13 @@ class MemoryBackend(Backend, Importing, Retaining, Proving):
 
     name = "memory"
 
-    def __init__(self, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+    def __init__(
+        self, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES, hash_format: int = LEAF
+    ) -> None:
+        if hash_format not in HASH_FORMATS:
+            raise ValidationError(f"hash_format must be one of {sorted(HASH_FORMATS)}")
         self.max_event_bytes = max_event_bytes
+        self.hash_format = hash_format
         self._closed = False
         self._events: list[RecordedEvent] = []
         self._positions: list[int] = []
@@ -91,13 +99,20 @@ class MemoryBackend(Backend, Importing, Retaining, Proving):
                     revision_of=self._revisions.get,
                     find=self._by_id.get,
                     max_event_bytes=self.max_event_bytes,
+                    hashes=self.hash_format,
                 )
             )
 
     def import_records(self, imp: Import) -> list[RecordedEvent]:
         with self._lock:
             return self._write(
-                stamp_import(imp, self._head, revision_of=self._revisions.get, find=self._by_id.get)
+                stamp_import(
+                    imp,
+                    self._head,
+                    revision_of=self._revisions.get,
+                    find=self._by_id.get,
+                    hashes=self.hash_format,
+                )
             )
 
     def _write(self, stamped: StampedBatch) -> list[RecordedEvent]:
@@ -219,8 +234,10 @@ class MemoryBackend(Backend, Importing, Retaining, Proving):
 class MemoryEventStore(EventStore):
     """An :class:`~eventvault.EventStore` over a fresh :class:`MemoryBackend`."""
 
-    def __init__(self, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
-        super().__init__(MemoryBackend(max_event_bytes=max_event_bytes))
+    def __init__(
+        self, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES, hash_format: int = LEAF
+    ) -> None:
+        super().__init__(MemoryBackend(max_event_bytes=max_event_bytes, hash_format=hash_format))
 
     @property
     def backend(self) -> MemoryBackend:

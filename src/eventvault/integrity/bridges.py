@@ -113,6 +113,17 @@ class Bridges:
         self._lows, self._highs = lows, highs
         return self._ends
 
+    def covers(self, q: int, s: int) -> bool:
+        """(By position) whether this store's receipts record every position strictly
+        between survivors ``q`` and ``s`` as removed: the hole rule of the leaf hash
+        format, where an event's hash does not say what came before it."""
+        if not self._spans:
+            return False
+        if self._ends is None:
+            self._build()
+        k = bisect.bisect_right(self._lows, q) - 1  # the one component that can hold q+1
+        return k >= 0 and self._highs[k] >= s - 1
+
     def between(self, q: int, s: int) -> tuple[int, str] | None:
         """(By position) the run end bridging a hole between survivors ``q`` and ``s``."""
         if not self._hashes:
@@ -149,6 +160,10 @@ class BridgeWalker:
                     self._seen.add(end)
                     self._open.append(end)
                     todo.append(end)
+
+    def covers(self, q: int, s: int) -> bool:
+        """See :meth:`Bridges.covers`."""
+        return self._bridges.covers(q, s)
 
     def is_root(self, event_hash: str) -> bool:
         """Whether recorded runs start right after the event with this hash."""

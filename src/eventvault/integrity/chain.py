@@ -1,7 +1,19 @@
-"""The hash chain: ``hash_n = sha256(hash_{n-1} || canonical_bytes(event_n))``.
+"""What an event's stored ``hash`` is: the store's *hash format*.
 
-The first event chains to :data:`GENESIS` (32 zero bytes). After retention removes
-a prefix, verification starts from the checkpoint hash recorded at the cut.
+* **Format 2, leaf hashes** (:data:`LEAF`, every new store of a backend that keeps
+  the Merkle tree): ``hash_n = SHA-256(0x00 ‖ canonical_bytes(event_n))``, the
+  event's RFC 9162 leaf hash. One hash per event: the tree (see :mod:`eventvault.tlog`)
+  holds order and completeness — which event sits at which index, and that none is
+  missing — so the hash need not chain. ``verify`` finds a changed event by its
+  hash, a reordered or inserted one by the tree, a missing one by the gap in
+  positions that no retention receipt accounts for.
+* **Format 1, the hash chain** (:data:`CHAIN`, stores made before format 2, and
+  backends without a tree): ``hash_n = SHA-256(hash_{n-1} ‖ canonical_bytes(event_n))``.
+  The first event chains to :data:`GENESIS` (32 zero bytes). After retention removes
+  a prefix, verification starts from the checkpoint hash recorded at the cut.
+
+A store's format is fixed when it is made (``Backend.hash_format``); a copy
+recomputes hashes in the destination's format.
 """
 
 from __future__ import annotations
@@ -14,13 +26,31 @@ from typing import Protocol
 from ..model import RecordedEvent, VerifyResult
 from .canonical import canonical_event_bytes
 
-__all__ = ["GENESIS", "WalkFailure", "bridge", "event_leaf_hash", "record_hash", "verify_chain"]
+__all__ = [
+    "CHAIN",
+    "GENESIS",
+    "HASH_FORMATS",
+    "LEAF",
+    "WalkFailure",
+    "bridge",
+    "event_leaf_hash",
+    "record_hash",
+    "verify_chain",
+]
 
 GENESIS = bytes(32)
+#: Hash format 1: each event's hash chains to its predecessor's.
+CHAIN = 1
+#: Hash format 2: each event's hash is its RFC 9162 leaf hash (the tree orders them).
+LEAF = 2
+HASH_FORMATS = {CHAIN: "chain", LEAF: "leaf"}
 
 
-def record_hash(prev: bytes, event: RecordedEvent) -> bytes:
-    """Recompute the chain hash of a stored event from its fields."""
+def record_hash(prev: bytes, event: RecordedEvent, hashes: int = CHAIN) -> bytes:
+    """Recompute the stored hash of an event from its fields (in format ``hashes``;
+    ``prev``, the hash of the event before it, matters in the chain format only)."""
+    if hashes == LEAF:
+        return hashlib.sha256(b"\x00" + _canonical(event)).digest()
     return hashlib.sha256(prev + _canonical(event)).digest()
 
 
@@ -44,6 +74,8 @@ class HoleWalker(Protocol):
     """Holes retention left, as receipts recorded them (see :mod:`eventvault.integrity.bridges`)."""
 
     def walked(self, event_hash: str) -> None: ...
+
+    def covers(self, q: int, s: int) -> bool: ...
 
     def candidates(
         self, q: int, s: int, mark: int | None = None
@@ -89,7 +121,8 @@ def verify_chain(
     bridges: HoleWalker | None = None,
     receipts: int = 0,
     contiguous: bool = True,
-    on_event: Callable[[RecordedEvent, bytes], None] | None = None,
+    on_event: Callable[[RecordedEvent, bytes, bytes | None], None] | None = None,
+    hashes: int = CHAIN,
 ) -> VerifyResult:
     """Walk ``events`` in position order and report the first one whose hash breaks.
 
@@ -100,11 +133,17 @@ def verify_chain(
     any other hole breaks the chain. ``contiguous``: the backend numbers 1, 2, 3…, so
     a skipped position is a missing event worth naming.
 
-    ``on_event(event, canonical_bytes)`` is called for each event whose hash checks
-    out, with the bytes the hash was computed from (so another check — the Merkle
-    tree's — needs no second encoding); it stops the walk by raising
+    In the leaf format (``hashes=LEAF``) each hash covers its event alone: a gap in
+    positions is then bridged only by receipts that record every position in it as
+    removed (:meth:`HoleWalker.covers`), and the order is the Merkle tree's to check.
+
+    ``on_event(event, canonical_bytes, leaf_hash)`` is called for each event whose
+    hash checks out, with the bytes the hash was computed from (so another check —
+    the Merkle tree's — needs no second encoding) and, in the leaf format, the leaf
+    hash just verified (None in the chain format); it stops the walk by raising
     :class:`WalkFailure`, which is reported like a broken hash.
     """
+    leaf_format = hashes == LEAF
     prev = start
     checked = 0
     bridged = 0
@@ -118,6 +157,29 @@ def verify_chain(
             reason = f"position {ev.position} does not follow {last_pos}"
         elif last_time is not None and ev.recorded_at < last_time:
             reason = "recorded_at goes backwards"
+        elif leaf_format:
+            canon = _canonical(ev)
+            expect = hashlib.sha256(b"\x00" + canon).digest()
+            if expect.hex() != ev.hash:
+                reason = "hash does not match the event's content"
+            elif contiguous and ev.position > last_pos + 1:
+                if bridges is not None and bridges.covers(last_pos, ev.position):
+                    bridged += 1
+                    if not checked:
+                        checkpoint = ev.position - 1
+                else:
+                    reason = (
+                        f"positions {last_pos + 1}..{ev.position - 1} are missing and no "
+                        "retention receipt accounts for them"
+                    )
+            prev = expect
+            if reason is None and on_event is not None:
+                try:
+                    on_event(ev, canon, expect)
+                except WalkFailure as exc:
+                    reason = exc.reason
+                    if exc.position is not None and exc.position != ev.position:
+                        bad_at = exc.position
         else:
             canon = _canonical(ev)
             expect = hashlib.sha256(prev + canon).digest()
@@ -138,7 +200,7 @@ def verify_chain(
             prev = expect
             if reason is None and on_event is not None:
                 try:
-                    on_event(ev, canon)
+                    on_event(ev, canon, None)
                 except WalkFailure as exc:
                     reason = exc.reason
                     if exc.position is not None and exc.position != ev.position:

@@ -125,11 +125,13 @@ class TreeCheck:
         """The regenerated root (after :meth:`finish`: the root of the whole tree)."""
         return self._regen.root()
 
-    def event(self, event: RecordedEvent, canonical: bytes) -> None:
+    def event(self, event: RecordedEvent, canonical: bytes, leaf: bytes | None = None) -> None:
+        """``leaf``: the event's leaf hash when the caller has it (a leaf-format store's
+        stored hash, just verified); otherwise it is computed from ``canonical``."""
         index = event.position - 1 - self.base
         if index == self._next and index < self.size:
             # The common case, kept short (it runs once per event): the next leaf.
-            self._leaves.append(_sha256(b"\x00" + canonical).digest())
+            self._leaves.append(leaf or _sha256(b"\x00" + canonical).digest())
             self._next = index = index + 1
             if index >= self._stop:
                 self._flush()
@@ -141,7 +143,7 @@ class TreeCheck:
             return
         if index > self._next:
             self._fill(index)  # a hole retention left: the tree kept those leaves
-        self._leaves.append(_sha256(b"\x00" + canonical).digest())
+        self._leaves.append(leaf or _sha256(b"\x00" + canonical).digest())
         self._next = index + 1
         if self._next >= self._stop:
             self._flush()

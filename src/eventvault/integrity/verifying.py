@@ -57,6 +57,7 @@ def verify_store(
     tree = TreeCheck(backend, checkpoints) if isinstance(backend, Proving) else None
     bridges = Bridges(store.store_id).add_all(store.iter(Query(types=[RECEIPT_TYPE], limit=1000)))
     total = store.stats().events  # (not the head: positions may have gaps)
+    hashes = store.hash_format
     last: list[RecordedEvent] = []  # the newest event walked
     at_head: list[str] = []  # the hash of the event at the kept head's position
 
@@ -80,6 +81,7 @@ def verify_store(
             receipts=bridges.receipts,
             contiguous=store.contiguous_positions,
             on_event=tree.event if tree is not None and with_tree else None,
+            hashes=hashes,
         )
 
     try:

@@ -220,9 +220,10 @@ def _check_links(
     out — to the stored event before it, or across a recorded hole (survivors are left
     to ``verify``). Records what each run's first event chains to. Empties ``links``."""
     whole = require_retaining(store.backend).whole([link.head for link in links])
+    hashes = store.hash_format
     for ev, link in zip(whole, links, strict=True):
         to: str | None = link.prev_hash
-        if record_hash(bytes.fromhex(link.prev_hash), ev).hex() != ev.hash:
+        if record_hash(bytes.fromhex(link.prev_hash), ev, hashes).hex() != ev.hash:
             across = bridge(walker, link.prev_position, ev, link.mark)
             to = across[2] if across is not None else None
         if to is None:

@@ -67,5 +67,10 @@ def remote_routes(app: FastAPI, svc: Service) -> None:
                 await to_thread.run_sync(store.wait_for_head, since, seconds, limiter=waits)
             position = await svc.run(store.head)
             return json_response(
-                {"head": position, "store_id": store.store_id, "backend": store.backend_name}
+                {
+                    "head": position,
+                    "store_id": store.store_id,
+                    "backend": store.backend_name,
+                    "hash_format": store.hash_format,
+                }
             )

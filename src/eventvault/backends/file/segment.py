@@ -23,7 +23,7 @@ from pathlib import Path
 import msgspec
 
 from ...errors import CorruptionError, EventVaultError
-from ...integrity.chain import GENESIS, record_hash
+from ...integrity.chain import CHAIN, GENESIS, LEAF, record_hash
 from ...model import RecordedEvent
 from .index import DiskIndex, MemIndex, SegmentIndex
 from .records import DamagedRecordError, batch_ok, decode_run, scan_committed
@@ -46,6 +46,7 @@ class Segment:
         "dev",
         "fd",
         "first",
+        "hashes",
         "idx_path",
         "index",
         "ino",
@@ -57,9 +58,16 @@ class Segment:
     )
 
     def __init__(
-        self, seg_dir: Path, idx_dir: Path, first: int, *, read_only: bool = False
+        self,
+        seg_dir: Path,
+        idx_dir: Path,
+        first: int,
+        *,
+        read_only: bool = False,
+        hashes: int = CHAIN,
     ) -> None:
         self.first = first
+        self.hashes = hashes  # the store's hash format
         #: Opened ``O_RDONLY``, and a rebuilt index is kept in memory, never written.
         self.read_only = read_only
         stem = segment_name(first)
@@ -289,6 +297,11 @@ class Segment:
             pos = positions[slot]
             rec = record(slot)
             if rec is None:
+                return slot
+            if self.hashes == LEAF:
+                # A leaf hash covers its record alone: no predecessor needed.
+                if record_hash(GENESIS, rec, LEAF).hex() == rec.hash:
+                    continue
                 return slot
             if slot and positions[slot - 1] == pos - 1:
                 prev = record(slot - 1)

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from ...errors import CorruptionError
-from ...integrity.chain import GENESIS
+from ...integrity.chain import CHAIN, GENESIS
 from ...sequencer import ChainHead
 from .compaction import STATE_FILE, RetentionState
 from .fsio import fsync_dir
@@ -50,8 +50,12 @@ class SegmentSet:
     Not thread-safe by itself: the store calls it holding its own lock.
     """
 
-    def __init__(self, root: Path, *, file_mode: int, read_only: bool = False) -> None:
+    def __init__(
+        self, root: Path, *, file_mode: int, read_only: bool = False, hashes: int = CHAIN
+    ) -> None:
         self.root = root
+        #: The store's hash format (how a record in a damaged batch is shown intact).
+        self.hashes = hashes
         #: Never changes a file (see :mod:`.readonly`): segments open ``O_RDONLY``.
         self.read_only = read_only
         self.seg_dir = root / "segments"
@@ -209,7 +213,9 @@ class SegmentSet:
         self.stray = stray
 
     def _segment(self, first: int) -> Segment:
-        return Segment(self.seg_dir, self.idx_dir, first, read_only=self.read_only)
+        return Segment(
+            self.seg_dir, self.idx_dir, first, read_only=self.read_only, hashes=self.hashes
+        )
 
     def _as_active(self, seg: Segment) -> MemIndex:
         """The growable index of ``seg`` as the active segment."""

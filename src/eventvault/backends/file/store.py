@@ -63,6 +63,7 @@ from ...errors import (
     ValidationError,
 )
 from ...groupcommit import Request
+from ...integrity.chain import CHAIN, HASH_FORMATS, LEAF
 from ...model import (
     ExpectedRevision,
     Import,
@@ -106,7 +107,11 @@ __all__ = ["FileBackend", "FileEventStore"]
 log = logging.getLogger("eventvault.file")
 
 FORMAT = "eventvault-file"
-FORMAT_VERSION = 1
+#: 1: hash-chained events (stores made before hash format 2); 2: each event's hash
+#: is its Merkle-tree leaf hash (see eventvault.integrity.chain). The version *is* the
+#: hash format, so an eventvault that knows only v1 refuses a v2 store instead of
+#: reporting every event's hash as broken.
+FORMAT_VERSION = 2
 _META = "eventvault.json"
 # What a store directory holds before its metadata is written (a creation that
 # died half-way may have left them; creating again under the lock is safe).
@@ -137,10 +142,16 @@ class FileBackend(Backend, Importing, Retaining, Proving):
         dir_mode: int = 0o700,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         read_only: bool | None = None,
+        hash_format: int | None = None,
     ) -> None:
         """``read_only``: True opens for reading only; None (the default) does so
         when the store's files cannot be written (:func:`.readonly.writable`);
-        False insists on writing."""
+        False insists on writing. ``hash_format``: for a store this call creates,
+        1 (the hash chain of older stores) or 2 (leaf hashes, the default); for
+        an existing store, what it must be (None: whatever it is)."""
+        if hash_format is not None and hash_format not in HASH_FORMATS:
+            raise ValidationError(f"hash_format must be 1 or 2, got {hash_format!r}")
+        self.hash_format = LEAF if hash_format is None else hash_format
         self.max_event_bytes = max_event_bytes
         self._closed = False
         if fsync not in ("always", "interval", "never"):
@@ -163,8 +174,10 @@ class FileBackend(Backend, Importing, Retaining, Proving):
         self._file_mode = file_mode
         self._dir_mode = dir_mode
         with backend_errors(f"opening the store at {self.path}"):
-            self._store_id = self._open_dir()
-            segs = SegmentSet(self.path, file_mode=file_mode, read_only=self.read_only)
+            self._store_id = self._open_dir(hash_format)
+            segs = SegmentSet(
+                self.path, file_mode=file_mode, read_only=self.read_only, hashes=self.hash_format
+            )
             self._s = Shared(self.path, segs, file_mode)
             self._reads = ReadPath(self._s)
             self._runs = FileRunIndex(self._s, self._reads)
@@ -184,13 +197,14 @@ class FileBackend(Backend, Importing, Retaining, Proving):
                     fsync_interval=fsync_interval,
                     segment_max_bytes=segment_max_bytes,
                     max_event_bytes=max_event_bytes,
+                    hashes=self.hash_format,
                 )
                 self._writes.recover()
                 self.notices.extend(self._tree.notices)
 
     # -- opening ---------------------------------------------------------------------
 
-    def _open_dir(self) -> str:
+    def _open_dir(self, asked: int | None) -> str:
         """Open the store here, creating it if the directory is new or empty.
 
         Creation holds an ``flock`` on the directory and writes the metadata last
@@ -215,6 +229,12 @@ class FileBackend(Backend, Importing, Retaining, Proving):
                 f"{meta_path}: format {meta.format} v{meta.version} is not supported by this "
                 f"version of eventvault (it reads {FORMAT} v{FORMAT_VERSION})"
             )
+        self.hash_format = LEAF if meta.version >= 2 else CHAIN
+        if asked is not None and asked != self.hash_format:
+            raise ValidationError(
+                f"{self.path} keeps hash format {self.hash_format}, not {asked}: the format "
+                "is fixed when a store is made ('eventvault copy' into a new store converts)"
+            )
         if not self.read_only:
             for sub in ("segments", "index"):
                 (self.path / sub).mkdir(mode=self._dir_mode, exist_ok=True)
@@ -235,7 +255,8 @@ class FileBackend(Backend, Importing, Retaining, Proving):
                 )
         for sub in ("segments", "index"):
             (self.path / sub).mkdir(mode=self._dir_mode, exist_ok=True)
-        meta = _Meta(FORMAT, FORMAT_VERSION, str(uuid.uuid4()), datetime.now(UTC))
+        version = 2 if self.hash_format == LEAF else 1
+        meta = _Meta(FORMAT, version, str(uuid.uuid4()), datetime.now(UTC))
         atomic_write(meta_path, msgspec.json.encode(meta), self._file_mode)
         fsync_dir(self.path.parent)
         return meta.store_id
@@ -509,6 +530,7 @@ class FileEventStore(EventStore):
         dir_mode: int = 0o700,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         read_only: bool | None = None,
+        hash_format: int | None = None,
     ) -> None:
         super().__init__(
             FileBackend(
@@ -521,6 +543,7 @@ class FileEventStore(EventStore):
                 dir_mode=dir_mode,
                 max_event_bytes=max_event_bytes,
                 read_only=read_only,
+                hash_format=hash_format,
             )
         )
 

@@ -27,6 +27,7 @@ from typing import Literal
 
 from ...errors import CorruptionError, EventVaultError, StoreUnavailableError
 from ...groupcommit import GroupCommit, Request
+from ...integrity.chain import CHAIN
 from ...model import Query, RecordedEvent
 from ...sequencer import ChainHead, Keyed, stamp_group
 from ...spi import ProgressCallback
@@ -59,8 +60,10 @@ class WritePath:
         fsync_interval: float,
         segment_max_bytes: int,
         max_event_bytes: int,
+        hashes: int = CHAIN,
     ) -> None:
         self._s = shared
+        self.hashes = hashes  # the store's hash format
         self._reads = reads
         self.tree = tree
         self.fsync = fsync
@@ -254,6 +257,7 @@ class WritePath:
             find=self._reads.find,
             find_many=find_many,
             max_event_bytes=self.max_event_bytes,
+            hashes=self.hashes,
         )
         return stamped.settle(), stamped.head, stamped.leaves
 

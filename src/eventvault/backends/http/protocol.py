@@ -65,6 +65,7 @@ class Head(msgspec.Struct, frozen=True):
     head: int
     store_id: str
     backend: str
+    hash_format: int = 1  # (absent from servers before hash format 2: the chain)
 
 
 class _Records(msgspec.Struct, frozen=True):

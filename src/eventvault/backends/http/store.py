@@ -184,6 +184,10 @@ class HttpBackend(Backend):
         return self.about().store_id
 
     @property
+    def hash_format(self) -> int:  # type: ignore[override]
+        return self.about().hash_format
+
+    @property
     def contiguous_positions(self) -> bool:  # type: ignore[override]
         return self.about().backend != "eventstoredb"
 

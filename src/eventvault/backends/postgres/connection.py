@@ -85,7 +85,7 @@ STATEMENTS: dict[str, LiteralString] = {
     ),
     "by_id": "SELECT {columns} FROM {s}.events WHERE id = %s",
     "head": "SELECT position FROM {s}.head",
-    "store_id": "SELECT store_id FROM {s}.head",
+    "store_id": "SELECT store_id, hash_format FROM {s}.head",
 }
 
 

@@ -257,7 +257,29 @@ CREATE TRIGGER head_tree_grows BEFORE UPDATE ON {schema}.head
     EXECUTE FUNCTION {schema}.head_tree_grows();
 """
 
-MIGRATIONS: list[LiteralString] = [_V1, _V2, _V3, _V4, V5_RUNS, _V6_TREE]
+#: The hash format (:mod:`eventvault.integrity.chain`): 1, the hash chain, for every
+#: schema made before this migration; 2, leaf hashes, for schemas made after it (the
+#: head row's insert in :func:`migrate` says so). Fixed for the store's life: a role
+#: that moves the head cannot change it.
+_V7_HASH_FORMAT: LiteralString = """
+ALTER TABLE {schema}.head
+    ADD COLUMN IF NOT EXISTS hash_format smallint NOT NULL DEFAULT 1
+    CHECK (hash_format IN (1, 2));
+
+CREATE OR REPLACE FUNCTION {schema}.head_hash_format_fixed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'eventvault: a store''s hash format is fixed (% -> % refused)',
+        OLD.hash_format, NEW.hash_format
+        USING ERRCODE = 'insufficient_privilege';
+END $$;
+DROP TRIGGER IF EXISTS head_hash_format_fixed ON {schema}.head;
+CREATE TRIGGER head_hash_format_fixed BEFORE UPDATE ON {schema}.head
+    FOR EACH ROW WHEN (NEW.hash_format IS DISTINCT FROM OLD.hash_format)
+    EXECUTE FUNCTION {schema}.head_hash_format_fixed();
+"""
+
+MIGRATIONS: list[LiteralString] = [_V1, _V2, _V3, _V4, V5_RUNS, _V6_TREE, _V7_HASH_FORMAT]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -335,8 +357,9 @@ def migrate(conn: psycopg.Connection[tuple[Any, ...]], schema: str) -> int:
             applied += 1
         conn.execute(
             sql.SQL(
-                "INSERT INTO {}.head (position, store_id, tree_base, tree_size, tree_edge) "
-                "VALUES (0, %s, 0, 0, '') "
+                "INSERT INTO {}.head "
+                "(position, store_id, tree_base, tree_size, tree_edge, hash_format) "
+                "VALUES (0, %s, 0, 0, '', 2) "
                 "ON CONFLICT (singleton) DO NOTHING"
             ).format(ident),
             (uuid.uuid4(),),

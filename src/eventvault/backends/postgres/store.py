@@ -163,6 +163,7 @@ class PostgresBackend(
                 row = conn.execute(self._sql["store_id"]).fetchone()
                 assert row is not None
                 self._store_id = str(row[0])
+                self.hash_format = int(row[1])
             with db_errors(f"connecting to PostgreSQL ({self._safe_dsn()})"):
                 self._pool.open(wait=True, timeout=connect_timeout)
         except BaseException:

@@ -132,6 +132,8 @@ class WritePath(Connected):
     #: The Merkle tree in the head row, as of our last commit (with ``_known``).
     _known_tree: TreeHead | None
     _revisions: dict[str, int]
+    #: The store's hash format (read with its id when connecting).
+    hash_format: int
     #: The database's clock minus ours, as of the last locking commit.
     _clock_offset: timedelta | None
     _notified: threading.Condition
@@ -240,6 +242,7 @@ class WritePath(Connected):
             revision_of=self._revisions.get,
             find=lambda _id: None,  # a stored id trips the UNIQUE constraint instead
             max_event_bytes=self.max_event_bytes,
+            hashes=self.hash_format,
             # The database's clock, as well as we know it (the statement checks).
             now=_sequencer.client_clock() + offset,
         )
@@ -322,6 +325,7 @@ class WritePath(Connected):
             find=lambda event_id: stored.get(event_id.int),
             max_event_bytes=self.max_event_bytes,
             now=now,
+            hashes=self.hash_format,
         )
         if not check_ids and stamped.failed:
             raise _Recheck  # maybe only because ids were stored already: look them up
