@@ -34,7 +34,7 @@ import msgspec
 from .errors import ConflictError, ValidationError
 from .integrity.bridges import GENESIS_HEX, Bridges
 from .integrity.canonical import format_time, same_payload
-from .integrity.chain import LEAF, bridge, record_hash
+from .integrity.chain import GENESIS, LEAF, bridge, record_hash
 from .model import MAX_LIMIT, Import, Query, RecordedEvent
 from .retention import RECEIPT_TYPE
 from .store import EventStore
@@ -208,8 +208,21 @@ def copy_store(
         # What the destination holds already counts as done for the progress bar.
         done = dst.stats().events
     stop = stop if stop is not None else threading.Event()
+    holes = _SourceCheck(src, after) if not sliced and src.hash_format == LEAF else None
+    if not sliced and src.hash_format != LEAF and dst.hash_format == LEAF:
+        # The destination computes every hash afresh: check the source's chain first,
+        # or a damaged source would come out of the copy looking intact.
+        checked = src.verify()
+        if not checked.ok:
+            raise CopyError(
+                f"the source does not verify (position {checked.first_bad_position}: "
+                f"{checked.reason}); a copy into a leaf-hash store would hide that. Run "
+                "'eventvault verify' on the source and investigate first"
+            )
     copied = 0
     for page in _pages(src, query, after, batch, follow, stop, poll_interval):
+        if holes is not None:
+            holes.check(page)
         # (a destination that cannot take records says so with its first page)
         dst.import_records(Import(page, rechain=rechain))
         copied += len(page)
@@ -224,6 +237,50 @@ def copy_store(
         seconds=time.monotonic() - started,
         comparison=comparison,
     )
+
+
+class _SourceCheck:
+    """What a copy between leaf-hash stores checks of the source as it goes: a leaf
+    hash vouches for its event alone, and the destination numbers its events 1, 2, 3…
+    — so unless the copy checks, an altered source event, or one deleted behind the
+    store's back, would come out of the copy looking intact. Each event must match
+    its hash, and each gap in the source's positions must be a hole its retention
+    receipts record (:meth:`~eventvault.integrity.bridges.Bridges.covers`)."""
+
+    def __init__(self, src: EventStore, after: int | None) -> None:
+        self._src = src
+        self._bridges: Bridges | None = None
+        # Resuming, the event before the first one copied now may be gone: the gap
+        # before it was checked (or not) by the copy that stopped.
+        self._last = 0 if after is None else None
+        self._contiguous = src.contiguous_positions
+
+    def check(self, page: list[RecordedEvent]) -> None:
+        for ev in page:
+            if record_hash(GENESIS, ev, LEAF).hex() != ev.hash:
+                raise CopyError(
+                    f"the source's event {ev.id} at position {ev.position} does not match "
+                    "its hash: it was altered. Run 'eventvault verify' on the source and "
+                    "investigate before copying"
+                )
+            last = self._last
+            gap = last is not None and self._contiguous and ev.position > last + 1
+            if gap and last is not None and not self._covered(last, ev.position):
+                raise CopyError(
+                    f"the source lacks positions {last + 1}..{ev.position - 1}, and no "
+                    "retention receipt of its own records removing them: events were "
+                    "deleted behind its back. Run 'eventvault verify' on the source and "
+                    "investigate before copying"
+                )
+            self._last = ev.position
+
+    def _covered(self, q: int, s: int) -> bool:
+        if self._bridges is not None and self._bridges.covers(q, s):
+            return True
+        # (Read receipts again: retention may have run since, while the copy follows.)
+        receipts = self._src.iter(Query(types=[RECEIPT_TYPE], limit=1000))
+        self._bridges = Bridges(self._src.store_id).add_all(receipts)
+        return self._bridges.covers(q, s)
 
 
 def _pages(

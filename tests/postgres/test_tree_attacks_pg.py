@@ -62,11 +62,12 @@ def superuser(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
     return conn
 
 
-def rechain(events: list[RecordedEvent]) -> list[RecordedEvent]:
-    """What an attacker computes: every chain hash again, from the genesis."""
+def rechain(events: list[RecordedEvent], hashes: int) -> list[RecordedEvent]:
+    """What an attacker computes: every hash again (in the store's hash format; in the
+    chain format, from the genesis)."""
     out, prev = [], GENESIS
     for ev in events:
-        h = record_hash(prev, ev)
+        h = record_hash(prev, ev, hashes)
         out.append(msgspec.structs.replace(ev, hash=h.hex()))
         prev = h
     return out
@@ -82,7 +83,9 @@ def rewrite(
     """Replace every event (chain rehashed), the head, and (``tree``) the Merkle tree's
     rows and the head's tree, all consistent with each other."""
     s = sql.Identifier(schema)
-    events = rechain(events)
+    row = conn.execute(sql.SQL("SELECT hash_format FROM {}.head").format(s)).fetchone()
+    assert row is not None
+    events = rechain(events, int(str(row[0])))
     with conn.transaction():
         conn.execute(sql.SQL("DELETE FROM {}.events").format(s))
         with conn.cursor().copy(

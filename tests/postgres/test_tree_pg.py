@@ -108,7 +108,8 @@ def test_two_processes_append_one_tree(postgres_dsn: str, schema: str) -> None:
 
 def make_old_schema(dsn: str, source: str, target: str) -> None:
     """``target``: a schema as eventvault created it before the tree (versions 1-4, the
-    DDL itself), holding ``source``'s events, head and stream tails."""
+    DDL itself), holding ``source``'s events, head and stream tails (``source`` must
+    be of the chain hash format, as every store of those versions was)."""
     src, dst = sql.Identifier(source), sql.Identifier(target)
     with psycopg.connect(dsn, autocommit=True) as conn:
         owner = conn.execute("SELECT current_user").fetchone()
@@ -149,7 +150,7 @@ def old(postgres_dsn: str) -> Iterator[tuple[str, str]]:
 
 def test_a_small_old_schema_gets_its_tree_on_open(postgres_dsn: str, old: tuple[str, str]) -> None:
     source, target = old
-    with PostgresEventStore(postgres_dsn, schema=source) as src:
+    with PostgresEventStore(postgres_dsn, schema=source, hash_format=1) as src:
         src.append([NewEvent(type="t.x", stream=f"s{i % 3}", data={"i": i}) for i in range(300)])
         root = src.log.root()
     make_old_schema(postgres_dsn, source, target)
@@ -174,7 +175,7 @@ def test_a_large_old_schema_is_built_by_build_tree_resumably(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     source, target = old
-    with PostgresEventStore(postgres_dsn, schema=source) as src:
+    with PostgresEventStore(postgres_dsn, schema=source, hash_format=1) as src:
         src.append([NewEvent(type="t.x", data={"i": i}) for i in range(250)])
     make_old_schema(postgres_dsn, source, target)
     monkeypatch.setattr(pg_store, "AUTO_BUILD_TREE", 100)
@@ -218,7 +219,7 @@ def test_an_old_schema_after_retention_starts_its_tree_after_the_last_hole(
     postgres_dsn: str, old: tuple[str, str]
 ) -> None:
     source, target = old
-    with PostgresEventStore(postgres_dsn, schema=source) as src:
+    with PostgresEventStore(postgres_dsn, schema=source, hash_format=1) as src:
         src.append([NewEvent(type="noise.tick", data={"i": i}) for i in range(20)])
         src.append([NewEvent(type="keep.me", data={"i": i}) for i in range(10)])
         src.apply_retention(
@@ -253,7 +254,7 @@ def test_build_tree_refuses_a_hole_it_cannot_bridge(
     """Retention removing events inside the tail after the base was fixed (while the tree
     was being built): the builder says so instead of building a wrong tree."""
     source, target = old
-    with PostgresEventStore(postgres_dsn, schema=source) as src:
+    with PostgresEventStore(postgres_dsn, schema=source, hash_format=1) as src:
         src.append([NewEvent(type="t.x", data={"i": i}) for i in range(200)])
     make_old_schema(postgres_dsn, source, target)
     with PostgresEventStore(postgres_dsn, schema=target) as store:
@@ -262,7 +263,7 @@ def test_build_tree_refuses_a_hole_it_cannot_bridge(
     with psycopg.connect(postgres_dsn, autocommit=True) as conn:
         s = sql.Identifier(target)
         conn.execute("SET session_replication_role = replica")
-        with PostgresEventStore(postgres_dsn, schema=source) as src:
+        with PostgresEventStore(postgres_dsn, schema=source, hash_format=1) as src:
             leaves = [event_leaf_hash(e) for e in src.iter(Query(limit=1000))][:100]
         hashes, edge = pg_tree.extend(0, [], leaves)
         conn.execute(sql.SQL("DELETE FROM {}.tree").format(s))

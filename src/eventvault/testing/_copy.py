@@ -23,8 +23,10 @@ from ._base import ContractBase, Stores, count, import_records, mixed
 __all__ = ["CopyOutContract", "ImportContract"]
 
 
-def _source(n: int = 300) -> MemoryEventStore:
-    src = MemoryEventStore()
+def _source(n: int = 300, like: EventStore | None = None) -> MemoryEventStore:
+    """The memory reference, in the hash format of ``like`` (the store under test):
+    a copy keeps its source's hashes only between stores of one format."""
+    src = MemoryEventStore(hash_format=like.hash_format if like is not None else 2)
     events = mixed(n)
     for i in range(0, n, 50):
         src.append(events[i : i + 50])
@@ -48,7 +50,7 @@ class CopyOutContract(ContractBase):
         if isinstance(self, ImportContract):
             return  # it can: ImportContract checks how
         with pytest.raises(NotSupportedError, match="cannot take copied events"):
-            copy_store(_source(10), store)
+            copy_store(_source(10, like=store), store)
         assert count(store) == 0
         store.append(NewEvent(type="was.here"))
         before = _everything(store)
@@ -60,7 +62,7 @@ class CopyOutContract(ContractBase):
         events = mixed(120)
         for i in range(0, 120, 40):
             store.append(events[i : i + 40])
-        dst = MemoryEventStore()
+        dst = MemoryEventStore(hash_format=store.hash_format)
         report = copy_store(store, dst)
         assert report.comparison is not None
         assert report.comparison.ok
@@ -71,7 +73,7 @@ class CopyOutContract(ContractBase):
         store.append(NewEvent(type="other.thing", data={"v": 1}))
         before = _everything(store)
         with pytest.raises(CopyError, match="not a copy of this source"):
-            copy_store(_source(10), store)
+            copy_store(_source(10, like=store), store)
         assert _everything(store) == before
 
     def test_same_store_is_refused(self, stores: Stores) -> None:
@@ -84,7 +86,7 @@ class ImportContract(ContractBase):
     """For a backend that takes copied records (``eventvault copy`` into it)."""
 
     def test_copy_into_keeps_everything_but_positions(self, store: EventStore) -> None:
-        src = _source()
+        src = _source(like=store)
         report = copy_store(src, store, batch=64)
         assert report.copied == 300
         assert report.resumed_after is None
@@ -103,7 +105,7 @@ class ImportContract(ContractBase):
     def test_resume_continues_after_what_is_there_and_never_duplicates(
         self, store: EventStore
     ) -> None:
-        src = _source(200)
+        src = _source(200, like=store)
         first = list(src.iter(Query(limit=1000)))[:77]
         import_records(store, first)  # what an interrupted copy leaves
         report = copy_store(src, store, batch=50)
@@ -125,7 +127,7 @@ class ImportContract(ContractBase):
         assert count(store) == 200
 
     def test_an_id_with_other_content_is_refused_untouched(self, store: EventStore) -> None:
-        src = _source(10)
+        src = _source(10, like=store)
         rec = next(iter(src.iter(Query(limit=1))))
         forged = msgspec.structs.replace(rec, data={"v": "other"})
         import_records(store, [rec])
@@ -134,7 +136,7 @@ class ImportContract(ContractBase):
         assert count(store) == 1
 
     def test_slice_is_chained_afresh_and_verifies(self, store: EventStore) -> None:
-        src = _source(300)
+        src = _source(300, like=store)
         query = Query(types=["task.*"], streams=["loop-1"])
         report = copy_store(src, store, query)
         assert report.rechained
@@ -156,7 +158,7 @@ class ImportContract(ContractBase):
         assert again.comparison.ok
 
     def test_follow_copies_what_arrives_meanwhile(self, store: EventStore) -> None:
-        src = _source(50)
+        src = _source(50, like=store)
         stop = threading.Event()
         out: list[CopyReport] = []
         t = threading.Thread(
@@ -178,7 +180,7 @@ class ImportContract(ContractBase):
         assert compare_stores(src, store).ok
 
     def test_compare_names_the_first_difference(self, store: EventStore) -> None:
-        src = _source(30)
+        src = _source(30, like=store)
         copy_store(src, store, verify=False)
         src.append(NewEvent(type="only.here"))
         cmp = compare_stores(src, store)

@@ -325,9 +325,12 @@ def _retention_owner(conn: psycopg.Connection[tuple[Any, ...]], schema: str) -> 
     return str(row[0]) if row else ""
 
 
-def migrate(conn: psycopg.Connection[tuple[Any, ...]], schema: str) -> int:
+def migrate(conn: psycopg.Connection[tuple[Any, ...]], schema: str, *, hash_format: int = 2) -> int:
     """Bring the schema to :data:`SCHEMA_VERSION`; safe to run concurrently. Returns
-    the number of migrations applied."""
+    the number of migrations applied. ``hash_format``: a new store's (one that has
+    its head row already keeps its own)."""
+    if hash_format not in (1, 2):
+        raise ValueError(f"hash_format must be 1 or 2, got {hash_format!r}")
     ident = sql.Identifier(schema)
     applied = 0
     with conn.transaction():
@@ -359,9 +362,9 @@ def migrate(conn: psycopg.Connection[tuple[Any, ...]], schema: str) -> int:
             sql.SQL(
                 "INSERT INTO {}.head "
                 "(position, store_id, tree_base, tree_size, tree_edge, hash_format) "
-                "VALUES (0, %s, 0, 0, '', 2) "
+                "VALUES (0, %s, 0, 0, '', %s) "
                 "ON CONFLICT (singleton) DO NOTHING"
             ).format(ident),
-            (uuid.uuid4(),),
+            (uuid.uuid4(), hash_format),
         )
     return applied

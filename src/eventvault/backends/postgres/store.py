@@ -27,8 +27,10 @@ from ...errors import (
     StoreError,
     StoreNotFoundError,
     StoreUnavailableError,
+    ValidationError,
 )
 from ...groupcommit import GroupCommit
+from ...integrity.chain import LEAF
 from ...model import RecordedEvent
 from ...retention import Policy
 from ...spi import (
@@ -106,6 +108,7 @@ class PostgresBackend(
         statement_timeout: float = 30.0,
         create_schema: bool = True,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        hash_format: int | None = None,
     ) -> None:
         self.max_event_bytes = max_event_bytes
         self._closed = False
@@ -145,7 +148,7 @@ class PostgresBackend(
         try:
             with db_errors("preparing the schema"):
                 if create_schema:
-                    migrate(conn, schema)
+                    migrate(conn, schema, hash_format=hash_format or LEAF)
                 found = schema_version(conn, schema)
                 if found == 0:
                     raise StoreNotFoundError(
@@ -164,6 +167,12 @@ class PostgresBackend(
                 assert row is not None
                 self._store_id = str(row[0])
                 self.hash_format = int(row[1])
+                if hash_format is not None and hash_format != self.hash_format:
+                    raise ValidationError(
+                        f"schema {schema!r} keeps hash format {self.hash_format}, not "
+                        f"{hash_format}: the format is fixed when a store is made ('eventvault "
+                        "copy' into a new schema converts)"
+                    )
             with db_errors(f"connecting to PostgreSQL ({self._safe_dsn()})"):
                 self._pool.open(wait=True, timeout=connect_timeout)
         except BaseException:
@@ -362,6 +371,7 @@ class PostgresEventStore(EventStore):
         statement_timeout: float = 30.0,
         create_schema: bool = True,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        hash_format: int | None = None,
     ) -> None:
         super().__init__(
             PostgresBackend(
@@ -373,6 +383,7 @@ class PostgresEventStore(EventStore):
                 statement_timeout=statement_timeout,
                 create_schema=create_schema,
                 max_event_bytes=max_event_bytes,
+                hash_format=hash_format,
             )
         )
 
