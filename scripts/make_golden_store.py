@@ -1,17 +1,21 @@
-"""Write tests/data/file_store_v1/: a small file store made by TODAY's code.
+"""Write tests/data/file_store_v<N>/: a small file store made by TODAY's code.
 
-    python scripts/make_golden_store.py
+    python scripts/make_golden_store.py [--version N]
 
-Run once, when the format is current; never regenerate it to make a test pass. The
-test (tests/file_backend/test_golden_store.py) opens a copy with whatever code is
-checked out and requires every event to read back and the chain to verify: a future
-format change must keep reading (or upgrade) stores written like this one.
+N is the store format version this code writes (1: hash-chained events, written by
+the commit before hash format 2; 2: leaf hashes, the default now). Run once, when
+the format is current; never regenerate one to make a test pass (the script
+refuses to overwrite). The test (tests/file_backend/test_golden_store.py) opens a
+copy of each with whatever code is checked out and requires every event to read
+back and the store to verify: a future format change must keep reading (or
+upgrade) stores written like these.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import shutil
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID
@@ -19,13 +23,18 @@ from uuid import UUID
 from eventvault import NewEvent
 from eventvault.backends.file.store import FileEventStore
 
-OUT = Path(__file__).resolve().parent.parent / "tests" / "data" / "file_store_v1"
+DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 
 
 def main() -> None:
-    if OUT.exists():
-        shutil.rmtree(OUT)
-    store = FileEventStore(OUT, segment_max_bytes=4096)  # small: the first segment seals
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--version", type=int, choices=(1, 2), default=2)
+    version = ap.parse_args().version
+    out = DATA / f"file_store_v{version}"
+    if out.exists():
+        sys.exit(f"{out} exists: golden stores are never regenerated")
+    # small segments: the first one seals
+    store = FileEventStore(out, segment_max_bytes=4096, hash_format=version)
     start = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
     streams = ["run-1", "run-2", "agent/ünï", "default"]
     for i in range(12):
@@ -54,7 +63,7 @@ def main() -> None:
     result = store.verify()
     assert result.ok, result
     store.close()
-    (OUT / "lock").unlink(missing_ok=True)  # the writer lock is not part of the format
+    (out / "lock").unlink(missing_ok=True)  # the writer lock is not part of the format
     manifest = {
         "description": (
             "A file store written by eventvault's file backend (store format of this "
@@ -64,10 +73,10 @@ def main() -> None:
         "head_hash": result.head_hash,
         "events": events,
     }
-    (OUT.parent / "file_store_v1.json").write_text(
+    (DATA / f"file_store_v{version}.json").write_text(
         json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", "utf-8"
     )
-    print(f"wrote {OUT}: {len(events)} events, head {result.head_hash}")
+    print(f"wrote {out}: {len(events)} events, head {result.head_hash}")
 
 
 if __name__ == "__main__":

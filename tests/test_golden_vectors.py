@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import msgspec
 import pytest
 
 from eventvault import RecordedEvent
 from eventvault.integrity.canonical import CANONICAL_VERSION, canonical_event_bytes
-from eventvault.integrity.chain import GENESIS, record_hash, verify_chain
+from eventvault.integrity.chain import GENESIS, LEAF, record_hash, verify_chain
 
 ROOT = Path(__file__).resolve().parent.parent
 VECTORS: Any = json.loads((ROOT / "tests" / "vectors" / "canonical_v1.json").read_text("utf-8"))
@@ -95,6 +96,27 @@ def test_chain_hashes_are_todays() -> None:
     assert result.ok
     assert result.checked == len(events)
     assert result.head_hash == VECTORS["vectors"][-1]["chain_hash"]
+
+
+def test_leaf_format_hashes_are_todays() -> None:
+    # Hash format 2 stores each event's leaf hash as its hash: the same vectors.
+    events = []
+    for pos, v in enumerate(VECTORS["vectors"], 1):
+        ev = _recorded(v["event"], pos, v["leaf_hash"])
+        assert record_hash(GENESIS, ev, LEAF).hex() == v["leaf_hash"], pos
+        events.append(ev)
+    result = verify_chain(events, hashes=LEAF)
+    assert result.ok
+    assert result.checked == len(events)
+    assert result.head_hash == VECTORS["vectors"][-1]["leaf_hash"]
+    # ...and in that format a hash names its own event, not its neighbours': a
+    # changed event is found, and so is one missing from the middle.
+    changed = [*events[:2], msgspec.structs.replace(events[2], type="other"), *events[3:]]
+    assert verify_chain(changed, hashes=LEAF).first_bad_position == 3
+    gap = verify_chain([*events[:2], *events[3:]], hashes=LEAF)
+    assert not gap.ok
+    assert gap.first_bad_position == 4
+    assert "positions 3..3 are missing" in (gap.reason or "")
 
 
 def test_tree_roots_over_the_leaf_hashes() -> None:

@@ -14,8 +14,17 @@ KEEP_2 = resolve_policy(RetentionConfig(max_count=2))
 DEBUG = resolve_policy(RetentionConfig(rules=[RetentionRule(types=["debug.*"], max_age="1h")]))
 
 
+HASHES = 2
+
+
+@pytest.fixture(autouse=True, params=[1, 2], ids=["chain", "leaf"])
+def _both_hash_formats(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every guard holds in both hash formats (``filled`` makes stores of each)."""
+    monkeypatch.setitem(globals(), "HASHES", request.param)
+
+
 def filled() -> MemoryEventStore:
-    store = MemoryEventStore()
+    store = MemoryEventStore(hash_format=HASHES)
     store.append([NewEvent(type="debug.x" if i % 2 else "task.done") for i in range(10)])
     return store
 

@@ -12,6 +12,7 @@ import click
 import msgspec
 
 from .. import errors
+from ..integrity.chain import HASH_FORMATS
 from ..model import MAX_LIMIT
 from ..registry import open_store
 from ..store import EventStore
@@ -65,8 +66,11 @@ def stats(ctx: Ctx, /, fmt: str, by: str | None, **filters: Any) -> None:
         raise click.UsageError("the filters narrow --by; without it stats covers the store")
     with ctx.store() as store:
         st = store.stats()
+        hashes = store.hash_format
     if fmt == "json":
-        click.echo(msgspec.json.encode(st).decode())
+        body = msgspec.to_builtins(st)
+        body["hash_format"] = hashes
+        click.echo(msgspec.json.encode(body).decode())
         return
     for key, value in msgspec.structs.asdict(st).items():
         if key == "details":
@@ -77,6 +81,7 @@ def stats(ctx: Ctx, /, fmt: str, by: str | None, **filters: Any) -> None:
         else:
             shown = iso_seconds(value) if isinstance(value, datetime) else value
             click.echo(f"{key:>20}: {'-' if value is None else shown}")
+    click.echo(f"{'hash format':>20}: {hashes} ({HASH_FORMATS.get(hashes, '?')} hashes)")
 
 
 def _counts_by(ctx: Ctx, by: str, fmt: str, q: Any) -> None:
