@@ -221,6 +221,7 @@ def _check_links(
     to ``verify``). Records what each run's first event chains to. Empties ``links``."""
     whole = require_retaining(store.backend).whole([link.head for link in links])
     hashes = store.hash_format
+    fresh: Bridges | None = None  # the receipts as they are now (read on demand)
     for ev, link in zip(whole, links, strict=True):
         to: str | None = link.prev_hash
         if hashes == LEAF:
@@ -233,9 +234,23 @@ def _check_links(
         elif record_hash(bytes.fromhex(link.prev_hash), ev, hashes).hex() != ev.hash:
             across = bridge(walker, link.prev_position, ev, link.mark)
             to = across[2] if across is not None else None
+        if to is None and ev.position > link.prev_position + 1:
+            # Another apply (another process) may have removed the events of this gap
+            # since the receipts were read: its receipts, durable before any removal,
+            # then record them. Ask the receipts as they are now, by position.
+            if fresh is None:
+                receipts = store.iter(Query(types=[RECEIPT_TYPE], limit=1000))
+                fresh = Bridges(store.store_id).add_all(receipts)
+            if hashes == LEAF:
+                intact = record_hash(GENESIS, ev, LEAF).hex() == ev.hash
+                if intact and fresh.covers(link.prev_position, ev.position):
+                    to = link.prev_hash
+            else:
+                across = bridge(fresh.walker(), link.prev_position, ev)
+                to = across[2] if across is not None else None
         if to is None:
             raise CorruptionError(
-                f"refusing to apply retention: the chain is broken at position "
+                f"refusing to apply retention: the store's hashes are broken at position "
                 f"{ev.position}, which the plan would remove; run 'eventvault verify' and "
                 "investigate first"
             )

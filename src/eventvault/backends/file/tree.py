@@ -59,7 +59,6 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import msgspec
@@ -84,8 +83,6 @@ META_FILE = "tree.json"
 CHECKPOINT_DIR = "checkpoints"
 #: Leaves recomputed from their events when a writer opens the store.
 TAIL_CHECK = 16
-#: Groups of at least this many leaves have their hashes computed during the fsync.
-OVERLAP = 128
 _READ_BATCH = 4096
 _ZERO = bytes(32)
 
@@ -158,9 +155,6 @@ class StoreTree:
         self._tree = MerkleTree(self._store)
         self._key: tuple[int, ...] | None = None
         self._derived_base: int | None = None
-        #: The size before a group whose hashes :meth:`begin` is computing (None: none).
-        self._stable: int | None = None
-        self._helper: ThreadPoolExecutor | None = None
         self._reopen()
 
     # -- the files ------------------------------------------------------------------------
@@ -209,8 +203,6 @@ class StoreTree:
 
     def refresh(self) -> None:
         """Catch up with what other processes wrote (one ``stat`` if nothing changed)."""
-        if self._stable is not None:
-            return  # our own append is being computed (we hold the flock: nobody else writes)
         key = self._stat()
         if key == self._key:
             return
@@ -228,8 +220,8 @@ class StoreTree:
 
     @property
     def size(self) -> int:
-        """Leaves whose events are durable (not those of a group still being written)."""
-        return self._tree.size if self._stable is None else self._stable
+        """Leaves whose events are durable (a group's are added after its events)."""
+        return self._tree.size
 
     def state(self, segs: SegmentSet) -> TreeState:
         self.refresh()
@@ -242,43 +234,16 @@ class StoreTree:
 
     # -- writing (writer flock held) ----------------------------------------------------
 
-    def begin(self, leaves: Sequence[bytes]) -> Future[int] | None:
-        """For a large group: compute its tree hashes in a helper thread while the
-        events are written and fdatasynced (the GIL is free then). They only go to the
-        store's memory buffer, and :attr:`size` does not count them, until
-        :meth:`append` (events durable) writes them — or :meth:`abandon` drops them."""
-        if len(leaves) < OVERLAP or self.refused is not None or self.meta is None:
-            return None
-        if self._helper is None:
-            self._helper = ThreadPoolExecutor(1, thread_name_prefix="eventvault-tree")
-        self._stable = self._tree.size
-        return self._helper.submit(self._tree.append_leaf_hashes, leaves)
-
-    def abandon(self, pending: Future[int] | None) -> None:
-        """The events' write failed: drop what :meth:`begin` computed."""
-        if pending is None:
-            return
-        stable, self._stable = self._stable, None
-        with contextlib.suppress(Exception):
-            pending.result()
-        if stable is not None and self._tree.size > stable:
-            with contextlib.suppress(OSError, EventVaultError):
-                self._tree.truncate(stable)  # (buffered only: nothing reaches the file)
-
-    def append(self, leaves: Sequence[bytes], pending: Future[int] | None = None) -> None:
-        """Add a written group's leaves (see the module docstring: no fsync here);
-        ``pending``: what :meth:`begin` started. A failure is logged, not raised — the
-        events are committed; the next :meth:`catch_up` recomputes what is missing."""
+    def append(self, leaves: Sequence[bytes]) -> None:
+        """Add a written group's leaves (see the module docstring: no fsync here). A
+        failure is logged, not raised — the events are committed; the next
+        :meth:`catch_up` recomputes what is missing. (Computing the hashes in a helper
+        thread during the events' fdatasync was tried: once each event's hash is its
+        leaf, the ~0.6 µs of node hashing a leaf no longer paid for the thread.)"""
         if not leaves or self.refused is not None or self.meta is None:
             return
         try:
-            if pending is not None:
-                try:
-                    pending.result()
-                finally:
-                    self._stable = None
-            else:
-                self._tree.append_leaf_hashes(leaves)
+            self._tree.append_leaf_hashes(leaves)
             self._store_flush()
             self._key = self._stat()
         except (OSError, EventVaultError) as exc:
@@ -297,8 +262,6 @@ class StoreTree:
                 self._store.sync()
 
     def close(self, *, sync: bool) -> None:
-        if self._helper is not None:
-            self._helper.shutdown(wait=True)
         store = self._store
         if isinstance(store, FileHashStore):
             with contextlib.suppress(EventVaultError):

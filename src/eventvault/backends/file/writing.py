@@ -279,7 +279,6 @@ class WritePath:
         parts = []
         layout = []
         at = base
-        pending = None
         try:
             with backend_errors("appending to the store"):
                 for req, recs in chunks:
@@ -288,15 +287,11 @@ class WritePath:
                     layout.append((req, recs, [at + o for o in offsets]))
                     at += len(data)
                 view = memoryview(b"".join(parts))
-                # The tree's hashes are computed while the write and fdatasync run
-                # (they hold no GIL), and written after them (self.tree.append).
-                pending = self.tree.begin(leaves)
                 while view:
                     view = view[os.write(fd, view) :]
                 if self.fsync == "always":
                     os.fdatasync(fd)
         except BaseException as exc:
-            self.tree.abandon(pending)
             # Nothing partial may stay, whatever stopped the write: cut back to the
             # last committed byte (unacknowledged bytes a later catch-up would index).
             with contextlib.suppress(OSError):
@@ -317,7 +312,7 @@ class WritePath:
             segs.head = head
             # After the events (durable under fsync="always"), still under the flock;
             # not fsynced here: a crash leaves the tree behind, and _prepare catches up.
-            self.tree.append(leaves, pending)
+            self.tree.append(leaves)
             self._dirty = True
             self._s.appended.notify_all()
 
