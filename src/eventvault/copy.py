@@ -181,12 +181,16 @@ def copy_store(
     stop: threading.Event | None = None,
     progress: CopyProgress | None = None,
     poll_interval: float = 0.5,
+    source_verified: bool = False,
 ) -> CopyReport:
     """Copy the events of ``src`` matching ``query`` (all: None) into ``dst``.
 
     Resumable (see the module docstring). ``follow``: after catching up, keep
     copying new source events until ``stop`` is set. ``verify``: then compare both
-    stores event by event (:func:`compare_stores`).
+    stores event by event (:func:`compare_stores`). ``source_verified``: the
+    caller has just verified the source, and it verified (the copy would otherwise
+    do it first where :func:`verifies_source_first`: the CLI does it with a
+    progress bar).
     """
     if not 1 <= batch <= MAX_LIMIT:
         raise ValidationError(f"copy batch must be 1–{MAX_LIMIT}, got {batch}")
@@ -209,7 +213,7 @@ def copy_store(
         done = dst.stats().events
     stop = stop if stop is not None else threading.Event()
     holes = _SourceCheck(src, after) if not sliced and src.hash_format == LEAF else None
-    if not sliced and src.hash_format != LEAF and dst.hash_format == LEAF:
+    if not source_verified and verifies_source_first(src, dst, query):
         # The destination computes every hash afresh: check the source's chain first,
         # or a damaged source would come out of the copy looking intact.
         checked = src.verify()
@@ -281,6 +285,14 @@ class _SourceCheck:
         receipts = self._src.iter(Query(types=[RECEIPT_TYPE], limit=1000))
         self._bridges = Bridges(self._src.store_id).add_all(receipts)
         return self._bridges.covers(q, s)
+
+
+def verifies_source_first(src: EventStore, dst: EventStore, query: Query | None = None) -> bool:
+    """Whether :func:`copy_store` verifies the whole source before copying: a full
+    copy of a hash-chained source into a leaf-hash destination (which keeps none of
+    the chain's evidence, so it must be checked while it still can be)."""
+    sliced = query is not None and _is_slice(query)
+    return not sliced and src.hash_format != LEAF and dst.hash_format == LEAF
 
 
 def _pages(

@@ -7,6 +7,8 @@ its source first: otherwise a damaged source would come out of it looking intact
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from pathlib import Path
 
 import msgspec
@@ -142,3 +144,47 @@ def test_an_altered_leaf_export_is_refused_naming_the_line() -> None:
     lines[5] = lines[5].replace(b'"i":4', b'"i":99')
     with pytest.raises(CorruptionError, match=r"line 6: .* does not match its hash"):
         check_export(io.BytesIO(b"\n".join(lines)), "x", None)
+
+
+def _file_config(tmp_path: Path, name: str) -> Path:
+    path = tmp_path / f"{name}.toml"
+    path.write_text(f'[store]\nbackend = "file"\n[store.file]\npath = "{tmp_path / name}"\n')
+    return path
+
+
+def _cli(*args: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "eventvault.cli", *map(str, args)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_the_cli_converts_a_chain_store_by_copying_it(tmp_path: Path) -> None:
+    """The way an old store moves to leaf hashes: copy it into a new store. The source
+    is verified first (with a progress bar), and a damaged one is refused."""
+    with FileEventStore(tmp_path / "old", hash_format=CHAIN) as old:
+        old.append([NewEvent(type="t", stream=f"s{i % 3}", data={"i": i}) for i in range(300)])
+    src, dst = _file_config(tmp_path, "old"), _file_config(tmp_path, "new")
+    run = _cli("copy", "--from", src, "--to", dst)
+    assert run.returncode == 0, run.stderr
+    assert "verifying the source first" in run.stderr
+    with FileEventStore(tmp_path / "new") as new:
+        assert new.hash_format == LEAF
+        assert new.verify().ok
+        assert new.stats().events == 300
+    # A damaged chain source: refused before anything is copied.
+    seg = sorted((tmp_path / "old" / "segments").iterdir())[0]
+    data = seg.read_bytes()
+    assert b'"i":7}' in data
+    seg.write_bytes(data.replace(b'"i":7}', b'"i":8}', 1))
+    for index in (tmp_path / "old" / "index").iterdir():
+        index.unlink()  # (as an attacker would: no checksum left to trip over first)
+    run = _cli("copy", "--from", src, "--to", _file_config(tmp_path, "other"))
+    assert run.returncode != 0
+    assert "the source does not verify" in run.stderr
+    assert not (tmp_path / "other" / "segments").exists() or not any(
+        (tmp_path / "other" / "segments").iterdir()
+    )

@@ -14,7 +14,14 @@ import click
 import msgspec
 
 from ..config import Config
-from ..copy import DEFAULT_BATCH, Comparison, compare_stores, copy_store
+from ..copy import (
+    DEFAULT_BATCH,
+    Comparison,
+    CopyError,
+    compare_stores,
+    copy_store,
+    verifies_source_first,
+)
 from ..registry import env_overrides, load_config, open_store
 from ..store import EventStore
 from .common import (
@@ -46,9 +53,10 @@ def _open(path: str, *, create: bool) -> Iterator[EventStore]:
 def describe(cmp: Comparison) -> str:
     if cmp.ok:
         same = (
-            f"chain head {cmp.head_hash}"
+            f"head hash {cmp.head_hash}"
             if cmp.head_hash == cmp.other_head_hash
-            else f"chain heads {cmp.head_hash} / {cmp.other_head_hash} (slice, chained afresh)"
+            else f"head hashes {cmp.head_hash} / {cmp.other_head_hash} (hashed afresh: a slice, "
+            "or another hash format)"
         )
         kept = (
             f"; {cmp.removed_by_retention:,} more held by only one store (the other's "
@@ -102,9 +110,11 @@ def copy_command(
 ) -> None:
     """Copy every event (or a filtered slice) from one store into another.
 
-    Keeps ids, streams, revisions, times and the chain hashes: both stores end with
-    the same chain head. Safe to interrupt and re-run: it continues where it stopped
-    and never copies an event twice. Exits 6 if the stores differ at the end.
+    Keeps ids, streams, revisions and times, and the hashes between stores of one
+    hash format (both end with the same head hash); a destination of the other
+    format hashes every event its own way, after checking the source. Safe to
+    interrupt and re-run: it continues where it stopped and never copies an event
+    twice. Exits 6 if the stores differ at the end.
 
     \b
     Examples:
@@ -124,6 +134,20 @@ def copy_command(
             f"copying {src.backend_name} ({src_path}) -> {dst.backend_name} ({dst_path})"
             + (", then following" if follow else "")
         )
+        check = None
+        if verifies_source_first(src, dst, query):
+            ctx.say(
+                "verifying the source first: the destination hashes every event in its own "
+                f"format ({dst.hash_format}), so the source's hash chain is checked while it can be"
+            )
+            with ctx.progress("verifying", total) as checked:
+                check = src.verify(progress=lambda done, _total: checked(done))
+            if not check.ok:
+                raise CopyError(
+                    f"the source does not verify (position {check.first_bad_position}: "
+                    f"{check.reason}); a copy into a leaf-hash store would hide that. Run "
+                    "'eventvault verify' on the source and investigate first"
+                )
         with ctx.progress("copying", total) as advance:
             report = copy_store(
                 src,
@@ -134,6 +158,7 @@ def copy_command(
                 follow=follow,
                 stop=stop,
                 progress=lambda done, _total: advance(done),
+                source_verified=check is not None,
             )
         resumed = (
             ""

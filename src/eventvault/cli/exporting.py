@@ -63,11 +63,12 @@ def export_command(
 ) -> None:
     """Write every event (or a filtered slice) to a file, exactly as stored.
 
-    Ids, positions, revisions, times and chain hashes are kept: `eventvault import`
-    rebuilds the same store (the same chain head), like `copy` into a file store.
-    Streams with bounded memory; a file is written as PATH.partial and renamed when
-    complete, and its last line records the count and the chain head, so a cut-short
-    export is refused on import.
+    Ids, positions, revisions, times and hashes are kept: `eventvault import`
+    rebuilds the same store (the same head hash; into a store of the other hash
+    format, the same events hashed its way), like `copy` into a file store. Streams
+    with bounded memory; a file is written as PATH.partial and renamed when
+    complete, and its last line records the count and the head hash, so a
+    cut-short export is refused on import.
 
     \b
     Examples:
@@ -102,7 +103,7 @@ def export_command(
                 os.replace(partial, path)
     ctx.say(
         f"exported {report.events:,} events in {report.seconds:.1f} s"
-        + (f", chain head {report.head_hash}" if report.head_hash else "")
+        + (f", head hash {report.head_hash}" if report.head_hash else "")
     )
 
 
@@ -136,7 +137,7 @@ def _export_bundle(ctx: Ctx, query: Any, target: str, key_path: str | None) -> N
     "--verify/--no-verify",
     default=True,
     show_default=True,
-    help="Recompute the store's hash chain at the end.",
+    help="Verify the store (its hashes and Merkle tree) at the end.",
 )
 @click.option(
     "--format", "fmt", type=click.Choice(("text", "json")), default="text", show_default=True
@@ -149,7 +150,7 @@ def import_command(ctx: Ctx, /, file_: IO[bytes], verify: bool, fmt: str) -> Non
     The whole file is checked first (its end line, its count, every event, the hash
     links), so a damaged or cut-short export writes nothing. The store must be empty,
     or hold an interrupted import of the same file: then the import continues after
-    what is there and never stores an event twice. Exits 6 if the chain does not
+    what is there and never stores an event twice. Exits 6 if the store does not
     verify at the end.
 
     \b
@@ -183,7 +184,7 @@ def import_command(ctx: Ctx, /, file_: IO[bytes], verify: bool, fmt: str) -> Non
                 )
             result = None
             if verify:
-                ctx.say("verifying the hash chain…")
+                ctx.say("verifying the store…")
                 result = store.verify()
     except KeyboardInterrupt:
         click.echo(
@@ -205,7 +206,7 @@ def import_command(ctx: Ctx, /, file_: IO[bytes], verify: bool, fmt: str) -> Non
         )
         click.echo(
             f"imported {report.imported:,} events{again} in {report.seconds:.1f} s"
-            + (f"; chain head {report.head_hash}" if report.head_hash else "")
+            + (f"; head hash {report.head_hash}" if report.head_hash else "")
             + ("" if result is None else "; verified" if ok else "; VERIFY FAILED")
         )
     if not ok:
@@ -213,7 +214,7 @@ def import_command(ctx: Ctx, /, file_: IO[bytes], verify: bool, fmt: str) -> Non
             click.echo(f"error: {result.reason} at position {result.first_bad_position}", err=True)
         elif result is not None:
             click.echo(
-                f"error: the store's chain head {result.head_hash} is not the export's "
+                f"error: the store's head hash {result.head_hash} is not the export's "
                 f"{report.head_hash}",
                 err=True,
             )

@@ -1,5 +1,5 @@
 // The store: its stats, its Merkle tree and latest signed checkpoint, and (admin
-// scope) a walk of its hash chain.
+// scope) a walk verifying its hashes and Merkle tree.
 import { ApiError, api, text } from "./api.js";
 import { h } from "./dom.js";
 
@@ -47,14 +47,14 @@ export async function statusView(main, { showError }) {
     return;
   }
   const out = h("div", { id: "verify-result" });
-  const button = h("button", { type: "button", id: "verify" }, "Verify the hash chain");
+  const button = h("button", { type: "button", id: "verify" }, "Verify the store");
   button.addEventListener("click", async () => {
     button.disabled = true;
-    out.replaceChildren(h("p", { class: "muted" }, "walking the chain…"));
+    out.replaceChildren(h("p", { class: "muted" }, "verifying every event…"));
     try {
       const { body } = await api("/v1/verify", null, { method: "POST", ok: [409] });
       out.replaceChildren(
-        h("p", { class: body.ok ? "ok" : "error" }, body.ok ? `The chain is intact: ${body.checked.toLocaleString("en")} events checked.` : `The chain is broken at position ${body.first_bad_position}: ${body.reason}`),
+        h("p", { class: body.ok ? "ok" : "error" }, body.ok ? `Intact: ${body.checked.toLocaleString("en")} events checked.` : `Broken at position ${body.first_bad_position}: ${body.reason}`),
         table(body),
       );
     } catch (err) {
