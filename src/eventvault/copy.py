@@ -35,7 +35,7 @@ from .errors import ConflictError, ValidationError
 from .integrity.bridges import GENESIS_HEX, Bridges
 from .integrity.canonical import format_time, same_payload
 from .integrity.chain import GENESIS, LEAF, bridge, record_hash
-from .model import MAX_LIMIT, Import, Query, RecordedEvent
+from .model import MAX_LIMIT, Import, Query, RecordedEvent, VerifyResult
 from .retention import RECEIPT_TYPE
 from .store import EventStore
 
@@ -214,15 +214,9 @@ def copy_store(
     stop = stop if stop is not None else threading.Event()
     holes = _SourceCheck(src, after) if not sliced and src.hash_format == LEAF else None
     if not source_verified and verifies_source_first(src, dst, query):
-        # The destination computes every hash afresh: check the source's chain first,
-        # or a damaged source would come out of the copy looking intact.
         checked = src.verify()
         if not checked.ok:
-            raise CopyError(
-                f"the source does not verify (position {checked.first_bad_position}: "
-                f"{checked.reason}); a copy into a leaf-hash store would hide that. Run "
-                "'eventvault verify' on the source and investigate first"
-            )
+            raise source_does_not_verify(checked)
     copied = 0
     for page in _pages(src, query, after, batch, follow, stop, poll_interval):
         if holes is not None:
@@ -243,20 +237,31 @@ def copy_store(
     )
 
 
+def source_does_not_verify(result: VerifyResult) -> CopyError:
+    """The refusal of a copy whose source does not verify."""
+    return CopyError(
+        f"the source does not verify (position {result.first_bad_position}: {result.reason});"
+        " a copy would hide that, as it computes every hash afresh. Run 'eventvault "
+        "verify' on the source and investigate first"
+    )
+
+
 class _SourceCheck:
-    """What a copy between leaf-hash stores checks of the source as it goes: a leaf
-    hash vouches for its event alone, and the destination numbers its events 1, 2, 3…
-    — so unless the copy checks, an altered source event, or one deleted behind the
-    store's back, would come out of the copy looking intact. Each event must match
-    its hash, and each gap in the source's positions must be a hole its retention
-    receipts record (:meth:`~eventvault.integrity.bridges.Bridges.covers`)."""
+    """What a copy from a leaf-hash store checks of the source as it goes (after the
+    source verified, :func:`verifies_source_first`: this covers what is appended
+    meanwhile, and resumed copies): a leaf hash vouches for its event alone, and the
+    destination numbers its events 1, 2, 3… — so unless the copy checks, an altered
+    event, or one deleted behind the store's back, would come out of the copy
+    looking intact. Each event must match its hash, and each gap in the source's
+    positions must be a hole its retention receipts record
+    (:meth:`~eventvault.integrity.bridges.Bridges.covers`)."""
 
     def __init__(self, src: EventStore, after: int | None) -> None:
         self._src = src
         self._bridges: Bridges | None = None
-        # Resuming, the event before the first one copied now may be gone: the gap
-        # before it was checked (or not) by the copy that stopped.
-        self._last = 0 if after is None else None
+        # Resuming: the gap after the last event copied is checked too (if retention
+        # removed that event since, the run that removed it records its position).
+        self._last: int = 0 if after is None else after
         self._contiguous = src.contiguous_positions
 
     def check(self, page: list[RecordedEvent]) -> None:
@@ -268,8 +273,7 @@ class _SourceCheck:
                     "investigate before copying"
                 )
             last = self._last
-            gap = last is not None and self._contiguous and ev.position > last + 1
-            if gap and last is not None and not self._covered(last, ev.position):
+            if self._contiguous and ev.position > last + 1 and not self._covered(last, ev.position):
                 raise CopyError(
                     f"the source lacks positions {last + 1}..{ev.position - 1}, and no "
                     "retention receipt of its own records removing them: events were "
@@ -289,10 +293,12 @@ class _SourceCheck:
 
 def verifies_source_first(src: EventStore, dst: EventStore, query: Query | None = None) -> bool:
     """Whether :func:`copy_store` verifies the whole source before copying: a full
-    copy of a hash-chained source into a leaf-hash destination (which keeps none of
-    the chain's evidence, so it must be checked while it still can be)."""
+    copy whose destination computes every hash afresh — a leaf-hash source (its
+    order and completeness are its Merkle tree's, which the copy does not take) or
+    destination (which keeps none of a chain's evidence). The source must be
+    checked while it still can be, or a damaged one would come out looking intact."""
     sliced = query is not None and _is_slice(query)
-    return not sliced and src.hash_format != LEAF and dst.hash_format == LEAF
+    return not sliced and LEAF in (src.hash_format, dst.hash_format)
 
 
 def _pages(

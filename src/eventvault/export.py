@@ -30,8 +30,10 @@ from typing import IO
 import msgspec
 
 from .errors import ConflictError, CorruptionError, ValidationError
-from .integrity.chain import CHAIN, GENESIS, LEAF, record_hash
+from .integrity.bridges import Bridges
+from .integrity.chain import CHAIN, GENESIS, LEAF, record_hash, verify_chain
 from .model import MAX_LIMIT, Import, NewEvent, Query, RecordedEvent, utcnow
+from .retention import RECEIPT_TYPE
 from .store import EventStore
 
 __all__ = [
@@ -272,9 +274,49 @@ def check_export(handle: IO[bytes], name: str, store: EventStore | None) -> Chec
             f"the store already holds events, and its newest ({newest[0].id}) is not in "
             f"{name}: import into an empty store"
         )
+    if not header.filtered and (
+        header.hash_format == LEAF or store_format is None or store_format == LEAF
+    ):
+        _verify_export(handle, name, header)
     return CheckedExport(
         header=header, events=count, head_hash=trailer.head_hash, resume_line=resume_line
     )
+
+
+def _verify_export(handle: IO[bytes], name: str, header: ExportHeader) -> None:
+    """Verify a whole (unfiltered) export as ``verify`` would its store: every hash
+    in the export's format, and every gap in its positions against its own retention
+    receipts. For an export that an import re-hashes (into a leaf-hash store) or of
+    leaf hashes (each vouching for its event alone), nothing else would see a line
+    deleted, or (in the chain format) one edited. What it cannot see without the
+    source's Merkle tree: a leaf-hash event edited together with its own hash — an
+    audit bundle (``export --bundle``) carries the proofs for that."""
+    marker = b'"' + RECEIPT_TYPE.encode() + b'"'  # (a cheap filter; the type decides)
+    maybe = (_event_decoder.decode(line) for line in _export_lines(handle, name) if marker in line)
+    receipts = [ev for ev in maybe if ev.type == RECEIPT_TYPE]
+    bridges = Bridges(header.store_id).add_all(receipts)
+    result = verify_chain(
+        (_event_decoder.decode(line) for line in _export_lines(handle, name)),
+        bridges=bridges.walker(),
+        receipts=bridges.receipts,
+        contiguous=header.contiguous,
+        hashes=header.hash_format,
+    )
+    if not result.ok:
+        raise CorruptionError(
+            f"{name}: the export does not verify at source position "
+            f"{result.first_bad_position}: {result.reason} (the export was altered or "
+            "damaged)"
+        )
+
+
+def _export_lines(handle: IO[bytes], name: str) -> Iterator[bytes]:
+    """The event lines of an export (checked already), read again from the start."""
+    handle.seek(0)
+    _header(handle, name)
+    for _, line in _lines(handle, name):
+        if not line.startswith(b'{"eventvault_export_end"'):
+            yield line
 
 
 def import_store(

@@ -7,6 +7,7 @@ its source first: otherwise a damaged source would come out of it looking intact
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -86,10 +87,20 @@ def test_an_altered_leaf_source_event_is_refused() -> None:
     events = src.backend._events
     events[9] = msgspec.structs.replace(events[9], data={"i": "forged"})
     dst = MemoryEventStore()
-    with pytest.raises(CopyError, match="position 10 does not match its hash"):
+    with pytest.raises(CopyError, match=r"source does not verify \(position 10: hash does not"):
         copy_store(src, dst, batch=5)
-    assert dst.stats().events == 5  # the pages before it (a resumable prefix), no more
-    assert dst.verify().ok
+    assert dst.stats().events == 0  # (verified first: nothing copied)
+
+
+def test_an_altered_leaf_source_event_with_its_hash_recomputed_is_refused() -> None:
+    # Its own hash matches again; only the source's Merkle tree knows better — so a
+    # copy (which builds a tree of its own) checks the source's first.
+    src = filled(LEAF)
+    events = src.backend._events
+    forged = msgspec.structs.replace(events[9], data={"i": "forged"})
+    events[9] = msgspec.structs.replace(forged, hash=event_leaf_hash(forged).hex())
+    with pytest.raises(CopyError, match="does not match leaf 9 of the Merkle tree"):
+        copy_store(src, MemoryEventStore())
 
 
 def test_a_leaf_source_missing_an_event_is_refused() -> None:
@@ -97,8 +108,23 @@ def test_a_leaf_source_missing_an_event_is_refused() -> None:
     backend = src.backend
     del backend._events[20], backend._positions[20]  # deleted behind the store's back
     assert not src.verify().ok
-    with pytest.raises(CopyError, match=r"lacks positions 21\.\.21.*no retention receipt"):
+    with pytest.raises(CopyError, match=r"positions 21\.\.21 are missing and no retention"):
         copy_store(src, MemoryEventStore())
+
+
+def test_events_lost_after_the_check_are_caught_as_the_copy_goes_and_on_resume() -> None:
+    # (source_verified: as if the source verified just before; the events go after.)
+    src = filled(LEAF, n=100)
+    backend = src.backend
+    del backend._events[50:60], backend._positions[50:60]
+    dst = MemoryEventStore()
+    with pytest.raises(CopyError, match=r"lacks positions 51\.\.60.*no retention receipt"):
+        copy_store(src, dst, batch=50, source_verified=True)
+    assert dst.stats().events == 50
+    # Running the same copy again resumes after 50: the gap is still refused.
+    with pytest.raises(CopyError, match=r"lacks positions 51\.\.60"):
+        copy_store(src, dst, batch=50, source_verified=True)
+    assert dst.stats().events == 50
 
 
 def test_a_file_store_keeps_the_format_it_was_made_with(tmp_path: Path) -> None:
@@ -188,3 +214,29 @@ def test_the_cli_converts_a_chain_store_by_copying_it(tmp_path: Path) -> None:
     assert not (tmp_path / "other" / "segments").exists() or not any(
         (tmp_path / "other" / "segments").iterdir()
     )
+
+
+def _without_line(export: bytes, k: int) -> bytes:
+    """The export with its k-th event line deleted and the end line's count fixed (as
+    someone hiding an event would)."""
+    lines = export.rstrip(b"\n").split(b"\n")
+    del lines[1 + k]
+    end = json.loads(lines[-1])
+    end["eventvault_export_end"]["events"] -= 1
+    lines[-1] = json.dumps(end, separators=(",", ":")).encode()
+    return b"\n".join(lines) + b"\n"
+
+
+@pytest.mark.parametrize("src_format", [CHAIN, LEAF])
+def test_an_export_missing_a_line_is_refused_where_hashes_are_recomputed(src_format: int) -> None:
+    src = filled(src_format)
+    buf = io.BytesIO()
+    export_store(src, buf)
+    cut = io.BytesIO(_without_line(buf.getvalue(), 20))
+    with pytest.raises(CorruptionError, match="does not verify at source position 22"):
+        import_store(MemoryEventStore(hash_format=LEAF), cut)
+    if src_format == CHAIN:  # into a chain store the hashes are kept: its verify finds it
+        cut.seek(0)
+        kept = MemoryEventStore(hash_format=CHAIN)
+        import_store(kept, cut)
+        assert kept.verify().first_bad_position == 21  # (renumbered: the next event)

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from eventvault import CorruptionError, MemoryEventStore, NewEvent, Query, ValidationError
+from eventvault import (
+    CorruptionError,
+    MemoryEventStore,
+    NewEvent,
+    Query,
+    RecordedEvent,
+    ValidationError,
+)
 from eventvault.config import RetentionConfig, RetentionRule
 from eventvault.retention import resolve_policy
 
@@ -70,3 +78,34 @@ def test_retention_refuses_to_launder_a_broken_chain() -> None:
         store.apply_retention(policy=DEBUG, now=later)
     assert [e.position for e in store.iter(Query())] == [1, 2, 3, 4, 6, 7, 8, 9, 10]
     assert store.verify().first_bad_position == 6
+
+
+def test_only_receipts_naming_the_store_account_for_a_leaf_stores_holes() -> None:
+    """A leaf hash confirms nothing about the event before it, so a hole counts as
+    recorded only by receipts of this very store — not a receipt without a store
+    (older receipts, perhaps copied from a store numbered otherwise), nor another's."""
+    from eventvault.integrity.bridges import Bridges
+
+    def receipt(store: str | None, run: list[object]) -> RecordedEvent:
+        data: dict[str, object] = {"runs": [run]}
+        if store is not None:
+            data["store"] = store
+        return RecordedEvent(
+            position=500,
+            stream_revision=0,
+            recorded_at=datetime.now(UTC),
+            occurred_at=datetime.now(UTC),
+            id=uuid.uuid4(),
+            type="eventvault.retention.applied",
+            stream="eventvault",
+            data=data,
+            hash="0" * 64,
+        )
+
+    old_style = [10, 200, 191, "ab" * 32, 9]  # five elements: no before_hash, no store
+    for store in (None, "another-store"):
+        assert not Bridges("this-store").add_all([receipt(store, old_style)]).covers(49, 151)
+    own = Bridges("this-store").add_all([receipt("this-store", old_style)])
+    assert own.covers(49, 151)
+    assert own.covers(9, 201)
+    assert not own.covers(8, 201)  # position 9 is not in the run

@@ -17,9 +17,9 @@ from ..config import Config
 from ..copy import (
     DEFAULT_BATCH,
     Comparison,
-    CopyError,
     compare_stores,
     copy_store,
+    source_does_not_verify,
     verifies_source_first,
 )
 from ..registry import env_overrides, load_config, open_store
@@ -137,17 +137,13 @@ def copy_command(
         check = None
         if verifies_source_first(src, dst, query):
             ctx.say(
-                "verifying the source first: the destination hashes every event in its own "
-                f"format ({dst.hash_format}), so the source's hash chain is checked while it can be"
+                "verifying the source first: the copy computes every hash afresh, so the "
+                "source's hashes and Merkle tree are checked while they can be"
             )
             with ctx.progress("verifying", total) as checked:
                 check = src.verify(progress=lambda done, _total: checked(done))
             if not check.ok:
-                raise CopyError(
-                    f"the source does not verify (position {check.first_bad_position}: "
-                    f"{check.reason}); a copy into a leaf-hash store would hide that. Run "
-                    "'eventvault verify' on the source and investigate first"
-                )
+                raise source_does_not_verify(check)
         with ctx.progress("copying", total) as advance:
             report = copy_store(
                 src,

@@ -55,6 +55,10 @@ class Bridges:
         self._ends_at: dict[str, int] = {}  # last_hash -> recorded position of that event
         self._hashes: dict[int, str] = {}  # (by position) run end -> hash of the event there
         self._spans: list[tuple[int, int]] = []  # (by position) (before, last) of every run
+        #: (before, last) of the runs of receipts that name this store (``covers``)
+        self._own: list[tuple[int, int]] = []
+        self._own_lows: list[int] | None = None
+        self._own_highs: list[int] = []
         self._ends: list[int] | None = None
         self._lows: list[int] = []
         self._highs: list[int] = []
@@ -86,7 +90,10 @@ class Bridges:
             if native and run[1] < receipt.position:  # (it speaks of the past)
                 self._hashes[run[1]] = run[3]
                 self._spans.append((run[4], run[1]))
+                if self._store_id is not None and receipt.data.get("store") == self._store_id:
+                    self._own.append((run[4], run[1]))
         self._ends = None
+        self._own_lows = None
 
     def add_all(self, receipts: Iterable[RecordedEvent]) -> Bridges:
         for rec in receipts:
@@ -102,27 +109,22 @@ class Bridges:
 
     def _build(self) -> list[int]:
         self._ends = sorted(self._hashes)
-        lows: list[int] = []
-        highs: list[int] = []
-        for low, high in sorted(self._spans):
-            if highs and low <= highs[-1]:
-                highs[-1] = max(highs[-1], high)
-            else:
-                lows.append(low)
-                highs.append(high)
-        self._lows, self._highs = lows, highs
+        self._lows, self._highs = _components(self._spans)
         return self._ends
 
     def covers(self, q: int, s: int) -> bool:
-        """(By position) whether this store's receipts record every position strictly
-        between survivors ``q`` and ``s`` as removed: the hole rule of the leaf hash
-        format, where an event's hash does not say what came before it."""
-        if not self._spans:
+        """(By position) whether receipts *naming this store* record every position
+        strictly between survivors ``q`` and ``s`` as removed: the hole rule of the
+        leaf hash format, where an event's hash does not say what came before it.
+        (Unlike :meth:`between`, no hash confirms the hole, so a receipt without a
+        ``store`` — written before receipts named one, maybe in another store whose
+        copy this is, numbered otherwise — never counts here.)"""
+        if not self._own:
             return False
-        if self._ends is None:
-            self._build()
-        k = bisect.bisect_right(self._lows, q) - 1  # the one component that can hold q+1
-        return k >= 0 and self._highs[k] >= s - 1
+        if self._own_lows is None:
+            self._own_lows, self._own_highs = _components(self._own)
+        k = bisect.bisect_right(self._own_lows, q) - 1  # the one component that can hold q+1
+        return k >= 0 and self._own_highs[k] >= s - 1
 
     def between(self, q: int, s: int) -> tuple[int, str] | None:
         """(By position) the run end bridging a hole between survivors ``q`` and ``s``."""
@@ -137,6 +139,20 @@ class Bridges:
         if k < 0 or self._lows[k] > q or self._highs[k] < r:
             return None
         return r, self._hashes[r]
+
+
+def _components(spans: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
+    """Runs ``(before, last]`` merged where they overlap or touch: the ``(low, high]``
+    stretches of positions recorded as removed, sorted (lows, highs)."""
+    lows: list[int] = []
+    highs: list[int] = []
+    for low, high in sorted(spans):
+        if highs and low <= highs[-1]:
+            highs[-1] = max(highs[-1], high)
+        else:
+            lows.append(low)
+            highs.append(high)
+    return lows, highs
 
 
 class BridgeWalker:

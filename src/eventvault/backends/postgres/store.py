@@ -30,7 +30,7 @@ from ...errors import (
     ValidationError,
 )
 from ...groupcommit import GroupCommit
-from ...integrity.chain import LEAF
+from ...integrity.chain import CHAIN, LEAF
 from ...model import RecordedEvent
 from ...retention import Policy
 from ...spi import (
@@ -110,6 +110,8 @@ class PostgresBackend(
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         hash_format: int | None = None,
     ) -> None:
+        if hash_format is not None and hash_format not in (CHAIN, LEAF):
+            raise ValidationError(f"hash_format must be 1 or 2, got {hash_format!r}")
         self.max_event_bytes = max_event_bytes
         self._closed = False
         try:
@@ -148,7 +150,7 @@ class PostgresBackend(
         try:
             with db_errors("preparing the schema"):
                 if create_schema:
-                    migrate(conn, schema, hash_format=hash_format or LEAF)
+                    migrate(conn, schema, hash_format=LEAF if hash_format is None else hash_format)
                 found = schema_version(conn, schema)
                 if found == 0:
                     raise StoreNotFoundError(
