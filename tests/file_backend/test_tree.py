@@ -302,19 +302,17 @@ def test_retention_catches_a_lagging_tree_up_first(tmp_path: Path) -> None:
         assert result.ok, result.reason
 
 
-def test_large_groups_hash_during_the_write_and_a_failed_write_adds_no_leaf(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Groups of >= OVERLAP leaves are hashed while their events are written; when
-    the write fails, the leaves computed meanwhile are dropped."""
+def test_a_failed_write_adds_no_leaf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A group's leaves join the tree only after its events are written: when the
+    write fails, the tree stays as it was (and the next append extends it)."""
     import errno
 
     from eventvault.backends.file import writing
-    from eventvault.backends.file.tree import OVERLAP
     from eventvault.errors import EventVaultError
 
+    group = 128
     with FileEventStore(tmp_path / "s") as s:
-        s.append([NewEvent(type="t", data={"i": i}) for i in range(OVERLAP * 3)])
+        s.append([NewEvent(type="t", data={"i": i}) for i in range(group * 3)])
         assert_tree_whole(s)
         real_write = os.write
 
@@ -323,10 +321,10 @@ def test_large_groups_hash_during_the_write_and_a_failed_write_adds_no_leaf(
 
         monkeypatch.setattr(writing.os, "write", full)
         with pytest.raises(EventVaultError):
-            s.append([NewEvent(type="lost", data={"i": i}) for i in range(OVERLAP * 2)])
+            s.append([NewEvent(type="lost", data={"i": i}) for i in range(group * 2)])
         monkeypatch.setattr(writing.os, "write", real_write)
-        assert s.log.state().size == OVERLAP * 3 == s.head()
-        s.append([NewEvent(type="t2", data={"i": i}) for i in range(OVERLAP)])
+        assert s.log.state().size == group * 3 == s.head()
+        s.append([NewEvent(type="t2", data={"i": i}) for i in range(group)])
         assert_tree_whole(s)
     with FileEventStore(tmp_path / "s") as s:
         assert_tree_whole(s)
