@@ -113,6 +113,13 @@ def bridge(
     return None
 
 
+def _unaccounted(last: int, position: int) -> str:
+    return (
+        f"positions {last + 1}..{position - 1} are missing and no retention receipt "
+        "accounts for them"
+    )
+
+
 def verify_chain(
     events: Iterable[RecordedEvent],
     *,
@@ -157,50 +164,37 @@ def verify_chain(
             reason = f"position {ev.position} does not follow {last_pos}"
         elif last_time is not None and ev.recorded_at < last_time:
             reason = "recorded_at goes backwards"
-        elif leaf_format:
-            canon = _canonical(ev)
-            expect = hashlib.sha256(b"\x00" + canon).digest()
-            if expect.hex() != ev.hash:
-                reason = "hash does not match the event's content"
-            elif contiguous and ev.position > last_pos + 1:
-                if bridges is not None and bridges.covers(last_pos, ev.position):
-                    bridged += 1
-                    if not checked:
-                        checkpoint = ev.position - 1
-                else:
-                    reason = (
-                        f"positions {last_pos + 1}..{ev.position - 1} are missing and no "
-                        "retention receipt accounts for them"
-                    )
-            prev = expect
-            if reason is None and on_event is not None:
-                try:
-                    on_event(ev, canon, expect)
-                except WalkFailure as exc:
-                    reason = exc.reason
-                    if exc.position is not None and exc.position != ev.position:
-                        bad_at = exc.position
         else:
             canon = _canonical(ev)
-            expect = hashlib.sha256(prev + canon).digest()
-            if expect.hex() != ev.hash and bridges is not None:
-                across = bridge(bridges, last_pos, ev)
-                if across is not None:
-                    expect = across[0]
-                    bridged += 1
-                    if not checked:
-                        checkpoint = across[1]
-            if expect.hex() != ev.hash:
-                reason = "hash does not match the event's content and its predecessor"
-                if contiguous and ev.position > last_pos + 1:
-                    reason += (
-                        f" (positions {last_pos + 1}..{ev.position - 1} are missing and no "
-                        "retention receipt accounts for them)"
-                    )
+            gap = contiguous and ev.position > last_pos + 1
+            if leaf_format:
+                expect = hashlib.sha256(b"\x00" + canon).digest()
+                if expect.hex() != ev.hash:
+                    reason = "hash does not match the event's content"
+                elif gap:
+                    if bridges is not None and bridges.covers(last_pos, ev.position):
+                        bridged += 1
+                        if not checked:
+                            checkpoint = ev.position - 1
+                    else:
+                        reason = _unaccounted(last_pos, ev.position)
+            else:
+                expect = hashlib.sha256(prev + canon).digest()
+                if expect.hex() != ev.hash and bridges is not None:
+                    across = bridge(bridges, last_pos, ev)
+                    if across is not None:
+                        expect = across[0]
+                        bridged += 1
+                        if not checked:
+                            checkpoint = across[1]
+                if expect.hex() != ev.hash:
+                    reason = "hash does not match the event's content and its predecessor"
+                    if gap:
+                        reason += f" ({_unaccounted(last_pos, ev.position)})"
             prev = expect
             if reason is None and on_event is not None:
                 try:
-                    on_event(ev, canon, None)
+                    on_event(ev, canon, expect if leaf_format else None)
                 except WalkFailure as exc:
                     reason = exc.reason
                     if exc.position is not None and exc.position != ev.position:
