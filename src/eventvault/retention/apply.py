@@ -221,33 +221,33 @@ def _check_links(
     to ``verify``). Records what each run's first event chains to. Empties ``links``."""
     whole = require_retaining(store.backend).whole([link.head for link in links])
     hashes = store.hash_format
-    fresh: Bridges | None = None  # the receipts as they are now (read on demand)
+    fresh: list[Bridges] = []
+
+    def now() -> Bridges:
+        """The receipts as they are now. Another apply (another process) may have
+        removed a gap's events since ours were read; its receipts, durable before any
+        removal, then record them."""
+        if not fresh:
+            receipts = store.iter(Query(types=[RECEIPT_TYPE], limit=1000))
+            fresh.append(Bridges(store.store_id).add_all(receipts))
+        return fresh[0]
+
     for ev, link in zip(whole, links, strict=True):
+        q = link.prev_position
+        gap = ev.position > q + 1
         to: str | None = link.prev_hash
         if hashes == LEAF:
             # A leaf hash vouches for its event alone; the gap before it must be one
             # receipts record, or removing the event would make the gap look recorded.
-            intact = record_hash(GENESIS, ev, LEAF).hex() == ev.hash
-            gap = ev.position > link.prev_position + 1
-            if not intact or (gap and not walker.covers(link.prev_position, ev.position)):
+            if record_hash(GENESIS, ev, LEAF).hex() != ev.hash or (
+                gap and not walker.covers(q, ev.position) and not now().covers(q, ev.position)
+            ):
                 to = None
         elif record_hash(bytes.fromhex(link.prev_hash), ev, hashes).hex() != ev.hash:
-            across = bridge(walker, link.prev_position, ev, link.mark)
+            across = bridge(walker, q, ev, link.mark)
+            if across is None and gap:
+                across = bridge(now().walker(), q, ev)
             to = across[2] if across is not None else None
-        if to is None and ev.position > link.prev_position + 1:
-            # Another apply (another process) may have removed the events of this gap
-            # since the receipts were read: its receipts, durable before any removal,
-            # then record them. Ask the receipts as they are now, by position.
-            if fresh is None:
-                receipts = store.iter(Query(types=[RECEIPT_TYPE], limit=1000))
-                fresh = Bridges(store.store_id).add_all(receipts)
-            if hashes == LEAF:
-                intact = record_hash(GENESIS, ev, LEAF).hex() == ev.hash
-                if intact and fresh.covers(link.prev_position, ev.position):
-                    to = link.prev_hash
-            else:
-                across = bridge(fresh.walker(), link.prev_position, ev)
-                to = across[2] if across is not None else None
         if to is None:
             raise CorruptionError(
                 f"refusing to apply retention: the store's hashes are broken at position "
