@@ -35,8 +35,9 @@ from .errors import ConflictError, ValidationError
 from .integrity.bridges import GENESIS_HEX, Bridges
 from .integrity.canonical import format_time, same_payload
 from .integrity.chain import GENESIS, LEAF, bridge, record_hash
-from .model import MAX_LIMIT, Import, Query, RecordedEvent, VerifyResult
+from .model import MAX_LIMIT, Import, Query, RecordedEvent
 from .retention import RECEIPT_TYPE
+from .spi import ProgressCallback
 from .store import EventStore
 
 __all__ = [
@@ -181,16 +182,16 @@ def copy_store(
     stop: threading.Event | None = None,
     progress: CopyProgress | None = None,
     poll_interval: float = 0.5,
-    source_verified: bool = False,
+    source_verified_to: int | None = None,
 ) -> CopyReport:
     """Copy the events of ``src`` matching ``query`` (all: None) into ``dst``.
 
     Resumable (see the module docstring). ``follow``: after catching up, keep
     copying new source events until ``stop`` is set. ``verify``: then compare both
-    stores event by event (:func:`compare_stores`). ``source_verified``: the
-    caller has just verified the source, and it verified (the copy would otherwise
-    do it first where :func:`verifies_source_first`: the CLI does it with a
-    progress bar).
+    stores event by event (:func:`compare_stores`). ``source_verified_to``: the
+    caller has just verified the source up to this position (:func:`verify_source`;
+    the copy does it itself otherwise, where :func:`verifies_source_first`; the CLI
+    does it with a progress bar).
     """
     if not 1 <= batch <= MAX_LIMIT:
         raise ValidationError(f"copy batch must be 1–{MAX_LIMIT}, got {batch}")
@@ -212,11 +213,14 @@ def copy_store(
         # What the destination holds already counts as done for the progress bar.
         done = dst.stats().events
     stop = stop if stop is not None else threading.Event()
-    holes = _SourceCheck(src, after) if not sliced and src.hash_format == LEAF else None
-    if not source_verified and verifies_source_first(src, dst, query):
-        checked = src.verify()
-        if not checked.ok:
-            raise source_does_not_verify(checked)
+    verified_to = source_verified_to
+    if verified_to is None and verifies_source_first(src, dst, query):
+        verified_to = verify_source(src)
+    holes = (
+        _SourceCheck(src, after, verified_to or 0)
+        if not sliced and src.hash_format == LEAF
+        else None
+    )
     copied = 0
     for page in _pages(src, query, after, batch, follow, stop, poll_interval):
         if holes is not None:
@@ -237,13 +241,19 @@ def copy_store(
     )
 
 
-def source_does_not_verify(result: VerifyResult) -> CopyError:
-    """The refusal of a copy whose source does not verify."""
-    return CopyError(
-        f"the source does not verify (position {result.first_bad_position}: {result.reason});"
-        " a copy would hide that, as it computes every hash afresh. Run 'eventvault "
-        "verify' on the source and investigate first"
-    )
+def verify_source(src: EventStore, progress: ProgressCallback | None = None) -> int:
+    """Verify the source of a copy (see :func:`verifies_source_first`); return the
+    position up to which it verified (its head before the walk), or raise
+    :class:`CopyError` naming what does not verify."""
+    head = src.head()
+    result = src.verify(progress=progress)
+    if not result.ok:
+        raise CopyError(
+            f"the source does not verify (position {result.first_bad_position}: "
+            f"{result.reason}); a copy would hide that, as it computes every hash afresh. "
+            "Run 'eventvault verify' on the source and investigate first"
+        )
+    return head
 
 
 class _SourceCheck:
@@ -256,8 +266,10 @@ class _SourceCheck:
     positions must be a hole its retention receipts record
     (:meth:`~eventvault.integrity.bridges.Bridges.covers`)."""
 
-    def __init__(self, src: EventStore, after: int | None) -> None:
+    def __init__(self, src: EventStore, after: int | None, verified_to: int) -> None:
         self._src = src
+        #: Events up to here verified just before the copy: not hashed again.
+        self._verified_to = verified_to
         self._bridges: Bridges | None = None
         # Resuming: the gap after the last event copied is checked too (if retention
         # removed that event since, the run that removed it records its position).
@@ -265,7 +277,13 @@ class _SourceCheck:
         self._contiguous = src.contiguous_positions
 
     def check(self, page: list[RecordedEvent]) -> None:
+        if page and page[-1].position <= self._verified_to:
+            self._last = page[-1].position
+            return
         for ev in page:
+            if ev.position <= self._verified_to:
+                self._last = ev.position
+                continue
             if record_hash(GENESIS, ev, LEAF).hex() != ev.hash:
                 raise CopyError(
                     f"the source's event {ev.id} at position {ev.position} does not match "

@@ -113,17 +113,18 @@ def test_a_leaf_source_missing_an_event_is_refused() -> None:
 
 
 def test_events_lost_after_the_check_are_caught_as_the_copy_goes_and_on_resume() -> None:
-    # (source_verified: as if the source verified just before; the events go after.)
+    # (source_verified_to=0: as if the source verified just before, with nothing in
+    # it yet; the events go after.)
     src = filled(LEAF, n=100)
     backend = src.backend
     del backend._events[50:60], backend._positions[50:60]
     dst = MemoryEventStore()
     with pytest.raises(CopyError, match=r"lacks positions 51\.\.60.*no retention receipt"):
-        copy_store(src, dst, batch=50, source_verified=True)
+        copy_store(src, dst, batch=50, source_verified_to=0)
     assert dst.stats().events == 50
     # Running the same copy again resumes after 50: the gap is still refused.
     with pytest.raises(CopyError, match=r"lacks positions 51\.\.60"):
-        copy_store(src, dst, batch=50, source_verified=True)
+        copy_store(src, dst, batch=50, source_verified_to=0)
     assert dst.stats().events == 50
 
 

@@ -19,8 +19,8 @@ from ..copy import (
     Comparison,
     compare_stores,
     copy_store,
-    source_does_not_verify,
     verifies_source_first,
+    verify_source,
 )
 from ..registry import env_overrides, load_config, open_store
 from ..store import EventStore
@@ -134,16 +134,14 @@ def copy_command(
             f"copying {src.backend_name} ({src_path}) -> {dst.backend_name} ({dst_path})"
             + (", then following" if follow else "")
         )
-        check = None
+        verified_to = None
         if verifies_source_first(src, dst, query):
             ctx.say(
                 "verifying the source first: the copy computes every hash afresh, so the "
                 "source's hashes and Merkle tree are checked while they can be"
             )
             with ctx.progress("verifying", total) as checked:
-                check = src.verify(progress=lambda done, _total: checked(done))
-            if not check.ok:
-                raise source_does_not_verify(check)
+                verified_to = verify_source(src, lambda done, _total: checked(done))
         with ctx.progress("copying", total) as advance:
             report = copy_store(
                 src,
@@ -154,7 +152,7 @@ def copy_command(
                 follow=follow,
                 stop=stop,
                 progress=lambda done, _total: advance(done),
-                source_verified=check is not None,
+                source_verified_to=verified_to,
             )
         resumed = (
             ""
