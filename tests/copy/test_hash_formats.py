@@ -21,6 +21,7 @@ from eventvault.copy import CopyError, copy_store
 from eventvault.errors import CorruptionError
 from eventvault.export import check_export, export_store, import_store
 from eventvault.integrity.chain import CHAIN, GENESIS, LEAF, event_leaf_hash, record_hash
+from tests.copy.test_copy_cli import file_config
 
 
 def filled(hashes: int, n: int = 40) -> MemoryEventStore:
@@ -173,12 +174,6 @@ def test_an_altered_leaf_export_is_refused_naming_the_line() -> None:
         check_export(io.BytesIO(b"\n".join(lines)), "x", None)
 
 
-def _file_config(tmp_path: Path, name: str) -> Path:
-    path = tmp_path / f"{name}.toml"
-    path.write_text(f'[store]\nbackend = "file"\n[store.file]\npath = "{tmp_path / name}"\n')
-    return path
-
-
 def _cli(*args: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "eventvault.cli", *map(str, args)],
@@ -194,7 +189,7 @@ def test_the_cli_converts_a_chain_store_by_copying_it(tmp_path: Path) -> None:
     is verified first (with a progress bar), and a damaged one is refused."""
     with FileEventStore(tmp_path / "old", hash_format=CHAIN) as old:
         old.append([NewEvent(type="t", stream=f"s{i % 3}", data={"i": i}) for i in range(300)])
-    src, dst = _file_config(tmp_path, "old"), _file_config(tmp_path, "new")
+    src, dst = file_config(tmp_path, "old"), file_config(tmp_path, "new")
     run = _cli("copy", "--from", src, "--to", dst)
     assert run.returncode == 0, run.stderr
     assert "verifying the source first" in run.stderr
@@ -209,7 +204,7 @@ def test_the_cli_converts_a_chain_store_by_copying_it(tmp_path: Path) -> None:
     seg.write_bytes(data.replace(b'"i":7}', b'"i":8}', 1))
     for index in (tmp_path / "old" / "index").iterdir():
         index.unlink()  # (as an attacker would: no checksum left to trip over first)
-    run = _cli("copy", "--from", src, "--to", _file_config(tmp_path, "other"))
+    run = _cli("copy", "--from", src, "--to", file_config(tmp_path, "other"))
     assert run.returncode != 0
     assert "the source does not verify" in run.stderr
     assert not (tmp_path / "other" / "segments").exists() or not any(
