@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -49,3 +50,33 @@ def test_a_failed_run_is_logged_and_counted(caplog: pytest.LogCaptureFixture) ->
     assert "retention run failed" in caplog.text
     with pytest.raises(ValueError, match="positive"):
         RetentionScheduler(store, POLICY, timedelta(0))
+
+
+def test_a_stop_from_a_signal_handler_takes_no_lock() -> None:
+    """`retention run` stops on SIGTERM from a handler that runs in the main thread —
+    maybe while that thread holds the scheduler's event lock inside ``wait()``. The
+    handler used to call ``stop()``, which takes that lock again: now and then the
+    process hung for good (seen in CI). ``request_stop`` takes no lock."""
+    sched = RetentionScheduler(MemoryEventStore(), POLICY, timedelta(seconds=1))
+    returned = threading.Event()
+
+    def handler_inside_wait() -> None:
+        with sched._stop._cond:  # where the signal may land  # type: ignore[attr-defined]
+            sched.request_stop()
+        returned.set()
+
+    t = threading.Thread(target=handler_inside_wait, daemon=True)
+    t.start()
+    t.join(5)
+    assert returned.is_set()
+    # ...and a scheduler waiting between runs sees it within its polling slice.
+    sched = RetentionScheduler(MemoryEventStore(), POLICY, timedelta(hours=1))
+    runner = threading.Thread(target=sched.run_forever, daemon=True)
+    runner.start()
+    deadline = time.monotonic() + 5
+    while sched.runs < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    sched.request_stop()
+    runner.join(5)
+    assert not runner.is_alive()
+    assert sched.runs == 1

@@ -237,7 +237,7 @@ def retention_run(ctx: Ctx, /, every: str | None) -> None:
             raise click.BadParameter("must be from 1s to 365d", param_hint="--every")
         scheduler = RetentionScheduler(store, policy, interval)
         if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, lambda *_: scheduler.stop())
+            signal.signal(signal.SIGTERM, lambda *_: scheduler.request_stop())
         ctx.say(f"applying the retention policy every {every or interval}; Ctrl-C to stop")
         try:
             scheduler.run_forever()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -11,6 +12,9 @@ from ..errors import EventVaultError
 from ..store import EventStore
 from .plan import RetentionReport
 from .policy import Policy
+
+#: How often a waiting scheduler looks for a stop requested by a signal, seconds.
+_POLL = 0.2
 
 __all__ = ["RetentionScheduler", "describe_report"]
 
@@ -59,6 +63,8 @@ class RetentionScheduler:
         self._clock = clock
         self._on_report = on_report
         self._stop = threading.Event()
+        #: Set by :meth:`request_stop` (from a signal handler: no lock taken).
+        self._stopping = False
         self._thread: threading.Thread | None = None
 
     def run_once(self) -> RetentionReport | None:
@@ -78,9 +84,21 @@ class RetentionScheduler:
 
     def run_forever(self) -> None:
         """Run now, then every interval, until :meth:`stop`."""
-        while not self._stop.is_set():
+        while not self._stopped():
             self.run_once()
-            self._stop.wait(self.every.total_seconds())
+            # In slices, so a stop requested from a signal handler is seen promptly.
+            until = time.monotonic() + self.every.total_seconds()
+            while not self._stopped() and (left := until - time.monotonic()) > 0:
+                self._stop.wait(min(left, _POLL))
+
+    def _stopped(self) -> bool:
+        return self._stopping or self._stop.is_set()
+
+    def request_stop(self) -> None:
+        """Stop :meth:`run_forever` after the run in progress, if any — safe in a signal
+        handler. (:meth:`stop` is not: a handler runs in the main thread, maybe while it
+        holds the event's lock inside ``wait``, and taking it again deadlocks.)"""
+        self._stopping = True
 
     def start(self) -> None:
         """Run in a daemon thread."""
